@@ -1,0 +1,63 @@
+"""planrun: plans of atomic tasks whose success criteria are checked, pytest style."""
+
+from __future__ import annotations
+
+from planrun.config import ExitCode
+from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
+from planrun.hookspecs import hookimpl, hookspec
+from planrun.model import Plan, Task
+from planrun.outcomes import CheckFailed, Skipped, fail, skip
+from planrun.reports import CriterionResult, ItemReport
+from planrun.types import (
+    ArgsModel,
+    CheckContext,
+    CheckKind,
+    ExecutionContext,
+    ExecutionResult,
+    Executor,
+    ExecutorKind,
+    Location,
+    RelPath,
+    StepTimeout,
+)
+
+__version__ = "0.1.0"
+
+
+def main(args: list[str] | None = None, plugins: list[object] | None = None) -> int:
+    """Run planrun in-process; see :func:`planrun.cli.main`."""
+    from planrun.cli import main as _main
+
+    return _main(args, plugins)
+
+
+__all__ = [
+    "ArgsModel",
+    "CheckContext",
+    "CheckFailed",
+    "CheckKind",
+    "CompileError",
+    "CriterionResult",
+    "ExecutionContext",
+    "ExecutionResult",
+    "Executor",
+    "ExecutorKind",
+    "ExitCode",
+    "ItemReport",
+    "Location",
+    "Plan",
+    "PlanError",
+    "PlanrunError",
+    "PluginError",
+    "RelPath",
+    "Skipped",
+    "StepTimeout",
+    "Task",
+    "UsageError",
+    "__version__",
+    "fail",
+    "hookimpl",
+    "hookspec",
+    "main",
+    "skip",
+]

@@ -1,0 +1,94 @@
+"""The command line: ``planrun [options] [PATHS]`` and ``planrun schema``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from planrun.config import Config, ExitCode, find_rootdir, ini_args, make_parser, read_inicfg
+from planrun.errors import PlanrunError
+from planrun.pluginmanager import PlanrunPluginManager
+
+
+def _preparse_plugins(args: list[str]) -> list[str]:
+    """The ``-p`` values, read before the full parser exists (plugins add options)."""
+    names: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-p" and i + 1 < len(args):
+            names.append(args[i + 1])
+            i += 1
+        elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+            names.append(arg[2:])
+        i += 1
+    return names
+
+
+def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
+    """Rootdir and config file, plugins, then the full command line."""
+    invocation_dir = Path.cwd()
+    rootdir, inipath = find_rootdir(args, invocation_dir)
+    inicfg = read_inicfg(inipath)
+    args = ini_args(inicfg, "addopts") + shlex.split(os.environ.get("PLANRUN_ADDOPTS", "")) + args
+    pm = PlanrunPluginManager()
+    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins"))
+    pm._load_conftest(rootdir / "conftest.py")
+    parser = make_parser()
+    pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
+    option = parser.parse_args(args)
+    pm.check_pending_plugins()
+    return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
+
+
+def _version(config: Config) -> str:
+    from planrun import __version__
+
+    lines = [f"planrun {__version__}"]
+    for name in config.pluginmanager.plugin_names():
+        version = config.pluginmanager.versions.get(name, "")
+        lines.append(f"  {name}" + (f" ({version})" if version else ""))
+    return "\n".join(lines)
+
+
+def main(args: list[str] | None = None, plugins: list[object] | None = None) -> int:
+    """Run planrun in-process and return the exit code.
+
+    :param args: the command line (default ``sys.argv[1:]``).
+    :param plugins: plugin objects to register besides the loaded ones.
+    """
+    from planrun.session import wrap_session
+
+    args = list(sys.argv[1:] if args is None else args)
+    if args[:1] == ["schema"]:
+        return _schema(args[1:])
+    try:
+        config = build_config(args, plugins)
+        if config.option.version:
+            print(_version(config))
+            return ExitCode.OK
+        config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
+    except PlanrunError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    return wrap_session(config)
+
+
+def _schema(args: list[str]) -> int:
+    from planrun.model import json_schema
+
+    if args:
+        print(f"ERROR: planrun schema takes no arguments, got {' '.join(args)}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    print(json.dumps(json_schema(), indent=2))
+    return ExitCode.OK
+
+
+def console_main() -> int:
+    """The ``planrun`` console script: exit with :func:`main`'s code."""
+    code = main()
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,189 @@
+"""Criteria -> Check objects, before anything runs: a bad criterion is a collection error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from planrun.errors import CompileError
+from planrun.planfile import PlanSource, did_you_mean
+from planrun.registry import CheckRegistry
+from planrun.types import CheckFunction, Location
+
+if TYPE_CHECKING:
+    from planrun.config import Config
+    from planrun.model import Plan
+
+
+class CommonKeys(BaseModel):
+    """Keys any criterion may carry besides its check kind."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: StrictStr | None = None
+    timeout: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)
+    retry_for: float = Field(default=0, ge=0, le=86400, allow_inf_nan=False)
+    skip: StrictStr | None = None
+
+
+COMMON_KEYS = tuple(CommonKeys.model_fields)
+
+
+@dataclass
+class Check:
+    """One compiled criterion: a check function bound to validated arguments."""
+
+    kind: str
+    args: Any
+    function: CheckFunction
+    name: str
+    location: Location
+    timeout: float
+    retry_for: float = 0.0
+    skip: str | None = None
+    text: str | None = None  # the sentence, for string criteria
+    source: dict[str, Any] = field(default_factory=dict)  # the mapping form, for --co
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Compiler:
+    """Compiles the criteria of plans using a registry and the compile hook."""
+
+    def __init__(self, config: Config, registry: CheckRegistry) -> None:
+        self.config = config
+        self.registry = registry
+
+    def compile(self, raw: Any, loc: tuple[Any, ...], source: PlanSource) -> Check:
+        """Compile one criterion found at ``loc`` in the plan ``source``.
+
+        :raises CompileError: located at the criterion (or the offending key).
+        """
+        where = source.locate(loc)
+        if isinstance(raw, str):
+            mapping = self.config.hook.planrun_compile_criterion(text=raw, location=where, config=self.config)
+            if mapping is None:
+                judge = " or enable --judge" if "llm_judge" in self.registry.kinds else ""
+                raise self._error(
+                    where,
+                    f"criterion {raw!r} is not machine-checkable; write it as a check (e.g. file_contains){judge}",
+                )
+            return self._compile_mapping(mapping, where, None, text=raw)
+        if not isinstance(raw, dict):
+            raise self._error(where, f"a criterion is a string or a mapping with one check kind, not {type(raw).__name__}")
+        return self._compile_mapping(raw, where, (source, loc))
+
+    def _error(self, where: Location, message: str) -> CompileError:
+        return CompileError(message, where.path, where.line or None, where.col or None)
+
+    def _compile_mapping(
+        self,
+        mapping: dict[str, Any],
+        where: Location,
+        origin: tuple[PlanSource, tuple[Any, ...]] | None,
+        text: str | None = None,
+    ) -> Check:
+        def at(sub: tuple[Any, ...], *, key: bool = False) -> Location:
+            if origin is None:  # a compiled sentence: every error points at the sentence
+                return where
+            source, loc = origin
+            return source.locate((*loc, *sub), key=key)
+
+        kinds = [k for k in mapping if k not in COMMON_KEYS]
+        known = [k for k in kinds if k in self.registry.kinds]
+        if len(known) > 1:
+            raise self._error(where, f"criterion has {len(known)} check kinds ({', '.join(known)}); write one per criterion")
+        unknown = [k for k in kinds if k not in self.registry.kinds]
+        if unknown:
+            key = unknown[0]
+            if not isinstance(key, str):
+                raise self._error(at((key,), key=True), f"criterion key {key!r} is not a string")
+            choices = [*self.registry.kinds, *COMMON_KEYS]
+            hint = did_you_mean(key, choices)
+            msg = f"unknown check kind {key!r}" if not known else f"unknown key {key!r} in criterion"
+            msg += f"; did you mean {hint!r}?" if hint else f" (known: {', '.join(sorted(self.registry.kinds))})"
+            raise self._error(at((key,), key=True), msg)
+        if not known:
+            raise self._error(where, "criterion has no check kind")
+        name = known[0]
+        kind = self.registry.kinds[name]
+        common_raw = {k: v for k, v in mapping.items() if k in COMMON_KEYS}
+        try:
+            common = CommonKeys.model_validate(common_raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise self._error(at(tuple(err["loc"])), _message(err)) from None
+        try:
+            args = kind.args.model_validate(mapping[name])
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            sub = tuple(err["loc"])
+            raise self._error(at((name, *sub), key=err["type"] == "extra_forbidden"), f"{name}: {_message(err)}") from None
+        display = common.name or text or (kind.describe(args) if kind.describe else f"{name} {mapping[name]!r}")
+        timeout = common.timeout if common.timeout is not None else kind.default_timeout
+        return Check(
+            kind=name,
+            args=args,
+            function=kind.function,
+            name=display,
+            location=where,
+            timeout=timeout,
+            retry_for=common.retry_for,
+            skip=common.skip,
+            text=text,
+            source=mapping,
+        )
+
+    def compile_plan(self, plan: Plan) -> dict[tuple[Any, ...], list[Check]]:
+        """Compile every criterion of ``plan``, keyed by the owner's location tuple.
+
+        Keys: ``("prerequisites",)``, ``("tasks", i)``, ``("edge_cases", i)``,
+        ``("verification",)``.
+
+        :raises CompileError: the first criterion that does not compile; its
+            ``errors`` attribute lists all of them.
+        """
+        source: PlanSource = plan._source or PlanSource(plan.id or "<plan>")
+        owners: list[tuple[tuple[Any, ...], tuple[Any, ...], list[Any]]] = [
+            (("prerequisites",), ("prerequisites",), plan.prerequisites)
+        ]
+        owners += [(("tasks", i), ("tasks", i, "criteria"), t.criteria) for i, t in enumerate(plan.tasks)]
+        owners += [(("edge_cases", i), ("edge_cases", i, "criteria"), e.criteria) for i, e in enumerate(plan.edge_cases)]
+        owners.append((("verification",), ("verification",), plan.verification))
+        compiled: dict[tuple[Any, ...], list[Check]] = {}
+        errors: list[CompileError] = []
+        for key, loc, criteria in owners:
+            checks = []
+            for j, raw in enumerate(criteria):
+                try:
+                    checks.append(self.compile(raw, (*loc, j), source))
+                except CompileError as exc:
+                    errors.append(exc)
+            compiled[key] = checks
+        if errors:
+            errors[0].errors = errors  # type: ignore[attr-defined]
+            raise errors[0]
+        return compiled
+
+
+def _message(err: Any) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    loc = ".".join(str(p) for p in err["loc"] if not _is_tag(p))
+    value = err.get("input")
+    if err["type"] in ("string_type", "float_type", "int_type") and isinstance(value, bool):
+        msg += f" (YAML reads {value!r} as a boolean; quote it)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {err['loc'][-1]!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        msg = f"{value} is not a finite number"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _is_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part in ("str", "list", "dict", "function-before", "function-after"))

@@ -1,0 +1,174 @@
+"""Configuration: the command line, ``[tool.planrun]``, the rootdir and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from planrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from planrun.pluginmanager import PlanrunPluginManager
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ExitCode(enum.IntEnum):
+    """planrun's exit codes: the same numbers as pytest's."""
+
+    #: Every selected item passed.
+    OK = 0
+    #: Some item failed, errored or was blocked.
+    TESTS_FAILED = 1
+    #: Interrupted (SIGINT/SIGTERM), or a plan did not load or compile.
+    INTERRUPTED = 2
+    #: planrun itself crashed: the only case with a traceback.
+    INTERNAL_ERROR = 3
+    #: Bad options, config, path or plugin.
+    USAGE_ERROR = 4
+    #: Nothing was collected or everything was deselected.
+    NO_TESTS_COLLECTED = 5
+
+
+DEFAULT_TASK_TIMEOUT = 600.0
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` (exit 4) instead of exiting with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 < value < 10**7):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def make_parser() -> ArgumentParser:
+    """The core options; plugins add theirs through ``planrun_addoption``."""
+    p = ArgumentParser(
+        prog="planrun",
+        usage="planrun [options] [PATHS ...]\n       planrun schema",
+        description="Run plan files: perform each task, assert its success criteria, report like pytest.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATHS", help="plan files or directories (default: [tool.planrun] paths, or .)")
+    g = p.add_argument_group("selection")
+    g.add_argument("-k", dest="keyword", metavar="EXPR", help="run items whose plan id, task id or name match EXPR (and/or/not, substrings)")
+    g.add_argument("-x", "--exitfirst", action="store_const", const=1, dest="maxfail", help="stop after the first failure")
+    g.add_argument("--maxfail", type=_count, metavar="N", default=0, help="stop after N failures or errors")
+    g.add_argument("--co", "--collect-only", action="store_true", dest="collectonly", help="collect and compile, show what each criterion compiled to, run nothing")
+    g = p.add_argument_group("running")
+    g.add_argument("--verify-only", "--no-exec", action="store_true", dest="verify_only", help="execute nothing: assert the criteria against the tree as it is")
+    g.add_argument("--executor", metavar="NAME", help="agent executor for tasks without run: steps")
+    g.add_argument("--timeout", type=_positive, metavar="S", default=None, help=f"per-task timeout in seconds (default {DEFAULT_TASK_TIMEOUT:g})")
+    g.add_argument("--max-attempts", type=_count, metavar="N", default=None, help="attempts per task for agent executors")
+    g.add_argument("--strict", action="store_true", help="vacuous criteria fail; manual criteria are errors")
+    g.add_argument("--max-plan-bytes", type=_count, metavar="N", default=1 << 20, help="refuse plan files larger than this (default 1 MiB)")
+    g = p.add_argument_group("reporting")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="list every item and criterion")
+    g.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    g.add_argument("--tb", choices=("long", "short", "line", "no"), default="long", help="failure detail (default long)")
+    g.add_argument("--color", choices=("yes", "no", "auto"), default="auto", help="color output")
+    g = p.add_argument_group("plugins")
+    g.add_argument("-p", action="append", dest="plugins", metavar="NAME", default=[], help="load plugin NAME (module or entry point); -p no:NAME disables one")
+    g.add_argument("--version", action="store_true", help="print the version and the plugins, then exit")
+    return p
+
+
+def find_rootdir(args: list[str], invocation_dir: Path) -> tuple[Path, Path | None]:
+    """The nearest ancestor of the first path argument with pyproject.toml or planrun.toml."""
+    first = next((a for a in args if not a.startswith("-") and os.path.exists(a)), None)
+    start = (invocation_dir / first).resolve() if first else invocation_dir.resolve()
+    if start.is_file():
+        start = start.parent
+    for folder in (start, *start.parents):
+        for name in ("planrun.toml", "pyproject.toml"):
+            candidate = folder / name
+            if candidate.is_file():
+                return folder, candidate
+    return invocation_dir.resolve(), None
+
+
+def read_inicfg(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    section = data.get("tool", {}).get("planrun")
+    if section is None and path.name == "planrun.toml":
+        section = data
+    if section is not None and not isinstance(section, dict):
+        raise UsageError(f"{path}: [tool.planrun] must be a table")
+    return section or {}
+
+
+def ini_args(inicfg: dict[str, Any], key: str) -> list[str]:
+    value = inicfg.get(key, [])
+    if isinstance(value, str):
+        return shlex.split(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise UsageError(f"[tool.planrun] {key} must be a string or a list of strings")
+
+
+class Config:
+    """Everything a run knows before it collects: options, rootdir, config file, plugins."""
+
+    def __init__(
+        self,
+        pluginmanager: PlanrunPluginManager,
+        option: argparse.Namespace,
+        rootdir: Path,
+        inipath: Path | None,
+        inicfg: dict[str, Any],
+        invocation_dir: Path,
+    ) -> None:
+        self.pluginmanager = pluginmanager
+        self.hook = pluginmanager.hook
+        self.option = option
+        self.rootdir = rootdir
+        self.inipath = inipath
+        self.inicfg = inicfg
+        self.invocation_dir = invocation_dir
+        self.stash: dict[Any, Any] = {}
+        if option.timeout is None:
+            option.timeout = float(inicfg.get("timeout", DEFAULT_TASK_TIMEOUT))
+        if option.executor is None:
+            option.executor = inicfg.get("executor")
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return getattr(self.option, name, default)
+
+    def display_path(self, path: Path) -> str:
+        """A plan path as reports show it: relative to the rootdir when inside it."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return absolute.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return str(path)

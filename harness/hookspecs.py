@@ -1,0 +1,198 @@
+"""Hook specifications: the plugin author's manual for planrun.
+
+Every hook takes keyword arguments; an implementation may accept fewer
+arguments than the spec lists (pluggy's opt-in arguments). Hooks only grow by
+new arguments, never by renaming or removing one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from planrun.config import Config
+    from planrun.model import Plan, Task
+    from planrun.pluginmanager import PlanrunPluginManager
+    from planrun.reports import ItemReport
+    from planrun.session import Item, Session
+    from planrun.types import CheckKind, ExecutionContext, ExecutionResult, ExecutorKind, Location
+    from planrun.executors import Executor
+
+hookspec = pluggy.HookspecMarker("planrun")
+hookimpl = pluggy.HookimplMarker("planrun")
+
+
+# -------------------------------------------------------------------------
+# Initialization: options and configuration.
+# -------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def planrun_addoption(parser: argparse.ArgumentParser, pluginmanager: PlanrunPluginManager) -> None:
+    """Add command line options.
+
+    :param parser: an :class:`argparse.ArgumentParser`; add options with
+        ``parser.add_argument`` (or to a group from ``parser.add_argument_group``).
+        ``[tool.planrun]`` keys of the same name (dashes as underscores) become
+        their defaults.
+    :param pluginmanager: the plugin manager.
+
+    Called once, while the command line is parsed. Use in conftest plugins:
+    only the rootdir ``conftest.py`` is loaded early enough to add options.
+    """
+
+
+@hookspec(historic=True)
+def planrun_configure(config: Config) -> None:
+    """Options are parsed; set up plugin state.
+
+    :param config: the run's :class:`~planrun.config.Config`.
+
+    Register objects that exist only when an option asks for them (a report
+    writer, say) here. Historic: a plugin registered later is called on
+    registration.
+    """
+
+
+# -------------------------------------------------------------------------
+# Registries: what criteria and tasks can be turned into.
+# -------------------------------------------------------------------------
+
+
+def planrun_register_checks(config: Config) -> list[CheckKind]:
+    """Return the check kinds this plugin provides.
+
+    :param config: the run's config.
+    :return: a list of :class:`planrun.CheckKind` (name, pydantic argument
+        model, check function). Two plugins registering the same name is an
+        error naming both.
+
+    Called once per run, before any plan is compiled.
+    """
+
+
+def planrun_register_executors(config: Config) -> list[ExecutorKind]:
+    """Return the executors this plugin provides.
+
+    :param config: the run's config.
+    :return: a list of :class:`planrun.ExecutorKind` (name, factory).
+        Duplicate names are an error naming both plugins.
+
+    Called once per run, before any task runs.
+    """
+
+
+@hookspec(firstresult=True)
+def planrun_compile_criterion(text: str, location: Location, config: Config) -> dict[str, Any] | None:
+    """Turn a string criterion into the mapping form, or return ``None``.
+
+    :param text: the criterion as written in the plan.
+    :param location: where it is written (``path``, ``line``, ``col``).
+    :param config: the run's config.
+    :return: a mapping with exactly one check kind, such as
+        ``{"command": {"run": "make"}}``. The result is data, so
+        ``--collect-only`` can show it.
+
+    Stops at first non-``None`` result. If every implementation returns
+    ``None``, the criterion is a compile error at ``location``.
+    """
+
+
+# -------------------------------------------------------------------------
+# Collection.
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def planrun_collect_file(file_path: str, config: Config) -> Plan | None:
+    """Load one plan file.
+
+    :param file_path: the path of a collected file.
+    :param config: the run's config.
+    :return: a :class:`planrun.model.Plan`, or ``None`` for files this plugin
+        does not understand. Raise :class:`planrun.PlanError` for a file it
+        understands but that is invalid.
+
+    Stops at first non-``None`` result. The built-in YAML loader is the
+    ``trylast`` default.
+    """
+
+
+def planrun_collection_modifyitems(session: Session, config: Config, items: list[Item]) -> None:
+    """Filter or reorder the collected items in place.
+
+    :param session: the session.
+    :param config: the run's config.
+    :param items: the items; remove deselected ones and pass them to
+        ``session.deselect(items)`` so the report counts them.
+
+    Called after every plan is collected and compiled.
+    """
+
+
+def planrun_collection_finish(session: Session) -> None:
+    """Collection and selection are done; ``session.items`` is final.
+
+    :param session: the session.
+    """
+
+
+# -------------------------------------------------------------------------
+# Running.
+# -------------------------------------------------------------------------
+
+
+def planrun_sessionstart(session: Session) -> None:
+    """The session starts, after configure and before collection.
+
+    :param session: the session.
+    """
+
+
+@hookspec(firstresult=True)
+def planrun_task_execute(
+    task: Task, executor: Executor, context: ExecutionContext
+) -> ExecutionResult | None:
+    """Perform one task.
+
+    :param task: the task as written in the plan.
+    :param executor: the executor chosen for it.
+    :param context: workdir, timeout and the plan being run.
+    :return: an :class:`planrun.ExecutionResult`.
+
+    Stops at first non-``None`` result. The core's ``trylast`` default calls
+    ``executor.execute(task, context)``; a ``wrapper=True`` implementation can
+    time, retry or record the call.
+    """
+
+
+def planrun_runtest_logreport(report: ItemReport) -> None:
+    """One item finished.
+
+    :param report: the :class:`planrun.ItemReport` of a task, the
+        prerequisites, an edge case or the verification.
+
+    The only feed that reporters (terminal, JUnit, JSON, state) consume.
+    """
+
+
+def planrun_terminal_summary(terminalreporter: Any, exitstatus: int, config: Config) -> None:
+    """Add a section to the terminal summary.
+
+    :param terminalreporter: the terminal reporter; ``write_line(text)`` and
+        ``write_sep(char, title)`` print.
+    :param exitstatus: the exit status the run will return.
+    :param config: the run's config.
+    """
+
+
+def planrun_sessionfinish(session: Session, exitstatus: int) -> None:
+    """The run is over; write files here.
+
+    :param session: the session.
+    :param exitstatus: the exit status the run will return.
+    """

@@ -1,0 +1,109 @@
+"""The plan format as pydantic models: the source of validation and of the JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, model_validator
+
+TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+#: A criterion as written: a string sentence, or a mapping with one check kind.
+Criterion = Union[StrictStr, dict[StrictStr, Any]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class Task(_Model):
+    """One atomic task: what to change, and how to know it is done."""
+
+    id: StrictStr = Field(pattern=TASK_ID_PATTERN, description="Unique in the plan: [a-z0-9][a-z0-9_-]*")
+    name: StrictStr = Field(min_length=1, description="Display name")
+    action: Optional[
+        Literal["create", "modify", "delete", "install", "run", "configure", "test", "other"]
+    ] = None
+    file: Optional[StrictStr] = Field(default=None, description="Shorthand for files: [X]")
+    files: list[StrictStr] = Field(default_factory=list, description="What this task may change")
+    description: StrictStr = ""
+    run: Union[StrictStr, list[StrictStr], None] = Field(
+        default=None, description="Shell step(s), run in the workdir by the shell executor"
+    )
+    depends_on: list[StrictStr] = Field(default_factory=list, description="Ids of tasks this one needs")
+    complexity: Optional[Literal["low", "medium", "high"]] = None
+    criteria: list[Criterion] = Field(default_factory=list, description="Success criteria")
+
+    @model_validator(mode="after")
+    def _file_into_files(self) -> Task:
+        if self.file is not None and self.file not in self.files:
+            self.files.insert(0, self.file)
+        return self
+
+    @property
+    def steps(self) -> list[str]:
+        if self.run is None:
+            return []
+        return [self.run] if isinstance(self.run, str) else list(self.run)
+
+
+class EdgeCase(_Model):
+    """An edge case the plan handles, with criteria that show it is handled."""
+
+    case: StrictStr
+    handling: StrictStr = ""
+    criteria: list[Criterion] = Field(default_factory=list)
+
+
+class Plan(_Model):
+    """A plan file: an overview, prerequisites, tasks, edge cases and a verification."""
+
+    schema_: Optional[StrictStr] = Field(default=None, alias="$schema")
+    plan: StrictStr = Field(min_length=1, description="The plan's title")
+    id: Optional[StrictStr] = Field(
+        default=None, pattern=TASK_ID_PATTERN, description="Default: the file name without .plan.yaml"
+    )
+    overview: StrictStr = ""
+    workdir: Optional[StrictStr] = Field(default=None, description="Relative to this file; default: the rootdir")
+    workspace: Literal["inplace", "temp", "copy"] = "inplace"
+    executor: Optional[StrictStr] = None
+    assumptions: list[StrictStr] = Field(default_factory=list)
+    prerequisites: list[Criterion] = Field(default_factory=list)
+    tasks: list[Task] = Field(min_length=1)
+    edge_cases: list[EdgeCase] = Field(default_factory=list)
+    verification: list[Criterion] = Field(default_factory=list)
+
+    #: Where the plan came from (a :class:`planrun.planfile.PlanSource`), set by the loader.
+    _source: Any = PrivateAttr(default=None)
+
+
+#: Words users write for a key, and the key planrun knows.
+SYNONYMS = {
+    "dependencies": "depends_on",
+    "deps": "depends_on",
+    "depends": "depends_on",
+    "requires": "depends_on",
+    "success_criteria": "criteria",
+    "acceptance_criteria": "criteria",
+    "checks": "criteria",
+    "title": "plan",
+    "name": "plan",
+    "steps": "run",
+    "command": "run",
+    "commands": "run",
+    "prerequisite": "prerequisites",
+    "edge-cases": "edge_cases",
+    "edgecases": "edge_cases",
+    "verify": "verification",
+    "path": "file",
+    "paths": "files",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the plan format (draft-07, for yaml-language-server)."""
+    schema = Plan.model_json_schema(by_alias=True)
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "planrun plan", **schema}
+
+
+Plan.model_rebuild()

@@ -1,0 +1,249 @@
+"""Plan files: YAML with line marks -> a validated :class:`~planrun.model.Plan`."""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import math
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from planrun.errors import PlanError
+from planrun.loader import YamlDoc, load_yaml
+from planrun.model import SYNONYMS, Plan
+from planrun.types import Location
+
+# Every number a plan may hold is a count or seconds: finite, >= 0, < this.
+MAX_NUMBER = 10**7
+
+
+class PlanSource:
+    """Where a plan came from: its file and the line marks of every node."""
+
+    def __init__(self, path: str, doc: YamlDoc | None = None) -> None:
+        self.path = path
+        self.doc = doc
+
+    def locate(self, loc: tuple[Any, ...], *, key: bool = False) -> Location:
+        if self.doc is None:
+            return Location(self.path)
+        line, col = self.doc.locate_key(loc) if key else self.doc.locate(loc)
+        return Location(self.path, line, col)
+
+    def error(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> PlanError:
+        where = self.locate(loc, key=key)
+        return PlanError(message, where.path, where.line or None, where.col or None)
+
+
+def read_plan(path: Path, display: str, *, max_bytes: int) -> Plan:
+    """Load, validate and check the task graph of one plan file.
+
+    :raises PlanError: with ``file:line:col``; ``errors`` holds every problem found.
+    """
+    doc = load_yaml(path, display=display, max_bytes=max_bytes)
+    source = PlanSource(display, doc)
+    errors = list(_number_errors(doc.data, (), source))
+    if not errors:
+        try:
+            plan = Plan.model_validate(doc.data)
+        except ValidationError as exc:
+            errors = [_translate(err, source) for err in exc.errors(include_url=False)]
+    if errors:
+        raise _group(errors)
+    plan._source = source
+    if plan.id is None:
+        plan.id = _default_id(path)
+    graph_errors = check_graph(plan, source)
+    if graph_errors:
+        raise _group(graph_errors)
+    return plan
+
+
+def _group(errors: list[PlanError]) -> PlanError:
+    first = errors[0]
+    first.errors = errors  # type: ignore[attr-defined]
+    return first
+
+
+def _default_id(path: Path) -> str:
+    name = path.name
+    for suffix in (".plan.yaml", ".plan.yml", ".yaml", ".yml"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _number_errors(node: Any, loc: tuple[Any, ...], source: PlanSource) -> typing.Iterator[PlanError]:
+    """Numbers anywhere in a plan must be finite and in range (NaN, 1e12 are not)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _number_errors(v, (*loc, k), source)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _number_errors(v, (*loc, i), source)
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield source.error(loc, f"{_dotted(loc)}: {node} is not a finite number")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool) and not -MAX_NUMBER < node < MAX_NUMBER:
+        yield source.error(loc, f"{_dotted(loc)}: {node:g} is out of range")
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "plan"
+
+
+def _translate(err: Any, source: PlanSource) -> PlanError:
+    """One pydantic error -> one located, readable PlanError."""
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        msg = f"unknown key {key!r}"
+        hint = did_you_mean(str(key), _fields_at(loc[:-1]))
+        if hint:
+            msg += f"; did you mean {hint!r}?"
+        return source.error(loc, msg, key=True)
+    where = _dotted(_data_loc(loc, source))
+    if kind == "missing":
+        return source.error(loc[:-1], f"{where}: required key missing")
+    value = err.get("input")
+    msg = err["msg"]
+    if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
+        msg = f"expected a string, got {type(value).__name__} {value!r} (YAML reads `{_yaml_text(value)}` as a {type(value).__name__}); quote it"
+    elif kind == "string_pattern_mismatch":
+        msg = f"{value!r} does not match {err['ctx']['pattern']}"
+    return source.error(loc, f"{where}: {msg}")
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes/no/true/false"
+    return str(value)
+
+
+def _data_loc(loc: tuple[Any, ...], source: PlanSource) -> tuple[Any, ...]:
+    """Drop the union tags pydantic puts in ``loc`` (``str``, ``list[str]``...)."""
+    if source.doc is None:
+        return loc
+    kept: tuple[Any, ...] = ()
+    for part in loc:
+        if (*kept, part) in source.doc.value_marks or isinstance(part, int):
+            kept = (*kept, part)
+    return kept
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys valid at ``loc`` (a mapping inside the plan)."""
+    model: type[BaseModel] = Plan
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        inner = _model_in(field.annotation) if field else None
+        if inner is None:
+            return []
+        model = inner
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def did_you_mean(word: str, choices: list[str]) -> str | None:
+    """The choice a misspelt or synonymous ``word`` most likely meant."""
+    synonym = SYNONYMS.get(word.lower())
+    if synonym in choices:
+        return synonym
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_graph(plan: Plan, source: PlanSource) -> list[PlanError]:
+    """Duplicate ids, unknown ``depends_on`` and cycles, each located."""
+    errors: list[PlanError] = []
+    seen: dict[str, int] = {}
+    for i, task in enumerate(plan.tasks):
+        if task.id in seen:
+            first = source.locate(("tasks", seen[task.id], "id"))
+            errors.append(
+                source.error(("tasks", i, "id"), f"duplicate task id {task.id!r} (first defined at line {first.line})")
+            )
+        else:
+            seen[task.id] = i
+    for i, task in enumerate(plan.tasks):
+        for j, dep in enumerate(task.depends_on):
+            if dep not in seen:
+                hint = did_you_mean(dep, list(seen))
+                extra = f"; did you mean {hint!r}?" if hint else ""
+                errors.append(
+                    source.error(("tasks", i, "depends_on", j), f"task {task.id!r} depends on unknown task {dep!r}{extra}")
+                )
+            elif dep == task.id:
+                errors.append(source.error(("tasks", i, "depends_on", j), f"task {task.id!r} depends on itself"))
+    if errors:
+        return errors
+    cycle = find_cycle(plan)
+    if cycle:
+        index = seen[cycle[0]]
+        errors.append(
+            source.error(("tasks", index, "depends_on"), "dependency cycle: " + " -> ".join(cycle))
+        )
+    return errors
+
+
+def find_cycle(plan: Plan) -> list[str] | None:
+    """A dependency cycle as ``[a, b, a]``, or ``None``. Iterative DFS (no recursion limit)."""
+    deps = {t.id: t.depends_on for t in plan.tasks}
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in deps:
+        if root in state:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = [root]
+        state[root] = 1
+        while stack:
+            node, i = stack[-1]
+            if i < len(deps[node]):
+                stack[-1] = (node, i + 1)
+                nxt = deps[node][i]
+                if state.get(nxt) == 1:
+                    return path[path.index(nxt) :] + [nxt]
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+                    path.append(nxt)
+            else:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+    return None
+
+
+def dependency_order(plan: Plan) -> list[int]:
+    """Task indexes in dependency order, file order among equals (the graph is acyclic)."""
+    index = {t.id: i for i, t in enumerate(plan.tasks)}
+    done: set[int] = set()
+    order: list[int] = []
+    pending = list(range(len(plan.tasks)))
+    while pending:
+        rest = []
+        for i in pending:
+            if all(index[d] in done for d in plan.tasks[i].depends_on):
+                done.add(i)
+                order.append(i)
+            else:
+                rest.append(i)
+        pending = rest
+    return order

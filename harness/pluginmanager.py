@@ -1,0 +1,183 @@
+"""The plugin manager: built-ins, installed plugins, -p, config plugins and conftest.py files."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from planrun import hookspecs
+from planrun.errors import PluginError, UsageError
+
+ENTRY_POINT_GROUP = "planrun"
+#: The core protocol modules: registered directly, cannot be disabled.
+ESSENTIAL = ("planrun.session", "planrun.runner")
+
+
+class PlanrunPluginManager(pluggy.PluginManager):
+    """pluggy's manager with planrun's loading rules (see ``load_plugins``)."""
+
+    def __init__(self) -> None:
+        super().__init__("planrun")
+        self.add_hookspecs(hookspecs)
+        self.versions: dict[str, str] = {}  # plugin name -> "dist version" for the header
+        self.builtin_names: list[str] = []
+        self._conftests: dict[Path, ModuleType | None] = {}
+        self._conftests_changed = False
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        if not name.startswith("planrun_"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+    # -- loading -----------------------------------------------------------
+
+    def load_plugins(self, names: list[str], objects: list[object] | None = None, inicfg_plugins: list[str] | None = None) -> None:
+        """Load every plugin in order: pluggy calls the last registered first, so local beats built-in.
+
+        :param names: the ``-p`` values, ``no:NAME`` included.
+        :param objects: plugin objects handed to :func:`planrun.main`.
+        :param inicfg_plugins: ``[tool.planrun] plugins``.
+        """
+        blocked = {n[3:] for n in names if n.startswith("no:")}
+        for name in blocked:
+            if name in ESSENTIAL or name in ("session", "runner"):
+                raise UsageError(f"plugin {name!r} is part of planrun's core and cannot be disabled")
+            self.set_blocked(name)
+        for modname in ESSENTIAL:
+            self.register(importlib.import_module(modname), modname)
+        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        builtin = [ep for ep in eps if ep.dist is not None and ep.dist.name == "planrun"]
+        if not builtin:
+            raise UsageError("no built-in plugins found; install planrun (pip install -e .)")
+        for ep in builtin:
+            self._load_entry_point(ep)
+            self.builtin_names.append(ep.name)
+        if not os.environ.get("PLANRUN_DISABLE_PLUGIN_AUTOLOAD"):
+            for ep in eps:
+                if ep not in builtin:
+                    self._load_entry_point(ep)
+        requested = list(inicfg_plugins or [])
+        requested += [n for n in os.environ.get("PLANRUN_PLUGINS", "").split(",") if n.strip()]
+        requested += [n for n in names if not n.startswith("no:")]
+        for name in requested:
+            self.import_plugin(name.strip(), eps)
+        for obj in objects or ():
+            self.register(obj)
+
+    def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+        if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+            return
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+        self._register_checked(plugin, ep.name)
+        if ep.dist is not None:
+            self.versions[ep.name] = f"{ep.dist.name}-{ep.dist.version}"
+
+    def import_plugin(self, name: str, eps: list[importlib.metadata.EntryPoint] | None = None) -> None:
+        """Load ``name``: an entry-point name first, a module path second."""
+        if self.is_blocked(name) or self.get_plugin(name) is not None:
+            return
+        for ep in eps or ():
+            if ep.name == name:
+                self._load_entry_point(ep)
+                return
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise UsageError(f"plugin {name!r} not found: {exc}") from None
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        self._register_checked(module, name)
+
+    def _register_checked(self, plugin: object, name: str) -> None:
+        try:
+            self.register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r}: {exc}") from None
+
+    # -- conftest.py ---------------------------------------------------------
+
+    def consider_conftests(self, folder: Path, rootdir: Path) -> None:
+        """Load the ``conftest.py`` files from ``rootdir`` down to ``folder``.
+
+        Conftest hooks are global to the run (all plans see them), not scoped
+        to the plans below their folder.
+        """
+        folder = folder.resolve()
+        chain = [folder, *folder.parents]
+        if rootdir in chain:
+            chain = chain[: chain.index(rootdir) + 1]
+        else:
+            chain = [folder]
+        for d in reversed(chain):
+            self._load_conftest(d / "conftest.py")
+
+    def _load_conftest(self, path: Path) -> None:
+        if path in self._conftests:
+            return
+        self._conftests[path] = None
+        if not path.is_file():
+            return
+        module = sys.modules.get(f"planrun_conftest_{abs(hash(str(path)))}")
+        if module is None:
+            module = _import_file(path)
+        self._conftests[path] = module
+        if not any(n.startswith("planrun_") for n in dir(module)):
+            return
+        self.register(module, str(path))
+        self._conftests_changed = True
+        unknown = [n for n in dir(module) if n.startswith("planrun_") and not hasattr(self.hook, n)]
+        for hook_name in unknown:
+            warnings.warn(f"{path}: unknown hook {hook_name!r} ignored", stacklevel=1)
+
+    def conftests_changed(self) -> bool:
+        changed, self._conftests_changed = self._conftests_changed, False
+        return changed
+
+    def check_pending_plugins(self) -> None:
+        """A misspelt ``planrun_`` hook in an installed plugin is an error (conftests only warn)."""
+        conftests = {m for m in self._conftests.values() if m is not None}
+        for name in dir(self.hook):
+            if not name.startswith("planrun_"):
+                continue
+            caller = getattr(self.hook, name)
+            if caller.spec is not None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin not in conftests and not impl.hookwrapper and not impl.optionalhook:
+                    raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}")
+
+    def plugin_names(self) -> list[str]:
+        """Names of the loaded plugins, for the header: built-ins and entry points first."""
+        names = [n for n in self.builtin_names if self.get_plugin(n) is not None]
+        for name, plugin in self.list_name_plugin():
+            if name in names or name in ESSENTIAL or name.startswith("_") or name.isdigit():
+                continue
+            names.append(os.path.relpath(name) if os.path.isabs(name) else name)
+        return names
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a conftest under a path-derived name (never as ``conftest``)."""
+    modname = f"planrun_conftest_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[modname]
+        raise PluginError(f"{path}: conftest failed to import: {type(exc).__name__}: {exc}") from exc
+    return module

@@ -1,0 +1,88 @@
+"""One report per item, consumed by every reporter; the outcome -> display mapping lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from planrun.types import Location
+
+Outcome = Literal["passed", "failed", "error", "blocked", "skipped", "interrupted"]
+CriterionOutcome = Literal["passed", "failed", "error", "skipped"]
+
+# outcome -> (letter for the progress line, word for -v and the short summary)
+_STATUS: dict[str, tuple[str, str]] = {
+    "passed": (".", "PASSED"),
+    "failed": ("F", "FAILED"),
+    "error": ("E", "ERROR"),
+    "blocked": ("B", "BLOCKED"),
+    "skipped": ("s", "SKIPPED"),
+    "interrupted": ("!", "INTERRUPTED"),
+}
+
+
+@dataclass
+class CriterionResult:
+    """The outcome of one criterion of an item."""
+
+    name: str
+    kind: str
+    outcome: CriterionOutcome
+    location: Location
+    message: str = ""
+    evidence: str = ""
+    duration: float = 0.0
+    vacuous: bool = False
+    regression_of: str | None = None  # the id of the task whose criterion broke
+
+
+@dataclass
+class ItemReport:
+    """What happened to one item: a task, the prerequisites, an edge case or the verification."""
+
+    nodeid: str
+    plan: str  # the plan file as displayed
+    item_id: str
+    name: str
+    kind: Literal["task", "prerequisites", "edge_case", "verification"]
+    outcome: Outcome
+    location: Location
+    criteria: list[CriterionResult] = field(default_factory=list)
+    message: str = ""  # skip/blocked/error reason, or the executor's failure
+    evidence: str = ""  # executor output tail for that message
+    output: str = ""  # the executor's transcript
+    executor: str | None = None
+    duration: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    attempts: int = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            f"{c.location}: vacuous criterion {c.name!r}: it held before task {self.item_id!r} ran"
+            for c in self.criteria
+            if c.vacuous
+        ]
+
+    @property
+    def failed_criteria(self) -> list[tuple[int, CriterionResult]]:
+        return [(i, c) for i, c in enumerate(self.criteria, 1) if c.outcome in ("failed", "error")]
+
+    @property
+    def short_reason(self) -> str:
+        """One line for the short summary."""
+        if self.message:
+            return self.message.splitlines()[0]
+        for _, c in self.failed_criteria:
+            first = c.message.splitlines()[0] if c.message else c.outcome
+            return f"{c.name} - {first}"
+        for c in self.criteria:
+            if c.outcome == "skipped":
+                return c.message.splitlines()[0] if c.message else "skipped"
+        return ""
+
+
+def status(report: ItemReport) -> tuple[str, str]:
+    """``(letter, WORD)`` for a report: the only place outcomes are turned into display."""
+    return _STATUS[report.outcome]

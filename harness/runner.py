@@ -1,0 +1,194 @@
+"""The per-item protocol: baseline, execute, assert the criteria, re-check earlier tasks."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from planrun.compiler import Check
+from planrun.hookspecs import hookimpl
+from planrun.outcomes import CheckFailed, Skipped
+from planrun.reports import CriterionResult, ItemReport, Outcome
+from planrun.types import CheckContext, ExecutionContext, ExecutionResult, Executor, StepTimeout, time_limit
+
+if TYPE_CHECKING:
+    from planrun.model import Task
+    from planrun.session import CollectedPlan, Item, Session
+
+# The process behind a check has its own timeout; the alarm around the whole
+# check is the backstop for checks that have none, so it fires a little later.
+_BACKSTOP = 5.0
+
+
+def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = False) -> CriterionResult:
+    """Run one check, applying its common keys (``skip``, ``timeout``, ``retry_for``)."""
+    result = CriterionResult(check.name, check.kind, "passed", check.location)
+    if check.skip is not None:
+        result.outcome, result.message = "skipped", check.skip
+        return result
+    ctx = CheckContext(workdir, check.timeout, check.location)
+    start = time.monotonic()
+    deadline = start + (check.retry_for if retry else 0.0)
+    delay = 0.1
+    while True:
+        try:
+            with time_limit(check.timeout + _BACKSTOP, f"check {check.name!r}"):
+                check.function(check.args, ctx)
+            result.outcome, result.message, result.evidence = "passed", "", ""
+        except CheckFailed as exc:
+            result.outcome, result.message, result.evidence = "failed", exc.message, exc.evidence
+        except AssertionError as exc:
+            result.outcome, result.message = "failed", str(exc) or "assertion failed"
+        except Skipped as exc:
+            if exc.manual and strict:
+                result.outcome, result.message = "error", f"manual criterion under --strict: {exc.reason}"
+            else:
+                result.outcome, result.message = "skipped", exc.reason
+        except StepTimeout as exc:
+            result.outcome, result.message = "error", f"timed out: {exc}"
+        except Exception as exc:
+            result.outcome, result.message = "error", f"check crashed: {type(exc).__name__}: {exc}"
+            result.evidence = traceback.format_exc(limit=-3)
+        if result.outcome in ("passed", "skipped") or time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    result.duration = time.monotonic() - start
+    return result
+
+
+def outcome_of(results: list[CriterionResult]) -> Outcome:
+    """An item's outcome from its criteria: any error, then any failure; all skipped is skipped."""
+    outcomes = {r.outcome for r in results}
+    if "error" in outcomes:
+        return "error"
+    if "failed" in outcomes:
+        return "failed"
+    if outcomes == {"skipped"}:
+        return "skipped"
+    return "passed"
+
+
+class PlanRunner:
+    """Runs the selected items of one plan in a workdir, keeping task states."""
+
+    def __init__(self, session: Session, cplan: CollectedPlan, workdir: Path) -> None:
+        self.session = session
+        self.config = session.config
+        self.cplan = cplan
+        self.workdir = workdir
+        self.states: dict[str, str] = {}
+        self.passed: list[Item] = []  # tasks that passed, for regression checks
+        self.prerequisites_failed = False
+        self.strict = bool(self.config.option.strict)
+
+    def run(self, items: list[Item]) -> None:
+        for item in items:
+            if self.session.shouldstop:
+                return
+            start = time.monotonic()
+            try:
+                report = self.run_item(item)
+            except KeyboardInterrupt:
+                report = self._report(item, "interrupted", message="interrupted")
+                report.duration = time.monotonic() - start
+                self.session.log(report)
+                raise
+            report.duration = time.monotonic() - start
+            if item.task is not None:
+                self.states[item.item_id] = report.outcome
+                if report.outcome == "passed":
+                    self.passed.append(item)
+            self.session.log(report)
+
+    def _report(self, item: Item, outcome: Outcome, **kw: object) -> ItemReport:
+        return ItemReport(
+            nodeid=item.nodeid,
+            plan=self.cplan.display,
+            item_id=item.item_id,
+            name=item.name,
+            kind=item.kind,  # type: ignore[arg-type]
+            outcome=outcome,
+            location=item.location,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def run_item(self, item: Item) -> ItemReport:
+        if self.prerequisites_failed:
+            return self._report(item, "skipped", message="prerequisites not met")
+        if item.kind == "prerequisites":
+            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            outcome = outcome_of(results)
+            if outcome in ("failed", "error"):
+                self.prerequisites_failed = True
+                return self._report(item, "error", criteria=results, message="prerequisites not met: plan skipped")
+            return self._report(item, outcome, criteria=results)
+        if item.task is not None:
+            for dep in item.task.depends_on:
+                state = self.states.get(dep)
+                if state is not None and state != "passed":
+                    return self._report(item, "skipped", message=f"dependency {dep} {state}")
+        if not item.checks:
+            return self._report(item, "error", message="no success criteria: a task without criteria can never pass")
+        executor_name = self.session.executor_name_for(item)
+        if executor_name is None or item.task is None:
+            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            return self._report(item, outcome_of(results), criteria=results)
+        return self._run_task(item, item.task, executor_name)
+
+    def _run_task(self, item: Item, task: Task, executor_name: str) -> ItemReport:
+        # Red before green: what already holds proves nothing about this task.
+        baseline = [evaluate(c, self.workdir, retry=False).outcome == "passed" for c in item.checks]
+        executor = self.session.executor(executor_name)
+        context = ExecutionContext(
+            workdir=self.workdir,
+            timeout=float(self.config.option.timeout),
+            plan=self.cplan.plan,
+            config=self.config,
+        )
+        try:
+            result: ExecutionResult = self.config.hook.planrun_task_execute(
+                task=task, executor=executor, context=context
+            )
+        except StepTimeout as exc:
+            return self._report(item, "error", message=f"timed out: {exc}", executor=executor_name)
+        except Exception as exc:
+            return self._report(
+                item, "error", message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
+                evidence=traceback.format_exc(limit=-5), executor=executor_name,
+            )
+        common = dict(
+            executor=executor_name, output=result.output, tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out, attempts=result.attempts,
+        )
+        if result.status == "blocked":
+            return self._report(item, "blocked", message=f"blocked: {result.message}", **common)
+        if result.status == "failed":
+            return self._report(item, "failed", message=result.message, evidence=result.evidence, **common)
+        results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+        for r, held_before in zip(results, baseline):
+            r.vacuous = held_before and r.outcome == "passed"
+            if r.vacuous and self.config.option.strict:
+                r.outcome, r.message = "failed", "vacuous: it held before the task ran (--strict)"
+        results.extend(self._regressions(item))
+        return self._report(item, outcome_of(results), criteria=results, **common)
+
+    def _regressions(self, current: Item) -> list[CriterionResult]:
+        """Criteria of earlier passed tasks that this task broke."""
+        broken = []
+        for earlier in self.passed:
+            for n, check in enumerate(earlier.checks, 1):
+                r = evaluate(check, self.workdir, retry=False)
+                if r.outcome in ("failed", "error"):
+                    r.name = f"regression: criterion {n} of task {earlier.item_id} ({check.name})"
+                    r.outcome = "failed"
+                    r.regression_of = earlier.item_id
+                    broken.append(r)
+        return broken
+
+
+@hookimpl(trylast=True)
+def planrun_task_execute(task: Task, executor: Executor, context: ExecutionContext) -> ExecutionResult:
+    return executor.execute(task, context)

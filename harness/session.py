@@ -1,0 +1,348 @@
+"""The session: collection, selection, the run loop and the only exit-code mapping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from planrun.compiler import Check, Compiler
+from planrun.errors import PlanError, PlanrunError, UsageError
+from planrun.config import ExitCode
+from planrun.hookspecs import hookimpl
+from planrun.planfile import PlanSource, dependency_order, read_plan
+from planrun.registry import CheckRegistry, ExecutorRegistry
+from planrun.reports import ItemReport
+from planrun.types import Executor, Location
+
+if TYPE_CHECKING:
+    from planrun.config import Config
+    from planrun.model import Plan, Task
+
+PLAN_SUFFIXES = (".plan.yaml", ".plan.yml")
+SKIP_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
+
+
+class Item:
+    """One runnable unit: a task, the prerequisites, an edge case or the verification."""
+
+    def __init__(
+        self,
+        cplan: CollectedPlan,
+        kind: str,
+        item_id: str,
+        name: str,
+        checks: list[Check],
+        location: Location,
+        task: Task | None = None,
+    ) -> None:
+        self.cplan = cplan
+        self.kind = kind
+        self.item_id = item_id
+        self.name = name
+        self.checks = checks
+        self.location = location
+        self.task = task
+        self.nodeid = f"{cplan.display}::{item_id}"
+
+    @property
+    def keywords(self) -> list[str]:
+        """What ``-k`` matches against (case-insensitive substrings)."""
+        names = [self.item_id, self.name, self.cplan.plan.id or "", Path(self.cplan.display).name]
+        return [n.lower() for n in names]
+
+    def __repr__(self) -> str:
+        return f"<Item {self.nodeid}>"
+
+
+class CollectedPlan:
+    """A loaded and compiled plan file."""
+
+    def __init__(self, path: Path, display: str, plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> None:
+        self.path = path
+        self.display = display
+        self.plan = plan
+        self.checks = checks
+        self.items: list[Item] = []
+
+    @property
+    def source(self) -> PlanSource:
+        return self.plan._source or PlanSource(self.display)
+
+    def build_items(self) -> None:
+        plan, source = self.plan, self.source
+        if plan.prerequisites:
+            self.items.append(
+                Item(self, "prerequisites", "prerequisites", "prerequisites", self.checks[("prerequisites",)],
+                     source.locate(("prerequisites",), key=True))
+            )
+        for i in dependency_order(plan):
+            task = plan.tasks[i]
+            self.items.append(
+                Item(self, "task", task.id, task.name, self.checks[("tasks", i)], source.locate(("tasks", i)), task)
+            )
+        for i, case in enumerate(plan.edge_cases):
+            self.items.append(
+                Item(self, "edge_case", f"edge_cases[{i}]", case.case, self.checks[("edge_cases", i)],
+                     source.locate(("edge_cases", i)))
+            )
+        if plan.verification:
+            self.items.append(
+                Item(self, "verification", "verification", "verification", self.checks[("verification",)],
+                     source.locate(("verification",), key=True))
+            )
+
+    def base_workdir(self, rootdir: Path) -> Path:
+        if self.plan.workdir is None:
+            return rootdir
+        return (self.path.parent / self.plan.workdir).resolve()
+
+
+class Session:
+    """One run of planrun: collects plans, selects items, runs them, keeps the counts."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.plans: list[CollectedPlan] = []
+        self.items: list[Item] = []
+        self.deselected: list[Item] = []
+        self.collection_errors: list[PlanError] = []
+        self.reports: list[ItemReport] = []
+        self.testsfailed = 0
+        self.shouldstop: str | None = None
+        self.interrupted = False
+        self.exitstatus: int = ExitCode.OK
+        self.start_time = time.time()
+        self.duration = 0.0
+        self._registry: CheckRegistry | None = None
+        self._executors: ExecutorRegistry | None = None
+        self._executor_cache: dict[str, Executor] = {}
+
+    # -- registries ------------------------------------------------------
+
+    @property
+    def registry(self) -> CheckRegistry:
+        if self._registry is None:
+            self._registry = CheckRegistry(self.config)
+        return self._registry
+
+    @property
+    def executors(self) -> ExecutorRegistry:
+        if self._executors is None:
+            self._executors = ExecutorRegistry(self.config)
+        return self._executors
+
+    def executor(self, name: str) -> Executor:
+        if name not in self._executor_cache:
+            self._executor_cache[name] = self.executors.kinds[name].factory(self.config)
+        return self._executor_cache[name]
+
+    def executor_name_for(self, item: Item) -> str | None:
+        """Which executor performs ``item`` (SPEC section 4), or ``None`` for verify-only."""
+        opt = self.config.option
+        if item.task is None or opt.verify_only:
+            return None
+        if item.task.run is not None:
+            return "shell"
+        return opt.executor or item.cplan.plan.executor or self.config.inicfg.get("executor") or None
+
+    # -- collection ------------------------------------------------------
+
+    def collect(self) -> None:
+        config = self.config
+        files = list(self._plan_files())
+        compiler: Compiler | None = None
+        for path in files:
+            display = config.display_path(path)
+            try:
+                self.config.pluginmanager.consider_conftests(path.parent, config.rootdir)
+                if self.config.pluginmanager.conftests_changed():
+                    self._registry = None
+                    compiler = None
+                plan = config.hook.planrun_collect_file(file_path=str(path), config=config)
+                if plan is None:
+                    continue
+                if compiler is None:
+                    compiler = Compiler(config, self.registry)
+                cplan = CollectedPlan(path, display, plan, compiler.compile_plan(plan))
+                cplan.build_items()
+                self._check_plan(cplan)
+            except PlanError as exc:
+                self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
+                continue
+            self.plans.append(cplan)
+            self.items.extend(cplan.items)
+
+    def _check_plan(self, cplan: CollectedPlan) -> None:
+        """What can only be checked against this run: the workdir and the executors."""
+        if cplan.plan.workspace != "temp" and not cplan.base_workdir(self.config.rootdir).is_dir():
+            raise cplan.source.error(("workdir",), f"workdir {cplan.plan.workdir!r} is not a directory")
+        names = {self.executor_name_for(item) for item in cplan.items} - {None}
+        for name in sorted(names):  # type: ignore[type-var]
+            if name in self.executors:
+                continue
+            known = ", ".join(sorted(self.executors.kinds)) or "none"
+            if name == cplan.plan.executor and name != self.config.option.executor:
+                raise cplan.source.error(("executor",), f"unknown executor {name!r} (known: {known})")
+            raise UsageError(f"unknown executor {name!r} (known: {known})")
+
+    def _plan_files(self) -> Iterator[Path]:
+        config = self.config
+        args = config.option.paths or [str(config.rootdir / p) for p in config.inicfg.get("paths", [])] or ["."]
+        seen: set[Path] = set()
+        for arg in args:
+            path = Path(arg)
+            if not path.exists():
+                raise UsageError(f"file or directory not found: {arg}")
+            found = [path] if path.is_file() else _walk(path)
+            for f in found:
+                key = f.resolve()
+                if key not in seen:
+                    seen.add(key)
+                    yield f
+
+    def deselect(self, items: list[Item]) -> None:
+        """Record items a plugin removed from ``session.items``."""
+        self.deselected.extend(items)
+
+    # -- running ---------------------------------------------------------
+
+    def run(self) -> None:
+        from planrun.runner import PlanRunner
+
+        by_plan: dict[int, list[Item]] = {}
+        for item in self.items:
+            by_plan.setdefault(id(item.cplan), []).append(item)
+        for cplan in self.plans:
+            items = by_plan.get(id(cplan))
+            if not items or self.shouldstop:
+                continue
+            with self.workspace(cplan) as workdir:
+                PlanRunner(self, cplan, workdir).run(items)
+
+    @contextmanager
+    def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
+        mode = cplan.plan.workspace
+        base = cplan.base_workdir(self.config.rootdir)
+        if mode == "inplace":
+            yield base
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=f"planrun-{cplan.plan.id}-"))
+        try:
+            if mode == "copy":
+                workdir = tmp / base.name
+                shutil.copytree(base, workdir, symlinks=True, ignore=_ignore_for_copy)
+            else:
+                workdir = tmp
+            yield workdir
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def log(self, report: ItemReport) -> None:
+        self.reports.append(report)
+        self.config.hook.planrun_runtest_logreport(report=report)
+
+
+def _ignore_for_copy(folder: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in (".git", ".planrun", ".venv", "node_modules", "__pycache__")}
+
+
+def _walk(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        found.extend(Path(dirpath, f) for f in sorted(filenames) if f.endswith(PLAN_SUFFIXES))
+    return found
+
+
+def _exit_status(session: Session) -> int:
+    if session.collection_errors or session.interrupted:
+        return ExitCode.INTERRUPTED
+    if any(r.outcome in ("failed", "error", "blocked") for r in session.reports):
+        return ExitCode.TESTS_FAILED
+    if not session.items:
+        return ExitCode.NO_TESTS_COLLECTED
+    return ExitCode.OK
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM behaves as Ctrl-C: the current task's processes are killed and the run ends."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_int = signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
+def wrap_session(config: Config) -> int:
+    """Run a session; map every way it can end to an exit code. The only such mapping."""
+    session = Session(config)
+    started = False
+    with _signals_interrupt():
+        try:
+            config.hook.planrun_sessionstart(session=session)
+            started = True
+            session.collect()
+            config.hook.planrun_collection_modifyitems(session=session, config=config, items=session.items)
+            config.hook.planrun_collection_finish(session=session)
+            if not session.collection_errors and not config.option.collectonly:
+                session.run()
+            session.exitstatus = _exit_status(session)
+        except PlanrunError as exc:
+            _print_error(exc)
+            session.exitstatus = ExitCode.USAGE_ERROR
+        except KeyboardInterrupt as exc:
+            session.interrupted = True
+            session.interrupt_reason = str(exc) or "SIGINT"  # type: ignore[attr-defined]
+            session.exitstatus = ExitCode.INTERRUPTED
+        except BaseException:
+            traceback.print_exc()
+            print("INTERNAL ERROR: planrun crashed; please report this with the traceback above.", file=sys.stderr)
+            session.exitstatus = ExitCode.INTERNAL_ERROR
+        session.duration = time.time() - session.start_time
+        if started:
+            try:
+                config.hook.planrun_sessionfinish(session=session, exitstatus=session.exitstatus)
+            except KeyboardInterrupt:
+                session.exitstatus = ExitCode.INTERRUPTED
+            except PlanrunError as exc:
+                _print_error(exc)
+                session.exitstatus = ExitCode.USAGE_ERROR
+            except BaseException:
+                traceback.print_exc()
+                session.exitstatus = ExitCode.INTERNAL_ERROR
+    return int(session.exitstatus)
+
+
+def _print_error(exc: BaseException) -> None:
+    print(f"ERROR: {exc}", file=sys.stderr)
+
+
+# -- the core's default hook implementations ------------------------------
+
+
+@hookimpl(trylast=True)
+def planrun_collect_file(file_path: str, config: Config) -> Plan:
+    path = Path(file_path)
+    display = config.display_path(path)
+    return read_plan(path, display, max_bytes=config.option.max_plan_bytes)

@@ -1,0 +1,1 @@
+"""planrun's built-in plugins: each module is registered through an entry point."""

@@ -1,0 +1,70 @@
+"""The ``command`` check kind: a command's exit code and output."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
+
+
+class CommandArgs(ArgsModel):
+    run: str = Field(min_length=1)
+    exit_code: int = 0
+    stdout_contains: str | None = None
+    stdout_matches: str | None = None
+    stderr_contains: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: RelPath | None = None
+    timeout: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"run": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _valid_regex(self) -> CommandArgs:
+        if self.stdout_matches is not None:
+            try:
+                re.compile(self.stdout_matches, re.MULTILINE)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.stdout_matches!r}: {exc}") from None
+        return self
+
+
+def command(args: CommandArgs, ctx: CheckContext) -> None:
+    env = {**os.environ, **args.env} if args.env else None
+    if args.cwd is not None:
+        ctx.path(args.cwd)  # a cwd that is a symlink out of the workdir fails here
+    result = ctx.run(args.run, timeout=args.timeout, env=env, cwd=args.cwd)
+    if result.timed_out:
+        raise StepTimeout(f"`{args.run}` did not finish in {args.timeout or ctx.timeout:g}s")
+    problems = []
+    if result.returncode != args.exit_code:
+        problems.append(f"exited with {result.returncode}, expected {args.exit_code}")
+    if args.stdout_contains is not None and args.stdout_contains not in result.stdout:
+        problems.append(f"stdout does not contain {args.stdout_contains!r}")
+    if args.stdout_matches is not None and ctx.search(re.compile(args.stdout_matches, re.MULTILINE), result.stdout) is None:
+        problems.append(f"stdout does not match /{args.stdout_matches}/")
+    if args.stderr_contains is not None and args.stderr_contains not in result.stderr:
+        problems.append(f"stderr does not contain {args.stderr_contains!r}")
+    if problems:
+        fail(f"`{args.run}` {'; '.join(problems)}", "output tail:\n" + (result.output_tail() or "(no output)"))
+
+
+def _describe(args: CommandArgs) -> str:
+    extra = ""
+    if args.exit_code:
+        extra += f" exits {args.exit_code}"
+    if args.stdout_contains is not None:
+        extra += f" outputs {args.stdout_contains!r}"
+    return f"command `{args.run}`{extra}"
+
+
+@hookimpl
+def planrun_register_checks() -> list[CheckKind]:
+    return [CheckKind("command", CommandArgs, command, _describe, default_timeout=60)]

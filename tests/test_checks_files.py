@@ -1,0 +1,116 @@
+"""file_exists, file_absent, file_contains, file_not_contains: pass and fail, through the CLI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from planrun import ExitCode
+
+from .conftest import CheckRun
+
+PY = "import os\n\ndef main() -> None:\n    print('hi')\n\nclass User:\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "file_exists: src/app.py",
+        "file_exists: [src/app.py, README.md]",
+        "file_exists: {path: src/app.py}",
+        "file_exists: 'src/*.py'",
+        "file_exists: '**/app.py'",
+        "file_exists: src",
+    ],
+)
+def test_file_exists_passes(check: CheckRun, criterion: str) -> None:
+    result = check(criterion, {"src/app.py": PY, "README.md": "hi"})
+    assert result.ret == ExitCode.OK, result
+    result.assert_outcomes(passed=1)
+
+
+def test_file_exists_fails_naming_what_is_missing(check: CheckRun) -> None:
+    result = check("file_exists: [src/app.py, src/gone.py, 'lib/*.py']", {"src/app.py": PY})
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["criterion 1/1  file_exists src/app.py, src/gone.py, lib/*.py", "  not found: src/gone.py, lib/*.py", "  c.plan.yaml:5:9"])
+    result.stdout.fnmatch_lines(["FAILED c.plan.yaml::t - file_exists * - not found: src/gone.py, lib/*.py"])
+
+
+def test_file_exists_symlink_out_of_the_workdir_fails(check: CheckRun, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "secret.txt"
+    outside.write_text("s")
+    os.symlink(outside, "link.txt")
+    result = check("file_exists: link.txt")
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["  link.txt resolves outside the workdir*"])
+
+
+def test_file_absent(check: CheckRun) -> None:
+    assert check("file_absent: [build, '*.log']", {"src/app.py": PY}).ret == ExitCode.OK
+    result = check("file_absent: [src/app.py, '*.log']", {"src/app.py": PY, "debug.log": ""})
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["  exists but should not: src/app.py, debug.log"])
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        r"file_contains: {path: src/app.py, pattern: '^class User\b'}",
+        "file_contains: {path: src/app.py, text: 'def main() -> None:'}",
+        "file_contains: {path: src/app.py, pattern: 'import', count: 1}",
+        "file_contains: {path: src/app.py, pattern: '\\w+', min: 5}",
+    ],
+)
+def test_file_contains_passes(check: CheckRun, criterion: str) -> None:
+    assert check(criterion, {"src/app.py": PY}).ret == ExitCode.OK
+
+
+def test_file_contains_failure_shows_the_nearest_lines(check: CheckRun) -> None:
+    result = check("file_contains: {path: src/app.py, text: 'class Users(Base):'}", {"src/app.py": PY})
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "criterion 1/1  file_contains src/app.py 'class Users(Base):'",
+            "  'class Users(Base):' not found in src/app.py",
+            "  nearest lines:",
+            "  *5 | ",
+            "  >    6 | class User:",
+            "  *7 |     pass",
+            "  c.plan.yaml:5:9",
+        ]
+    )
+
+
+def test_file_contains_count_and_min(check: CheckRun) -> None:
+    result = check("file_contains: {path: a.txt, text: x, count: 2}", {"a.txt": "x x x"})
+    result.stdout.fnmatch_lines(["  'x' found more than 2 times in a.txt, expected exactly 2"])
+    result = check("file_contains: {path: a.txt, text: x, min: 4}", {"a.txt": "x x x"})
+    result.stdout.fnmatch_lines(["  'x' found 3 times, expected at least 4 in a.txt"])
+
+
+def test_file_contains_on_missing_file_and_directory(check: CheckRun) -> None:
+    check("file_contains: {path: nope.txt, text: x}").stdout.fnmatch_lines(["  nope.txt does not exist"])
+    os.mkdir("adir")
+    check("file_contains: {path: adir, text: x}").stdout.fnmatch_lines(["  adir is not a regular file"])
+
+
+def test_file_contains_on_a_fifo_fails_without_hanging(check: CheckRun) -> None:
+    os.mkfifo("pipe")
+    result = check("file_contains: {path: pipe, text: x}")
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["  pipe is not a regular file"])
+
+
+def test_catastrophic_regex_errors_instead_of_hanging(check: CheckRun) -> None:
+    result = check("file_contains: {path: a.txt, pattern: '(a+)+$', timeout: 0.5}", {"a.txt": "a" * 40 + "b"})
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*= ERRORS =*", "  timed out: regex '(a+)+$' ran longer than 0.5s"])
+    result.assert_outcomes(errors=1)
+
+
+def test_file_not_contains(check: CheckRun) -> None:
+    assert check("file_not_contains: {path: src/app.py, text: TODO}", {"src/app.py": PY}).ret == ExitCode.OK
+    result = check("file_not_contains: {path: src/app.py, pattern: 'print\\('}", {"src/app.py": PY})
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["  /print\\(/ found in src/app.py at line 4", "  *3 | def main() -> None:", "  >    4 |     print('hi')"])

@@ -1,0 +1,118 @@
+"""String criteria: each sentence form compiles to its check; others are compile errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from planrun import ExitCode
+from planrun.plugins.strings import compile_sentence
+from planrun.testing import Planrunner
+
+
+@pytest.mark.parametrize(
+    ("sentence", "compiled"),
+    [
+        ("`make build` passes", {"command": {"run": "make build"}}),
+        ("`make build` succeeds", {"command": {"run": "make build"}}),
+        ("`make build` exits 0", {"command": {"run": "make build"}}),
+        ("`make build` runs", {"command": {"run": "make build"}}),
+        ("`npm test` runs successfully.", {"command": {"run": "npm test"}}),
+        ("`python -V` outputs `Python 3`", {"command": {"run": "python -V", "stdout_contains": "Python 3"}}),
+        ("File src/app.ts exists", {"file_exists": "src/app.ts"}),
+        ("the file `src/app.ts` exists", {"file_exists": "src/app.ts"}),
+        ("src/app.ts exists", {"file_exists": "src/app.ts"}),
+        ("package.json exists", {"file_exists": "package.json"}),
+        ("src/models/user.ts contains `export interface User`", {"file_contains": {"path": "src/models/user.ts", "text": "export interface User"}}),
+        ("old/legacy.py is deleted", {"file_absent": "old/legacy.py"}),
+        ("tmp.log does not exist", {"file_absent": "tmp.log"}),
+        ("HTTP GET http://127.0.0.1:3000/health returns 200", {"http": {"method": "GET", "url": "http://127.0.0.1:3000/health", "status": 200}}),
+        ("http post https://x.test/login returns 401", {"http": {"method": "POST", "url": "https://x.test/login", "status": 401}}),
+    ],
+)
+def test_sentence_compiles(sentence: str, compiled: dict[str, object]) -> None:
+    assert compile_sentence(sentence) == compiled
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Model exports User type",
+        "Everything exists",  # a bare word is not a path
+        "Users can log in",
+        "`unterminated passes",
+    ],
+)
+def test_other_sentences_do_not_compile(sentence: str) -> None:
+    assert compile_sentence(sentence) is None
+
+
+def test_string_criteria_run_end_to_end(planrunner: Planrunner) -> None:
+    planrunner.makefile("src/app.py", "VERSION = '1'\n")
+    planrunner.makeplan(
+        "s",
+        """
+        plan: strings
+        tasks:
+          - id: t
+            name: T
+            criteria:
+              - "`true` passes"
+              - "`echo hi there` outputs `hi`"
+              - File src/app.py exists
+              - src/app.py contains `VERSION =`
+              - build/ does not exist
+              - old.txt is deleted
+        """,
+    )
+    result = planrunner.run("-v", "s.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    result.stdout.fnmatch_lines(["*s.plan.yaml::t PASSED*", "    `true` passes PASSED", "    src/app.py contains `VERSION =` PASSED"])
+
+
+def test_failing_string_criterion_reports_the_sentence(planrunner: Planrunner) -> None:
+    planrunner.makeplan("s", "plan: s\ntasks:\n  - id: t\n    name: T\n    criteria: ['`false` passes']\n")
+    result = planrunner.run("s.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["criterion 1/1  `false` passes", "  `false` exited with 1, expected 0", "*", "  s.plan.yaml:5:16"])
+
+
+def test_collect_only_shows_what_each_criterion_compiled_to(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "s",
+        """
+        plan: s
+        tasks:
+          - id: build
+            name: Build
+            run: make
+            criteria: ["`make` passes", {file_exists: dist}]
+        """,
+    )
+    result = planrunner.run("--co", "s.plan.yaml")
+    assert result.ret == ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "<Plan s.plan.yaml id=s>",
+            "  <Task build executor=shell>",
+            """    '`make` passes' -> {"command": {"run": "make"}}  [s.plan.yaml:6:16]""",
+            """    {"file_exists": "dist"}  [s.plan.yaml:6:33]""",
+            "*= 1 item collected in *",
+        ]
+    )
+
+
+def test_a_conftest_compiler_runs_before_the_built_in_one(planrunner: Planrunner) -> None:
+    planrunner.makeconftest(
+        """
+        import planrun
+
+        @planrun.hookimpl
+        def planrun_compile_criterion(text):
+            if text.startswith("no file "):
+                return {"file_absent": text[len("no file "):]}
+        """
+    )
+    planrunner.makeplan("s", "plan: s\ntasks:\n  - id: t\n    name: T\n    criteria: ['no file junk.txt']\n")
+    result = planrunner.run("--co", "s.plan.yaml")
+    result.stdout.fnmatch_lines(["""    'no file junk.txt' -> {"file_absent": "junk.txt"}*"""])
+    assert planrunner.run("s.plan.yaml").ret == ExitCode.OK
