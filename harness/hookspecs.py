@@ -63,6 +63,7 @@ def planrun_configure(config: Config) -> None:
 # -------------------------------------------------------------------------
 
 
+@hookspec
 def planrun_register_checks(config: Config) -> list[CheckKind]:
     """Return the check kinds this plugin provides.
 
@@ -75,6 +76,7 @@ def planrun_register_checks(config: Config) -> list[CheckKind]:
     """
 
 
+@hookspec
 def planrun_register_executors(config: Config) -> list[ExecutorKind]:
     """Return the executors this plugin provides.
 
@@ -122,6 +124,7 @@ def planrun_collect_file(file_path: str, config: Config) -> Plan | None:
     """
 
 
+@hookspec
 def planrun_collection_modifyitems(session: Session, config: Config, items: list[Item]) -> None:
     """Filter or reorder the collected items in place.
 
@@ -134,6 +137,7 @@ def planrun_collection_modifyitems(session: Session, config: Config, items: list
     """
 
 
+@hookspec
 def planrun_collection_finish(session: Session) -> None:
     """Collection and selection are done; ``session.items`` is final.
 
@@ -146,6 +150,7 @@ def planrun_collection_finish(session: Session) -> None:
 # -------------------------------------------------------------------------
 
 
+@hookspec
 def planrun_sessionstart(session: Session) -> None:
     """The session starts, after configure and before collection.
 
@@ -170,6 +175,7 @@ def planrun_task_execute(
     """
 
 
+@hookspec
 def planrun_runtest_logreport(report: ItemReport) -> None:
     """One item finished.
 
@@ -180,6 +186,7 @@ def planrun_runtest_logreport(report: ItemReport) -> None:
     """
 
 
+@hookspec
 def planrun_terminal_summary(terminalreporter: Any, exitstatus: int, config: Config) -> None:
     """Add a section to the terminal summary.
 
@@ -190,6 +197,7 @@ def planrun_terminal_summary(terminalreporter: Any, exitstatus: int, config: Con
     """
 
 
+@hookspec
 def planrun_sessionfinish(session: Session, exitstatus: int) -> None:
     """The run is over; write files here.
 
