@@ -176,8 +176,10 @@ def _message(err: Any) -> str:
         msg = msg[len("Value error, ") :]
     loc = ".".join(str(p) for p in err["loc"] if not _is_tag(p))
     value = err.get("input")
-    if err["type"] in ("string_type", "float_type", "int_type") and isinstance(value, bool):
-        msg += f" (YAML reads {value!r} as a boolean; quote it)"
+    if err["type"] == "string_type" and isinstance(value, bool):
+        msg += " (YAML reads yes/no/true/false as a boolean; quote it)"
+    elif err["type"] in ("float_type", "int_type") and isinstance(value, bool):
+        msg += " (YAML reads yes/no/true/false as a boolean)"
     if err["type"] == "extra_forbidden":
         return f"unknown key {err['loc'][-1]!r}"
     if isinstance(value, float) and not math.isfinite(value):

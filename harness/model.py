@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictStr, WithJsonSchema, model_validator
 
 TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
+def _criterion(value: Any) -> Any:
+    if not isinstance(value, (str, dict)):
+        raise ValueError(f"a criterion is a string or a mapping with one check kind, not {type(value).__name__}")
+    return value
+
+
 #: A criterion as written: a string sentence, or a mapping with one check kind.
-Criterion = Union[StrictStr, dict[StrictStr, Any]]
+#: The compiler validates it against the registered check kinds.
+Criterion = Annotated[
+    Any,
+    BeforeValidator(_criterion),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1}]}),
+]
 
 
 class _Model(BaseModel):

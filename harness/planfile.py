@@ -115,6 +115,8 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     msg = err["msg"]
     if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
         msg = f"expected a string, got {type(value).__name__} {value!r} (YAML reads `{_yaml_text(value)}` as a {type(value).__name__}); quote it"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
     elif kind == "string_pattern_mismatch":
         msg = f"{value!r} does not match {err['ctx']['pattern']}"
     return source.error(loc, f"{where}: {msg}")

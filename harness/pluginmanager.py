@@ -30,6 +30,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.versions: dict[str, str] = {}  # plugin name -> "dist version" for the header
         self.builtin_names: list[str] = []
+        self.loaded_names: list[str] = []  # what the header lists: entry points, -p modules, conftests
         self._conftests: dict[Path, ModuleType | None] = {}
         self._conftests_changed = False
 
@@ -81,6 +82,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         except Exception as exc:
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
         self._register_checked(plugin, ep.name)
+        self.loaded_names.append(ep.name)
         if ep.dist is not None:
             self.versions[ep.name] = f"{ep.dist.name}-{ep.dist.version}"
 
@@ -99,6 +101,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         except Exception as exc:
             raise PluginError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
         self._register_checked(module, name)
+        self.loaded_names.append(name)
 
     def _register_checked(self, plugin: object, name: str) -> None:
         try:
@@ -136,6 +139,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         if not any(n.startswith("planrun_") for n in dir(module)):
             return
         self.register(module, str(path))
+        self.loaded_names.append(str(path))
         self._conftests_changed = True
         unknown = [n for n in dir(module) if n.startswith("planrun_") and not hasattr(self.hook, n)]
         for hook_name in unknown:
@@ -159,13 +163,8 @@ class PlanrunPluginManager(pluggy.PluginManager):
                     raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}")
 
     def plugin_names(self) -> list[str]:
-        """Names of the loaded plugins, for the header: built-ins and entry points first."""
-        names = [n for n in self.builtin_names if self.get_plugin(n) is not None]
-        for name, plugin in self.list_name_plugin():
-            if name in names or name in ESSENTIAL or name.startswith("_") or name.isdigit():
-                continue
-            names.append(os.path.relpath(name) if os.path.isabs(name) else name)
-        return names
+        """The loaded plugins for the header and ``--version``, in load order."""
+        return [os.path.relpath(n) if os.path.isabs(n) else n for n in self.loaded_names]
 
 
 def _import_file(path: Path) -> ModuleType:

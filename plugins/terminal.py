@@ -32,10 +32,11 @@ _STYLE = {
 _SUMMARY_ORDER = ("failed", "passed", "skipped", "deselected", "blocked", "interrupted", "warnings", "error")
 
 
+_PLURALS = {"criterion": "criteria"}
+
+
 def _plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"{n} {word}"
-    return f"{n} {'errors' if word == 'error' else word + 's' if word == 'warning' else word}"
+    return f"{n} {word if n == 1 else _PLURALS.get(word, word + 's')}"
 
 
 def _indent(text: str, prefix: str = "  ") -> str:
@@ -121,7 +122,7 @@ class TerminalReporter:
             tasks = sum(1 for i in session.items if i.kind == "task")
             criteria = sum(len(i.checks) for i in session.items)
             plans = len({id(i.cplan) for i in session.items})
-            line = f"collected {_plural(plans, 'plan')}, {_plural(tasks, 'task')}, {_plural(criteria, 'criterion').replace('criterions', 'criteria')}"
+            line = f"collected {_plural(plans, 'plan')}, {_plural(tasks, 'task')}, {_plural(criteria, 'criterion')}"
             if session.deselected:
                 line += f" / {len(session.deselected)} deselected"
             if session.collection_errors:
@@ -156,22 +157,24 @@ class TerminalReporter:
         self.done += 1
         if self.verbosity > 0:
             word = report.outcome.upper()
-            self.write_line(f"{report.nodeid} ", None)
+            if self.column:
+                self.write("\n")
+            self.write(f"{report.nodeid} ")
             self.write(word, _STYLE[report.outcome])
             self._write_progress()
             for c in report.criteria:
                 mark = " (vacuous)" if c.vacuous else ""
-                self.write_line(f"    {c.name} ")
-                self.write(c.outcome.upper() + mark, _STYLE[c.outcome])
-            if report.criteria:
-                self.write("\n")
+                self.write(f"    {c.name} ")
+                self.write(c.outcome.upper() + mark + "\n", _STYLE[c.outcome])
             return
         if report.plan != self.current_plan:
             if self.current_plan is not None:
                 self._write_progress()
             self.current_plan = report.plan
+            if self.column:
+                self.write("\n")
             if self.verbosity == 0:
-                self.write_line(f"{report.plan} ")
+                self.write(f"{report.plan} ")
         self.write(_LETTER[report.outcome], _STYLE[report.outcome])
 
     def _write_progress(self) -> None:

@@ -36,7 +36,7 @@ def test_command_failure_shows_command_exit_code_and_output_tail(check: CheckRun
             "  line1",
             "  line5",
             "  boom",
-            "  c.plan.yaml:5:9",
+            "  c.plan.yaml:6:9",
         ]
     )
 

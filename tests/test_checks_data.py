@@ -67,4 +67,4 @@ def test_data_fails_with_expected_and_actual(check: CheckRun, criterion: str, me
 def test_data_rejects_unknown_file_types_at_compile_time(check: CheckRun) -> None:
     result = check("data: {file: notes.txt, path: a, exists: true}")
     assert result.ret == ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["c.plan.yaml:5:15: data: file 'notes.txt': data files are .json, .yaml, .yml or .toml"])
+    result.stdout.fnmatch_lines(["c.plan.yaml:6:15: data: file 'notes.txt': data files are .json, .yaml, .yml or .toml"])

@@ -33,7 +33,7 @@ def test_file_exists_passes(check: CheckRun, criterion: str) -> None:
 def test_file_exists_fails_naming_what_is_missing(check: CheckRun) -> None:
     result = check("file_exists: [src/app.py, src/gone.py, 'lib/*.py']", {"src/app.py": PY})
     assert result.ret == ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["criterion 1/1  file_exists src/app.py, src/gone.py, lib/*.py", "  not found: src/gone.py, lib/*.py", "  c.plan.yaml:5:9"])
+    result.stdout.fnmatch_lines(["criterion 1/1  file_exists src/app.py, src/gone.py, lib/*.py", "  not found: src/gone.py, lib/*.py", "  c.plan.yaml:6:9"])
     result.stdout.fnmatch_lines(["FAILED c.plan.yaml::t - file_exists * - not found: src/gone.py, lib/*.py"])
 
 
@@ -77,7 +77,7 @@ def test_file_contains_failure_shows_the_nearest_lines(check: CheckRun) -> None:
             "  *5 | ",
             "  >    6 | class User:",
             "  *7 |     pass",
-            "  c.plan.yaml:5:9",
+            "  c.plan.yaml:6:9",
         ]
     )
 
@@ -103,7 +103,7 @@ def test_file_contains_on_a_fifo_fails_without_hanging(check: CheckRun) -> None:
 
 
 def test_catastrophic_regex_errors_instead_of_hanging(check: CheckRun) -> None:
-    result = check("file_contains: {path: a.txt, pattern: '(a+)+$', timeout: 0.5}", {"a.txt": "a" * 40 + "b"})
+    result = check("{file_contains: {path: a.txt, pattern: '(a+)+$'}, timeout: 0.5}", {"a.txt": "a" * 40 + "b"})
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*= ERRORS =*", "  timed out: regex '(a+)+$' ran longer than 0.5s"])
     result.assert_outcomes(errors=1)
