@@ -141,7 +141,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.register(module, str(path))
         self.loaded_names.append(str(path))
         self._conftests_changed = True
-        unknown = [n for n in dir(module) if n.startswith("planrun_") and not hasattr(self.hook, n)]
+        unknown = [n for n in dir(module) if n.startswith("planrun_") and getattr(self.hook, n).spec is None]
         for hook_name in unknown:
             warnings.warn(f"{path}: unknown hook {hook_name!r} ignored", stacklevel=1)
 

@@ -25,10 +25,10 @@ class Registry(Generic[K]):
         self.kinds: dict[str, K] = {}
         self.owners: dict[str, str] = {}
         given = {"config": config}
-        for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             result = impl.function(**{name: given[name] for name in impl.argnames})
             for kind in result or ():
-                self._add(kind, impl.plugin_name)
+                self._add(kind, _plugin_label(impl.plugin_name, impl.plugin))
 
     def _add(self, kind: Any, plugin: str) -> None:
         if not isinstance(kind, self.kind_type):
@@ -62,3 +62,11 @@ class ExecutorRegistry(Registry[ExecutorKind]):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config.hook.planrun_register_executors, config)
+
+
+def _plugin_label(name: str, plugin: object) -> str:
+    """A plugin's name as people know it (pluggy names unnamed objects by ``id``)."""
+    if not name.isdigit():
+        return name
+    cls = type(plugin)
+    return f"{cls.__module__}.{cls.__qualname__}"
