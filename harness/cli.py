@@ -89,6 +89,11 @@ def _schema(args: list[str]) -> int:
 
 def console_main() -> int:
     """The ``planrun`` console script: exit with :func:`main`'s code."""
-    code = main()
-    sys.stdout.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of our output went away (`planrun --co | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code

@@ -50,7 +50,7 @@ def read_plan(path: Path, display: str, *, max_bytes: int) -> Plan:
         try:
             plan = Plan.model_validate(doc.data)
         except ValidationError as exc:
-            errors = [_translate(err, source) for err in exc.errors(include_url=False)]
+            errors = [_translate(err, source) for err in _most_specific(exc.errors(include_url=False), source)]
     if errors:
         raise _group(errors)
     plan._source = source
@@ -97,6 +97,18 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out or "plan"
 
 
+def _most_specific(errors: list[Any], source: PlanSource) -> list[Any]:
+    """A union reports one error per branch; keep those no other error refines."""
+    locs = [_data_loc(tuple(e["loc"]), source) for e in errors]
+    kept, seen = [], set()
+    for err, loc in zip(errors, locs):
+        if loc in seen or any(other != loc and other[: len(loc)] == loc for other in locs):
+            continue
+        seen.add(loc)
+        kept.append(err)
+    return kept
+
+
 def _translate(err: Any, source: PlanSource) -> PlanError:
     """One pydantic error -> one located, readable PlanError."""
     loc = tuple(err["loc"])
@@ -115,6 +127,8 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     msg = err["msg"]
     if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
         msg = f"expected a string, got {type(value).__name__} {value!r} (YAML reads `{_yaml_text(value)}` as a {type(value).__name__}); quote it"
+    elif kind == "string_type" and isinstance(value, dict):
+        msg = "expected a string, got a mapping (an unquoted ': ' starts one); quote the string"
     elif kind == "value_error":
         msg = msg.removeprefix("Value error, ")
     elif kind == "string_pattern_mismatch":

@@ -311,6 +311,8 @@ def wrap_session(config: Config) -> int:
         except PlanrunError as exc:
             _print_error(exc)
             session.exitstatus = ExitCode.USAGE_ERROR
+        except BrokenPipeError:
+            raise  # the reader went away (`planrun | head`): nothing left to report to
         except KeyboardInterrupt as exc:
             session.interrupted = True
             session.interrupt_reason = str(exc) or "SIGINT"  # type: ignore[attr-defined]
@@ -325,6 +327,8 @@ def wrap_session(config: Config) -> int:
                 config.hook.planrun_sessionfinish(session=session, exitstatus=session.exitstatus)
             except KeyboardInterrupt:
                 session.exitstatus = ExitCode.INTERRUPTED
+            except BrokenPipeError:
+                raise
             except PlanrunError as exc:
                 _print_error(exc)
                 session.exitstatus = ExitCode.USAGE_ERROR

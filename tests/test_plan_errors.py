@@ -49,6 +49,8 @@ CASES = [
     ("id-date", "plan: p\n" + T.replace("id: a", "id: 2024-01-01") + "    criteria: [{file_exists: x}]\n",
      "3:9: tasks[0].id: expected a string, got date"),
     ("name-int", "plan: p\n" + T.replace("name: A", "name: 12") + "    criteria: [{file_exists: x}]\n", "4:11: tasks[0].name: expected a string, got int 12"),
+    ("unquoted-colon-in-step", "plan: p\n" + T.replace("run: touch executed.txt", "run:\n      - echo a: b") + "    criteria: [{file_exists: x}]\n",
+     "6:9: tasks[0].run[0]: expected a string, got a mapping (an unquoted ': ' starts one); quote the string"),
     ("bad-task-id", "plan: p\n" + T.replace("id: a", "id: Add Deps") + "    criteria: [{file_exists: x}]\n",
      "3:9: tasks[0].id: 'Add Deps' does not match"),
     ("timeout-nan", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: .nan}]\n", "6:42: tasks[0].criteria[0].timeout: nan is not a finite number"),
