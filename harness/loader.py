@@ -116,13 +116,14 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        _scan(text, display)
+        aliases = _scan(text, display)
         loader = _PlanLoader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 raise PlanError("empty plan file", display, 1, 1)
-            _check_size(node, display)
+            if aliases:
+                _check_size(node, display)
             value = loader.construct_document(node)
         finally:
             loader.dispose()
@@ -151,8 +152,8 @@ def _decode(data: bytes, display: str) -> str:
         raise PlanError(f"not valid UTF-8 (byte 0x{data[start]:02x})", display, line, col) from None
 
 
-def _scan(text: str, display: str) -> None:
-    """Bound depth, aliases and documents on the event stream, before anything recursive runs.
+def _scan(text: str, display: str) -> int:
+    """Bound depth, aliases and documents on the event stream; return the alias count.
 
     libyaml's composer recurses in C: a file of ``[[[[...`` nested 100,000
     deep crashes the interpreter instead of raising. The event parser does
@@ -179,7 +180,7 @@ def _scan(text: str, display: str) -> None:
                 if documents > 1:
                     raise _at(event, "a plan file holds one YAML document; found a second one", display)
             elif kind is StreamEndEvent:
-                return
+                return aliases
     finally:
         loader.dispose()
 
@@ -247,6 +248,8 @@ def _key_of(node: Node) -> Any:
     """The key as the constructed data has it (``1`` for ``1:``, ``True`` for ``true:``)."""
     if not isinstance(node, ScalarNode):
         return node.start_mark.index
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
     try:
         return _RESOLVE.construct_object(node)
     except Exception:

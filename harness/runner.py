@@ -11,7 +11,7 @@ from planrun.compiler import Check
 from planrun.hookspecs import hookimpl
 from planrun.outcomes import CheckFailed, Skipped
 from planrun.reports import CriterionResult, ItemReport, Outcome
-from planrun.types import CheckContext, ExecutionContext, ExecutionResult, Executor, StepTimeout, time_limit
+from planrun.types import CheckContext, ExecutionContext, ExecutionResult, Executor, StepTimeout, forget_paths, time_limit
 
 if TYPE_CHECKING:
     from planrun.model import Task
@@ -89,6 +89,7 @@ class PlanRunner:
             if self.session.shouldstop:
                 return
             start = time.monotonic()
+            forget_paths()
             try:
                 report = self.run_item(item)
             except KeyboardInterrupt:
@@ -159,6 +160,8 @@ class PlanRunner:
                 item, "error", message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
                 evidence=traceback.format_exc(limit=-5), executor=executor_name,
             )
+        finally:
+            forget_paths()  # the executor changed the tree
         common = dict(
             executor=executor_name, output=result.output, tokens_in=result.tokens_in,
             tokens_out=result.tokens_out, attempts=result.attempts,

@@ -35,6 +35,24 @@ class Location(NamedTuple):
         return f"{self.path}:{self.line}:{self.col}" if self.col else f"{self.path}:{self.line}"
 
 
+# Directory realpaths, cached: criteria ask for the same folders again and
+# again. The runner forgets them whenever something may have changed the tree.
+_REALDIRS: dict[str, str] = {}
+
+
+def _realdir(path: str) -> str:
+    try:
+        return _REALDIRS[path]
+    except KeyError:
+        real = _REALDIRS[path] = os.path.realpath(path)
+        return real
+
+
+def forget_paths() -> None:
+    """Drop cached realpaths (the tree may have changed)."""
+    _REALDIRS.clear()
+
+
 class ArgsModel(BaseModel):
     """Base for check argument models: unknown keys are errors, types strict."""
 
@@ -150,11 +168,15 @@ class CheckContext(_Context):
 
     def path(self, rel: str) -> Path:
         """Resolve ``rel`` under the workdir; a symlink that leads outside fails the check."""
-        root = Path(os.path.realpath(self.workdir))
-        resolved = Path(os.path.realpath(root / rel))
-        if not resolved.is_relative_to(root):
-            fail(f"{rel} resolves outside the workdir (to {resolved})")
-        return resolved
+        root = _realdir(os.fspath(self.workdir))
+        head, tail = os.path.split(rel)
+        base = _realdir(os.path.join(root, head)) if head else root
+        full = os.path.join(base, tail) if tail else base
+        if tail and os.path.islink(full):
+            full = os.path.realpath(full)
+        if os.path.commonpath((root, full)) != root:  # compares components, not string prefixes
+            fail(f"{rel} resolves outside the workdir (to {full})")
+        return Path(full)
 
     def regular_file(self, rel: str) -> Path:
         """Resolve ``rel`` and fail unless it is an existing regular file (never open a FIFO)."""

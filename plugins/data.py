@@ -80,8 +80,27 @@ class DataArgs(ArgsModel):
         return self
 
 
+# Parsed documents by path, valid while (mtime, size, inode) stay the same:
+# plans check many values of one file. Checks never mutate what they read.
+_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_CACHE_SIZE = 64
+
+
 def load(ctx: CheckContext, rel: str) -> Any:
     path = ctx.regular_file(rel)
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _CACHE.get(str(path))
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    value = _parse(path, rel)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[str(path)] = (stamp, value)
+    return value
+
+
+def _parse(path: Any, rel: str) -> Any:
     try:
         if rel.endswith(".json"):
             return json.loads(path.read_bytes())
