@@ -3,21 +3,52 @@
 from __future__ import annotations
 
 import os
+import select
 import selectors
+import shlex
 import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+__all__ = ["ProcessResult", "run_process"]
+
+_CHUNK = 65536
+"""Bytes asked for per read (the default pipe capacity on Linux)."""
+
+_FINAL_READS = 64
+"""Reads per stream after the group is killed: 4 MiB, more than a pipe can hold
+even when resized up to the default ``pipe-max-size``; bounds the drain when an
+escaped writer keeps the pipe busy."""
+
+_ABORT_GRACE = 0.5
+"""Longest wait between SIGTERM and SIGKILL when an exception interrupts the wait."""
+
+_MAX_WAIT = 3600.0
+"""Longest single select, so an infinite timeout stays a valid poll argument."""
+
+_POLL_FIRST = 0.001
+_POLL_MAX = 0.05
+"""Without a pidfd, the child's exit is checked after selects this short (growing)."""
+
 
 @dataclass
 class ProcessResult:
     """What a finished (or killed) process left behind.
 
-    :param returncode: the exit status; a negative number is the signal that
-        ended it (as :mod:`subprocess` reports it); ``None`` when it was
-        killed for running past its timeout.
+    :param command: the display form of what ran: the shell string as given,
+        or the argument vector joined with :func:`shlex.join`.
+    :param returncode: the exit status as :mod:`subprocess` reports it: a
+        negative number ``-N`` means the process was ended by signal ``N``
+        (through ``/bin/sh -c`` the shell may report that as ``128 + N``
+        instead); ``None`` when the process was killed for running past its
+        timeout.
+    :param stdout: standard output, decoded as UTF-8 with ``errors="replace"``
+        and capped (see :func:`run_process`).
+    :param stderr: standard error, the same way.
+    :param timed_out: the timeout passed and the process group was killed.
+    :param duration: wall-clock seconds from start to return.
     """
 
     command: str
@@ -28,60 +59,176 @@ class ProcessResult:
     duration: float
 
     def output_tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of stdout then stderr, for failure reports."""
-        text = self.stdout
-        if self.stderr:
-            text = (text + ("\n" if text and not text.endswith("\n") else "") + self.stderr)
-        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+        """The last ``lines`` lines of stdout followed by stderr, for failure reports.
+
+        Lines are split on ``"\\n"``; a final newline does not start an empty line.
+
+        :param lines: how many lines to keep; ``0`` or less gives ``""``.
+        """
+        if lines <= 0:
+            return ""
+        return "\n".join((_lines(self.stdout) + _lines(self.stderr))[-lines:])
+
+
+def _lines(text: str) -> list[str]:
+    if not text:
+        return []
+    parts = text.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    return parts
 
 
 class _Capped:
-    """Keeps the first and last ``limit // 2`` bytes of a stream and counts the middle."""
+    """Keeps the first and last ``limit // 2`` bytes of a stream and counts the rest."""
 
     def __init__(self, limit: int) -> None:
-        self.half = max(limit // 2, 1)
+        self.half = limit // 2
         self.head = bytearray()
         self.tail = bytearray()
-        self.dropped = 0
+        self.omitted = 0
 
     def add(self, data: bytes) -> None:
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
+            if len(data) <= room:
+                return
             data = data[room:]
-        if not data:
-            return
         self.tail += data
         extra = len(self.tail) - self.half
         if extra > 0:
-            self.dropped += extra
-            del self.tail[:extra]
+            del self.tail[:extra]  # cheap: bytearray drops a prefix by moving its start
+            self.omitted += extra
 
     def text(self) -> str:
-        out = self.head.decode("utf-8", "replace")
-        if self.dropped:
-            out += f"\n[... {self.dropped} bytes omitted ...]\n"
-        return out + self.tail.decode("utf-8", "replace")
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        if not self.omitted:
+            return head + tail
+        sep = "\n" if head and not head.endswith("\n") else ""
+        return f"{head}{sep}[... {self.omitted} bytes omitted ...]\n{tail}"
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
+def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
-        return False
+        pass  # nothing left in the group (or nothing we may signal)
+
+
+def _exited(pid: int) -> bool:
+    """True once the child has exited, without reaping it (its pid keeps the group id taken)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # reaped behind our back (SIGCHLD ignored): gone all the same
+
+
+def _wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the child to exit, without reading or reaping."""
+    deadline = time.monotonic() + timeout
+    if pidfd is not None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(min(max(timeout, 0.0), _MAX_WAIT) * 1000))
+    pause = _POLL_FIRST
+    while not _exited(pid):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, _POLL_MAX)
     return True
 
 
-def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """TERM the group, give it ``grace`` seconds, then KILL whatever is left."""
-    pgid = proc.pid
-    if _signal_group(pgid, signal.SIGTERM):
+class _Pump:
+    """Reads both pipes into their caps while watching for the child's exit."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], max_output: int) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.pid = proc.pid
+        self.out = _Capped(max_output)
+        self.err = _Capped(max_output)
+        self.sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
+        self.open = set(self.sinks)
+        self.sel: selectors.BaseSelector = (
+            selectors.PollSelector() if hasattr(selectors, "PollSelector") else selectors.SelectSelector()
+        )
+        self.pidfd: int | None = None
+
+    def start(self) -> None:
+        """Register the pipes, and a pidfd for the child when the system has them."""
+        for fd in self.sinks:
+            self.sel.register(fd, selectors.EVENT_READ)
         try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    _signal_group(pgid, signal.SIGKILL)  # the leader may be gone while children live on
-    proc.wait()
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return  # old kernel, other OS, or a sandbox that forbids it: poll instead
+        self.sel.register(self.pidfd, selectors.EVENT_READ)
+
+    def until_exit(self, deadline: float) -> bool:
+        """Read output until the child exits (True) or ``deadline`` passes (False).
+
+        The child is not reaped, so its pid still names the process group.
+        """
+        pause = _POLL_FIRST
+        while True:
+            remaining = min(max(deadline - time.monotonic(), 0.0), _MAX_WAIT)
+            if self.pidfd is None:
+                remaining = min(remaining, pause)
+                pause = min(pause * 2, _POLL_MAX)
+            exited = False
+            for key, _ in self.sel.select(remaining):
+                if key.fd == self.pidfd:
+                    exited = True
+                else:
+                    self._read(key.fd)
+            if exited or (self.pidfd is None and _exited(self.pid)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _read(self, fd: int) -> bool:
+        """One read from ``fd``; False when nothing more can come now (EOF or empty)."""
+        try:
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.open.discard(fd)
+            self.sel.unregister(fd)
+            return False
+        self.sinks[fd].add(chunk)
+        return True
+
+    def drain(self) -> None:
+        """Read what the pipes still hold without blocking (writers are dead or dying)."""
+        for fd in list(self.open):
+            os.set_blocking(fd, False)
+            for _ in range(_FINAL_READS):
+                if not self._read(fd):
+                    break
+
+    def close(self) -> None:
+        self.sel.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _abort(proc: subprocess.Popen[bytes], pidfd: int | None, grace: float) -> None:
+    """Kill the group (TERM, ``grace``, KILL) and reap the child, whatever interrupts us."""
+    if proc.returncode is not None:
+        return  # already reaped, which only happens after the group was killed
+    try:
+        _signal_group(proc.pid, signal.SIGTERM)
+        _wait_exit(proc.pid, pidfd, grace)
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run_process(
@@ -93,29 +240,69 @@ def run_process(
     max_output: int = 1 << 20,
     kill_grace: float = 2.0,
 ) -> ProcessResult:
-    """Run ``command`` and wait for it, at most ``timeout`` seconds.
+    """Run ``command`` to completion or for at most ``timeout`` seconds.
 
-    A string runs through ``/bin/sh -c``; a sequence is executed directly.
-    The child gets its own session (so its process group can be killed as a
-    whole and a terminal's Ctrl-C does not reach it), stdin from /dev/null,
-    and separate stdout/stderr pipes read as they fill, each capped at
-    ``max_output`` bytes (head and tail kept, the middle counted).
+    A string runs through ``/bin/sh -c``; a sequence is executed directly
+    (``PATH`` looked up in ``env`` when given). The child starts a new session,
+    so it leads its own process group and gets no controlling terminal
+    (a Ctrl-C in the terminal does not reach it). Its stdin is ``/dev/null``,
+    no other descriptor is inherited, and stdout and stderr are separate
+    pipes read as they fill. Each stream keeps its first and last
+    ``max_output // 2`` bytes; the middle is replaced by a line
+    ``[... N bytes omitted ...]``, so memory stays bounded however much
+    the child writes.
 
-    When the child exits, whatever it left running in its group is killed:
-    a background ``sleep 300 &`` cannot outlive the step or hold its pipes.
-    On timeout the group gets SIGTERM, then SIGKILL after ``kill_grace``.
-    Any exception during the wait (Ctrl-C included) kills the group before it
-    propagates. A grandchild that calls ``setsid`` itself escapes the group.
+    When the child exits, every process still in its group is sent SIGKILL
+    (a background ``sleep 300 &`` cannot outlive the call, nor keep it waiting
+    by holding the pipes open); output still buffered in the pipes is then
+    read without blocking. The exit is seen through a pidfd on Linux >= 5.3,
+    otherwise by polling between short waits.
 
-    :raises OSError: the command could not be started (missing ``cwd`` or
-        executable).
+    When ``timeout`` passes, the group gets SIGTERM; once the child exits or
+    ``kill_grace`` seconds pass (output is still read meanwhile) the group gets
+    SIGKILL, and the result has ``timed_out=True`` and ``returncode=None``.
+
+    Any exception while waiting (:exc:`KeyboardInterrupt`, or whatever a
+    signal handler of the caller raises) kills the group the same way, with a
+    grace of at most half a second, reaps the child and closes the pipes
+    before it propagates.
+
+    Caveat: the group is the unit of cleanup, so a descendant that leaves it
+    (``setsid``, ``setpgid``, a daemonizing server) escapes the kill; at
+    most a bounded amount of what it writes to the inherited pipes is read.
+
+    :param command: a shell command line, or an argument vector.
+    :param cwd: the directory to run in.
+    :param timeout: seconds before the process group is killed.
+    :param env: the complete environment for the child; ``None`` inherits
+        :data:`os.environ`.
+    :param max_output: bytes kept per stream (half from the start, half from
+        the end).
+    :param kill_grace: seconds between SIGTERM and SIGKILL on timeout.
+    :returns: what happened; a negative ``returncode`` is a signal number
+        (see :class:`ProcessResult`).
+    :raises OSError: the command could not be started (``cwd`` or the
+        executable of a sequence command missing or not usable); no file
+        descriptor is left open.
+    :raises ValueError: an empty sequence, or a negative ``max_output`` or
+        ``kill_grace``.
     """
-    shell = isinstance(command, str)
-    display = command if isinstance(command, str) else " ".join(command)
+    if max_output < 0:
+        raise ValueError(f"max_output must be >= 0, not {max_output}")
+    if kill_grace < 0:
+        raise ValueError(f"kill_grace must be >= 0, not {kill_grace}")
+    if isinstance(command, str):
+        args: str | list[str] = command
+        display = command
+    else:
+        args = list(command)
+        if not args:
+            raise ValueError("empty command")
+        display = shlex.join(os.fsdecode(a) for a in args)
     start = time.monotonic()
-    proc = subprocess.Popen(
-        command,
-        shell=shell,
+    proc = subprocess.Popen(  # on failure Popen closes its own pipes and re-raises
+        args,
+        shell=isinstance(args, str),
         cwd=cwd,
         env=None if env is None else dict(env),
         stdin=subprocess.DEVNULL,
@@ -124,85 +311,33 @@ def run_process(
         close_fds=True,
         start_new_session=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err = _Capped(max_output), _Capped(max_output)
-    streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
-    sel = selectors.DefaultSelector()
-    pidfd = -1
+    pump: _Pump | None = None
     timed_out = False
     try:
-        for fd in streams:
-            os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ)
-        try:
-            pidfd = os.pidfd_open(proc.pid)
-            sel.register(pidfd, selectors.EVENT_READ)
-        except (AttributeError, OSError):
-            pidfd = -1  # no pidfd: poll the child between short waits
-        deadline = start + timeout
-        open_fds = set(streams)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            wait = remaining if pidfd >= 0 else min(remaining, 0.05)
-            for key, _ in sel.select(wait):
-                fd = key.fd
-                if fd == pidfd:
-                    continue
-                _drain(fd, streams[fd], sel, open_fds)
-            if proc.poll() is not None:
-                break
-            if not open_fds and pidfd < 0:
-                # pipes closed: the child is about to exit
-                try:
-                    proc.wait(timeout=min(max(deadline - time.monotonic(), 0), 0.05))
-                except subprocess.TimeoutExpired:
-                    continue
-                break
-        if timed_out:
-            _kill_group(proc, kill_grace)
-        else:
-            _signal_group(proc.pid, signal.SIGKILL)  # orphans of a finished step
-            proc.wait()
-        for fd in list(open_fds):
-            _drain(fd, streams[fd], sel, open_fds, final=True)
+        pump = _Pump(proc, max_output)
+        pump.start()
+        if not pump.until_exit(start + timeout):
+            timed_out = True
+            _signal_group(proc.pid, signal.SIGTERM)
+            pump.until_exit(time.monotonic() + kill_grace)
+        # The child is dead but not reaped yet, so the group id cannot have been reused.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pump.drain()
     except BaseException:
-        _kill_group(proc, min(kill_grace, 0.5))
+        _abort(proc, None if pump is None else pump.pidfd, min(kill_grace, _ABORT_GRACE))
         raise
     finally:
-        sel.close()
-        if pidfd >= 0:
-            os.close(pidfd)
-        proc.stdout.close()
-        proc.stderr.close()
+        if pump is not None:
+            pump.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     return ProcessResult(
         command=display,
         returncode=None if timed_out else proc.returncode,
-        stdout=out.text(),
-        stderr=err.text(),
+        stdout=pump.out.text(),
+        stderr=pump.err.text(),
         timed_out=timed_out,
         duration=time.monotonic() - start,
     )
-
-
-def _drain(fd: int, sink: _Capped, sel: selectors.BaseSelector, open_fds: set[int], final: bool = False) -> None:
-    """Read what ``fd`` has without blocking; unregister it at EOF."""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            open_fds.discard(fd)
-            try:
-                sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-            return
-        sink.add(chunk)
-        if not final and len(chunk) < 65536:
-            return

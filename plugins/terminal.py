@@ -73,6 +73,7 @@ class TerminalReporter:
         self.column = 0
         self.done = 0
         self.total = 0
+        self.any_failed = False
         self.start = time.time()
 
     # -- writing ----------------------------------------------------------
@@ -155,6 +156,8 @@ class TerminalReporter:
     def planrun_runtest_logreport(self, report: ItemReport) -> None:
         self.reports.append(report)
         self.done += 1
+        if report.outcome in ("failed", "error", "blocked", "interrupted"):
+            self.any_failed = True
         if self.verbosity > 0:
             word = report.outcome.upper()
             if self.column:
@@ -167,14 +170,13 @@ class TerminalReporter:
                 self.write(f"    {c.name} ")
                 self.write(c.outcome.upper() + mark + "\n", _STYLE[c.outcome])
             return
-        if report.plan != self.current_plan:
+        if report.plan != self.current_plan and self.verbosity == 0:
             if self.current_plan is not None:
                 self._write_progress()
-            self.current_plan = report.plan
-            if self.column:
-                self.write("\n")
-            if self.verbosity == 0:
-                self.write(f"{report.plan} ")
+            self.write(f"{report.plan} ")
+        elif self.column >= self.width - 7:  # wrap before the "[ NN%]" column, as pytest does
+            self._write_progress()
+        self.current_plan = report.plan
         self.write(_LETTER[report.outcome], _STYLE[report.outcome])
 
     def _write_progress(self) -> None:
@@ -182,10 +184,7 @@ class TerminalReporter:
             return
         text = f"[{self.done * 100 // self.total:3d}%]"
         pad = max(self.width - self.column - len(text), 1)
-        self.write(" " * pad + text + "\n", "green" if not self._failed() else "red")
-
-    def _failed(self) -> bool:
-        return any(r.outcome in ("failed", "error", "blocked", "interrupted") for r in self.reports)
+        self.write(" " * pad + text + "\n", "red" if self.any_failed else "green")
 
     @hookimpl(wrapper=True, tryfirst=True)
     def planrun_sessionfinish(self, session: Session, exitstatus: int) -> Generator[None, None, None]:
