@@ -62,7 +62,8 @@ CASES = [
     ("control-character", 'plan: "bad\\x01title"\n' + T + "    criteria: [{file_exists: x}]\n", "1:7: control character U+0001"),
     ("two-documents", "plan: p\n" + T + "    criteria: [{file_exists: x}]\n---\nplan: q\n", "7:1: a plan file holds one YAML document"),
     ("syntax-error", "plan: p\ntasks:\n  - id: a\n   name: bad indent\n", "4:4:"),
-    ("deep-nesting", "plan: " + "[" * 5000 + "]" * 5000 + "\n", "1:70: nesting deeper than 64 levels"),
+    ("deep-nesting", "plan: " + "[" * 200 + "]" * 200 + "\n", "1:70: nesting deeper than 64 levels"),
+    ("deep-block-nesting", "plan:\n" + "".join(" " * i + "- \n" for i in range(1, 80)), "65:65: nesting deeper than 64 levels"),
     ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
      "5:4: alias expansion exceeds 100000 nodes"),
@@ -110,6 +111,16 @@ def test_plan_error_is_located_and_stops_the_run(planrunner: Planrunner, text: s
     result.stdout.fnmatch_lines(["*Interrupted: 1 error during collection*", "*= 1 error in *"])
     assert result.no_traceback(), result
     assert not (planrunner.path / "executed.txt").exists(), "a run: step executed despite a collection error"
+
+
+def test_very_deep_nesting_is_a_located_error_not_a_crash(planrunner: Planrunner) -> None:
+    # libyaml's composer recurses in C: this file used to kill the interpreter.
+    (planrunner.path / "deep.plan.yaml").write_text("plan: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = planrunner.runsubprocess("deep.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    # Newer libyaml stops at its own limit (1000) first; both are located errors.
+    result.stdout.re_match_lines([r"deep\.plan\.yaml:1:\d+: (nesting deeper than 64 levels|exceeded maximum nesting depth)"])
+    assert result.no_traceback()
 
 
 def test_invalid_utf8_names_line_and_column(planrunner: Planrunner) -> None:
