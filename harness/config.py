@@ -158,9 +158,15 @@ class Config:
         self.invocation_dir = invocation_dir
         self.stash: dict[Any, Any] = {}
         if option.timeout is None:
-            option.timeout = float(inicfg.get("timeout", DEFAULT_TASK_TIMEOUT))
+            timeout = inicfg.get("timeout", DEFAULT_TASK_TIMEOUT)
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:
+                raise UsageError(f"[tool.planrun] timeout must be a positive number of seconds, got {timeout!r}")
+            option.timeout = float(timeout)
         if option.executor is None:
-            option.executor = inicfg.get("executor")
+            executor = inicfg.get("executor")
+            if executor is not None and not isinstance(executor, str):
+                raise UsageError(f"[tool.planrun] executor must be a string, got {executor!r}")
+            option.executor = executor
 
     def getoption(self, name: str, default: Any = None) -> Any:
         return getattr(self.option, name, default)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from planrun.compiler import Check, Compiler
 from planrun.errors import PlanError, PlanrunError, UsageError
-from planrun.config import ExitCode
+from planrun.config import ExitCode, ini_args
 from planrun.hookspecs import hookimpl
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
@@ -196,7 +196,7 @@ class Session:
 
     def _plan_files(self) -> Iterator[Path]:
         config = self.config
-        args = config.option.paths or [str(config.rootdir / p) for p in config.inicfg.get("paths", [])] or ["."]
+        args = config.option.paths or [str(config.rootdir / p) for p in ini_args(config.inicfg, "paths")] or ["."]
         seen: set[Path] = set()
         for arg in args:
             path = Path(arg)

@@ -347,3 +347,26 @@ def test_colors_follow_tty_no_color_and_color_option(planrunner: Planrunner, mon
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in planrunner.run("p.plan.yaml").outstr
     assert "\x1b[" not in planrunner.run("--color=no", "p.plan.yaml").outstr
+
+
+def test_bad_config_is_a_usage_error(planrunner: Planrunner) -> None:
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, run: touch ran, criteria: [{file_exists: ran}]}\n")
+    planrunner.makefile("pyproject.toml", '[tool.planrun]\ntimeout = "soon"\n')
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: [[]tool.planrun[]] timeout must be a positive number of seconds, got 'soon'"])
+    planrunner.makefile("pyproject.toml", "[tool.planrun\n")
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: */pyproject.toml: *"])
+    assert result.no_traceback()
+    assert not Path("ran").exists()
+
+
+def test_planrun_toml_and_env_addopts(planrunner: Planrunner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    planrunner.makefile("planrun.toml", 'paths = ["checks"]\ntimeout = 5\n')
+    planrunner.makeplan("checks/p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: planrun.toml}]}\n")
+    monkeypatch.setenv("PLANRUN_ADDOPTS", "-v")
+    result = planrunner.run()
+    assert result.ret == ExitCode.OK, result
+    result.stdout.fnmatch_lines(["checks/p.plan.yaml::t PASSED*"])
