@@ -42,21 +42,18 @@ def compile_keyword(expr: str) -> Matcher:
         index += 1
         return tokens[index - 1]
 
-    def or_expr() -> Matcher:
-        left = and_expr()
-        while peek() == "or":
-            take()
-            right, prev = and_expr(), left
-            left = lambda kw, a=prev, b=right: a(kw) or b(kw)  # noqa: E731
-        return left
+    def binary(word: str, operand: Callable[[], Matcher], both: Callable[[bool, bool], bool]) -> Callable[[], Matcher]:
+        """A left-associative chain ``operand (word operand)*``."""
 
-    def and_expr() -> Matcher:
-        left = not_expr()
-        while peek() == "and":
-            take()
-            right, prev = not_expr(), left
-            left = lambda kw, a=prev, b=right: a(kw) and b(kw)  # noqa: E731
-        return left
+        def parse() -> Matcher:
+            left = operand()
+            while peek() == word:
+                take()
+                right, prev = operand(), left
+                left = lambda kw, a=prev, b=right: both(a(kw), b(kw))  # noqa: E731
+            return left
+
+        return parse
 
     def not_expr() -> Matcher:
         if peek() == "not":
@@ -77,6 +74,8 @@ def compile_keyword(expr: str) -> Matcher:
         needle = word.lower()
         return lambda kw: any(needle in k for k in kw)
 
+    and_expr = binary("and", not_expr, lambda a, b: a and b)
+    or_expr = binary("or", and_expr, lambda a, b: a or b)
     matcher = or_expr()
     if index != len(tokens):
         raise UsageError(f"-k {expr!r}: unexpected {tokens[index]!r}")
