@@ -33,7 +33,7 @@ PLAN_TASK = """\
       - data: {{file: p{p}/meta.json, path: 'tasks[{t}].done', equals: true}}
 """
 
-PYTEST_SUITE = '''\
+PYTEST_SUITE = """\
 import json
 import os
 import re
@@ -73,7 +73,7 @@ def test_data_id(t):
 @pytest.mark.parametrize("t", range(T))
 def test_data_done(t):
     assert json.loads(_read(f"p{{P}}/meta.json"))["tasks"][t]["done"] is True
-'''
+"""
 
 
 def generate(root: Path, plans: int, tasks: int) -> None:
@@ -85,7 +85,9 @@ def generate(root: Path, plans: int, tasks: int) -> None:
         pdir.mkdir()
         for t in range(tasks):
             (pdir / f"mod{t}.py").write_text(f'"""Module {t}."""\n\n\ndef func_{t}(x):\n    return x + {t}\n')
-        (pdir / "meta.json").write_text(json.dumps({"tasks": [{"id": f"task-{t}", "done": True} for t in range(tasks)]}))
+        (pdir / "meta.json").write_text(
+            json.dumps({"tasks": [{"id": f"task-{t}", "done": True} for t in range(tasks)]})
+        )
         body = "".join(PLAN_TASK.format(p=p, t=t) for t in range(tasks))
         (plan_dir / f"plan{p:05d}.plan.yaml").write_text(f"plan: Generated plan {p}\nworkdir: ../work\ntasks:\n{body}")
         (suite / f"test_plan{p:05d}.py").write_text(PYTEST_SUITE.format(p=p, tasks=tasks))
@@ -113,8 +115,10 @@ def main() -> None:
         start = time.perf_counter()
         generate(root, args.plans, args.tasks)
         criteria = args.plans * args.tasks * 5
-        print(f"generated {args.plans} plans, {args.plans * args.tasks} tasks, {criteria} criteria "
-              f"in {time.perf_counter() - start:.1f}s under {root}")
+        print(
+            f"generated {args.plans} plans, {args.plans * args.tasks} tasks, {criteria} criteria "
+            f"in {time.perf_counter() - start:.1f}s under {root}"
+        )
         planrun_cmd = [sys.executable, "-m", "planrun", "--verify-only", "-q", "plans"]
         pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"]
         p_times, t_times = [], []

@@ -6,12 +6,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-
 from planrun.errors import CompileError
 from planrun.planfile import PlanSource, did_you_mean
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -74,7 +73,9 @@ class Compiler:
                 )
             return self._compile_mapping(mapping, where, None, text=raw)
         if not isinstance(raw, dict):
-            raise self._error(where, f"a criterion is a string or a mapping with one check kind, not {type(raw).__name__}")
+            raise self._error(
+                where, f"a criterion is a string or a mapping with one check kind, not {type(raw).__name__}"
+            )
         return self._compile_mapping(raw, where, (source, loc))
 
     def _error(self, where: Location, message: str) -> CompileError:
@@ -96,7 +97,9 @@ class Compiler:
         kinds = [k for k in mapping if k not in COMMON_KEYS]
         known = [k for k in kinds if k in self.registry.kinds]
         if len(known) > 1:
-            raise self._error(where, f"criterion has {len(known)} check kinds ({', '.join(known)}); write one per criterion")
+            raise self._error(
+                where, f"criterion has {len(known)} check kinds ({', '.join(known)}); write one per criterion"
+            )
         unknown = [k for k in kinds if k not in self.registry.kinds]
         if unknown:
             key = unknown[0]
@@ -122,7 +125,9 @@ class Compiler:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             sub = tuple(err["loc"])
-            raise self._error(at((name, *sub), key=err["type"] == "extra_forbidden"), f"{name}: {_message(err)}") from None
+            raise self._error(
+                at((name, *sub), key=err["type"] == "extra_forbidden"), f"{name}: {_message(err)}"
+            ) from None
         display = common.name or text or (kind.describe(args) if kind.describe else f"{name} {mapping[name]!r}")
         timeout = common.timeout if common.timeout is not None else kind.default_timeout
         return Check(
@@ -152,7 +157,9 @@ class Compiler:
             (("prerequisites",), ("prerequisites",), plan.prerequisites)
         ]
         owners += [(("tasks", i), ("tasks", i, "criteria"), t.criteria) for i, t in enumerate(plan.tasks)]
-        owners += [(("edge_cases", i), ("edge_cases", i, "criteria"), e.criteria) for i, e in enumerate(plan.edge_cases)]
+        owners += [
+            (("edge_cases", i), ("edge_cases", i, "criteria"), e.criteria) for i, e in enumerate(plan.edge_cases)
+        ]
         owners.append((("verification",), ("verification",), plan.verification))
         compiled: dict[tuple[Any, ...], list[Check]] = {}
         errors: list[CompileError] = []
@@ -188,4 +195,6 @@ def _message(err: Any) -> str:
 
 
 def _is_tag(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or part in ("str", "list", "dict", "function-before", "function-after"))
+    return isinstance(part, str) and (
+        "[" in part or part in ("str", "list", "dict", "function-before", "function-after")
+    )

@@ -75,26 +75,70 @@ def make_parser() -> ArgumentParser:
         usage="planrun [options] [PATHS ...]\n       planrun schema",
         description="Run plan files: perform each task, assert its success criteria, report like pytest.",
     )
-    p.add_argument("paths", nargs="*", metavar="PATHS", help="plan files or directories (default: [tool.planrun] paths, or .)")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATHS", help="plan files or directories (default: [tool.planrun] paths, or .)"
+    )
     g = p.add_argument_group("selection")
-    g.add_argument("-k", dest="keyword", metavar="EXPR", help="run items whose plan id, task id or name match EXPR (and/or/not, substrings)")
-    g.add_argument("-x", "--exitfirst", action="store_const", const=1, dest="maxfail", help="stop after the first failure")
+    g.add_argument(
+        "-k",
+        dest="keyword",
+        metavar="EXPR",
+        help="run items whose plan id, task id or name match EXPR (and/or/not, substrings)",
+    )
+    g.add_argument(
+        "-x", "--exitfirst", action="store_const", const=1, dest="maxfail", help="stop after the first failure"
+    )
     g.add_argument("--maxfail", type=_count, metavar="N", default=0, help="stop after N failures or errors")
-    g.add_argument("--co", "--collect-only", action="store_true", dest="collectonly", help="collect and compile, show what each criterion compiled to, run nothing")
+    g.add_argument(
+        "--co",
+        "--collect-only",
+        action="store_true",
+        dest="collectonly",
+        help="collect and compile, show what each criterion compiled to, run nothing",
+    )
     g = p.add_argument_group("running")
-    g.add_argument("--verify-only", "--no-exec", action="store_true", dest="verify_only", help="execute nothing: assert the criteria against the tree as it is")
+    g.add_argument(
+        "--verify-only",
+        "--no-exec",
+        action="store_true",
+        dest="verify_only",
+        help="execute nothing: assert the criteria against the tree as it is",
+    )
     g.add_argument("--executor", metavar="NAME", help="agent executor for tasks without run: steps")
-    g.add_argument("--timeout", type=_positive, metavar="S", default=None, help=f"per-task timeout in seconds (default {DEFAULT_TASK_TIMEOUT:g})")
-    g.add_argument("--max-attempts", type=_count, metavar="N", default=None, help="attempts per task for agent executors")
+    g.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="S",
+        default=None,
+        help=f"per-task timeout in seconds (default {DEFAULT_TASK_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--max-attempts", type=_count, metavar="N", default=None, help="attempts per task for agent executors"
+    )
     g.add_argument("--strict", action="store_true", help="vacuous criteria fail; manual criteria are errors")
-    g.add_argument("--max-plan-bytes", type=_count, metavar="N", default=1 << 20, help="refuse plan files larger than this (default 1 MiB)")
+    g.add_argument(
+        "--max-plan-bytes",
+        type=_count,
+        metavar="N",
+        default=1 << 20,
+        help="refuse plan files larger than this (default 1 MiB)",
+    )
     g = p.add_argument_group("reporting")
     g.add_argument("-v", "--verbose", action="count", default=0, help="list every item and criterion")
     g.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    g.add_argument("--tb", choices=("long", "short", "line", "no"), default="long", help="failure detail (default long)")
+    g.add_argument(
+        "--tb", choices=("long", "short", "line", "no"), default="long", help="failure detail (default long)"
+    )
     g.add_argument("--color", choices=("yes", "no", "auto"), default="auto", help="color output")
     g = p.add_argument_group("plugins")
-    g.add_argument("-p", action="append", dest="plugins", metavar="NAME", default=[], help="load plugin NAME (module or entry point); -p no:NAME disables one")
+    g.add_argument(
+        "-p",
+        action="append",
+        dest="plugins",
+        metavar="NAME",
+        default=[],
+        help="load plugin NAME (module or entry point); -p no:NAME disables one",
+    )
     g.add_argument("--version", action="store_true", help="print the version and the plugins, then exit")
     return p
 

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     import argparse
 
     from planrun.config import Config
+    from planrun.executors import Executor
     from planrun.model import Plan, Task
     from planrun.pluginmanager import PlanrunPluginManager
     from planrun.reports import ItemReport
     from planrun.session import Item, Session
     from planrun.types import CheckKind, ExecutionContext, ExecutionResult, ExecutorKind, Location
-    from planrun.executors import Executor
 
 hookspec = pluggy.HookspecMarker("planrun")
 hookimpl = pluggy.HookimplMarker("planrun")
@@ -159,9 +159,7 @@ def planrun_sessionstart(session: Session) -> None:
 
 
 @hookspec(firstresult=True)
-def planrun_task_execute(
-    task: Task, executor: Executor, context: ExecutionContext
-) -> ExecutionResult | None:
+def planrun_task_execute(task: Task, executor: Executor, context: ExecutionContext) -> ExecutionResult | None:
     """Perform one task.
 
     :param task: the task as written in the plan.

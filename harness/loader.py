@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from planrun.errors import PlanError
 from yaml.constructor import ConstructorError
 from yaml.events import (
     AliasEvent,
@@ -19,8 +20,6 @@ from yaml.events import (
     StreamEndEvent,
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from planrun.errors import PlanError
 
 MAX_PLAN_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -43,7 +42,9 @@ class _PlanLoader(_Base):  # type: ignore[misc,valid-type]
             try:
                 hash(key)
             except TypeError:
-                raise ConstructorError(None, None, "a mapping key must be a plain value, not a list or mapping", key_node.start_mark) from None
+                raise ConstructorError(
+                    None, None, "a mapping key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
             if key in first:
                 raise ConstructorError(
                     None, None, f"duplicate key {key!r} (first defined at line {first[key] + 1})", key_node.start_mark
@@ -95,7 +96,9 @@ def load_yaml(path: str | os.PathLike[str], *, display: str | None = None, max_b
 
 
 def _too_big(name: str, size: int, limit: int) -> PlanError:
-    return PlanError(f"plan file is {size} bytes, over the {limit}-byte limit (raise it with --max-plan-bytes)", name, 1, 1)
+    return PlanError(
+        f"plan file is {size} bytes, over the {limit}-byte limit (raise it with --max-plan-bytes)", name, 1, 1
+    )
 
 
 def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN_BYTES) -> YamlDoc:
@@ -137,7 +140,9 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
     _walk(node, doc)
     if not isinstance(value, dict):
         line, col = doc.locate(())
-        raise PlanError(f"a plan file must be a mapping of keys (plan:, tasks:, ...), found {_kind(value)}", display, line, col)
+        raise PlanError(
+            f"a plan file must be a mapping of keys (plan:, tasks:, ...), found {_kind(value)}", display, line, col
+        )
     return doc
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictStr, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 
 TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
 
 def _criterion(value: Any) -> Any:
     if not isinstance(value, (str, dict)):
@@ -32,17 +42,15 @@ class Task(_Model):
 
     id: StrictStr = Field(pattern=TASK_ID_PATTERN, description="Unique in the plan: [a-z0-9][a-z0-9_-]*")
     name: StrictStr = Field(min_length=1, description="Display name")
-    action: Optional[
-        Literal["create", "modify", "delete", "install", "run", "configure", "test", "other"]
-    ] = None
-    file: Optional[StrictStr] = Field(default=None, description="Shorthand for files: [X]")
+    action: Literal["create", "modify", "delete", "install", "run", "configure", "test", "other"] | None = None
+    file: StrictStr | None = Field(default=None, description="Shorthand for files: [X]")
     files: list[StrictStr] = Field(default_factory=list, description="What this task may change")
     description: StrictStr = ""
-    run: Union[StrictStr, list[StrictStr], None] = Field(
+    run: StrictStr | list[StrictStr] | None = Field(
         default=None, description="Shell step(s), run in the workdir by the shell executor"
     )
     depends_on: list[StrictStr] = Field(default_factory=list, description="Ids of tasks this one needs")
-    complexity: Optional[Literal["low", "medium", "high"]] = None
+    complexity: Literal["low", "medium", "high"] | None = None
     criteria: list[Criterion] = Field(default_factory=list, description="Success criteria")
 
     @model_validator(mode="after")
@@ -69,15 +77,15 @@ class EdgeCase(_Model):
 class Plan(_Model):
     """A plan file: an overview, prerequisites, tasks, edge cases and a verification."""
 
-    schema_: Optional[StrictStr] = Field(default=None, alias="$schema")
+    schema_: StrictStr | None = Field(default=None, alias="$schema")
     plan: StrictStr = Field(min_length=1, description="The plan's title")
-    id: Optional[StrictStr] = Field(
+    id: StrictStr | None = Field(
         default=None, pattern=TASK_ID_PATTERN, description="Default: the file name without .plan.yaml"
     )
     overview: StrictStr = ""
-    workdir: Optional[StrictStr] = Field(default=None, description="Relative to this file; default: the rootdir")
+    workdir: StrictStr | None = Field(default=None, description="Relative to this file; default: the rootdir")
     workspace: Literal["inplace", "temp", "copy"] = "inplace"
-    executor: Optional[StrictStr] = None
+    executor: StrictStr | None = None
     assumptions: list[StrictStr] = Field(default_factory=list)
     prerequisites: list[Criterion] = Field(default_factory=list)
     tasks: list[Task] = Field(min_length=1)

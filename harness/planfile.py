@@ -9,12 +9,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from planrun.errors import PlanError
 from planrun.loader import YamlDoc, load_yaml
 from planrun.model import SYNONYMS, Plan
 from planrun.types import Location
+from pydantic import BaseModel, ValidationError
 
 # Every number a plan may hold is a count or seconds: finite, >= 0, < this.
 MAX_NUMBER = 10**7
@@ -126,7 +125,8 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     value = err.get("input")
     msg = err["msg"]
     if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
-        msg = f"expected a string, got {type(value).__name__} {value!r} (YAML reads `{_yaml_text(value)}` as a {type(value).__name__}); quote it"
+        kind_name = "boolean" if isinstance(value, bool) else "date" if isinstance(value, datetime.date) else "number"
+        msg = f"expected a string, but YAML reads this unquoted value as a {kind_name} ({value}); quote it"
     elif kind == "string_type" and isinstance(value, dict):
         msg = "expected a string, got a mapping (an unquoted ': ' starts one); quote the string"
     elif kind == "value_error":
@@ -134,12 +134,6 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     elif kind == "string_pattern_mismatch":
         msg = f"{value!r} does not match {err['ctx']['pattern']}"
     return source.error(loc, f"{where}: {msg}")
-
-
-def _yaml_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes/no/true/false"
-    return str(value)
 
 
 def _data_loc(loc: tuple[Any, ...], source: PlanSource) -> tuple[Any, ...]:
@@ -204,7 +198,9 @@ def check_graph(plan: Plan, source: PlanSource) -> list[PlanError]:
                 hint = did_you_mean(dep, list(seen))
                 extra = f"; did you mean {hint!r}?" if hint else ""
                 errors.append(
-                    source.error(("tasks", i, "depends_on", j), f"task {task.id!r} depends on unknown task {dep!r}{extra}")
+                    source.error(
+                        ("tasks", i, "depends_on", j), f"task {task.id!r} depends on unknown task {dep!r}{extra}"
+                    )
                 )
             elif dep == task.id:
                 errors.append(source.error(("tasks", i, "depends_on", j), f"task {task.id!r} depends on itself"))
@@ -213,9 +209,7 @@ def check_graph(plan: Plan, source: PlanSource) -> list[PlanError]:
     cycle = find_cycle(plan)
     if cycle:
         index = seen[cycle[0]]
-        errors.append(
-            source.error(("tasks", index, "depends_on"), "dependency cycle: " + " -> ".join(cycle))
-        )
+        errors.append(source.error(("tasks", index, "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
     return errors
 
 

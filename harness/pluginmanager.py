@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
-
 from planrun import hookspecs
 from planrun.errors import PluginError, UsageError
 
@@ -41,7 +40,9 @@ class PlanrunPluginManager(pluggy.PluginManager):
 
     # -- loading -----------------------------------------------------------
 
-    def load_plugins(self, names: list[str], objects: list[object] | None = None, inicfg_plugins: list[str] | None = None) -> None:
+    def load_plugins(
+        self, names: list[str], objects: list[object] | None = None, inicfg_plugins: list[str] | None = None
+    ) -> None:
         """Load every plugin in order: pluggy calls the last registered first, so local beats built-in.
 
         :param names: the ``-p`` values, ``no:NAME`` included.

@@ -8,9 +8,8 @@ from planrun.errors import PluginError
 from planrun.types import CheckKind, ExecutorKind
 
 if TYPE_CHECKING:
-    from pluggy import HookCaller
-
     from planrun.config import Config
+    from pluggy import HookCaller
 
 K = TypeVar("K", CheckKind, ExecutorKind)
 

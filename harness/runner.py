@@ -11,7 +11,15 @@ from planrun.compiler import Check
 from planrun.hookspecs import hookimpl
 from planrun.outcomes import CheckFailed, Skipped
 from planrun.reports import CriterionResult, ItemReport, Outcome
-from planrun.types import CheckContext, ExecutionContext, ExecutionResult, Executor, StepTimeout, forget_paths, time_limit
+from planrun.types import (
+    CheckContext,
+    ExecutionContext,
+    ExecutionResult,
+    Executor,
+    StepTimeout,
+    forget_paths,
+    time_limit,
+)
 
 if TYPE_CHECKING:
     from planrun.model import Task
@@ -157,14 +165,20 @@ class PlanRunner:
             return self._report(item, "error", message=f"timed out: {exc}", executor=executor_name)
         except Exception as exc:
             return self._report(
-                item, "error", message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
-                evidence=traceback.format_exc(limit=-5), executor=executor_name,
+                item,
+                "error",
+                message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
+                evidence=traceback.format_exc(limit=-5),
+                executor=executor_name,
             )
         finally:
             forget_paths()  # the executor changed the tree
         common = dict(
-            executor=executor_name, output=result.output, tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out, attempts=result.attempts,
+            executor=executor_name,
+            output=result.output,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            attempts=result.attempts,
         )
         if result.status == "blocked":
             return self._report(item, "blocked", message=f"blocked: {result.message}", **common)

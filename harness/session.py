@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun.compiler import Check, Compiler
-from planrun.errors import PlanError, PlanrunError, UsageError
 from planrun.config import ExitCode, ini_args
+from planrun.errors import PlanError, PlanrunError, UsageError
 from planrun.hookspecs import hookimpl
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
@@ -81,8 +81,14 @@ class CollectedPlan:
         plan, source = self.plan, self.source
         if plan.prerequisites:
             self.items.append(
-                Item(self, "prerequisites", "prerequisites", "prerequisites", self.checks[("prerequisites",)],
-                     source.locate(("prerequisites",), key=True))
+                Item(
+                    self,
+                    "prerequisites",
+                    "prerequisites",
+                    "prerequisites",
+                    self.checks[("prerequisites",)],
+                    source.locate(("prerequisites",), key=True),
+                )
             )
         for i in dependency_order(plan):
             task = plan.tasks[i]
@@ -91,13 +97,25 @@ class CollectedPlan:
             )
         for i, case in enumerate(plan.edge_cases):
             self.items.append(
-                Item(self, "edge_case", f"edge_cases[{i}]", case.case, self.checks[("edge_cases", i)],
-                     source.locate(("edge_cases", i)))
+                Item(
+                    self,
+                    "edge_case",
+                    f"edge_cases[{i}]",
+                    case.case,
+                    self.checks[("edge_cases", i)],
+                    source.locate(("edge_cases", i)),
+                )
             )
         if plan.verification:
             self.items.append(
-                Item(self, "verification", "verification", "verification", self.checks[("verification",)],
-                     source.locate(("verification",), key=True))
+                Item(
+                    self,
+                    "verification",
+                    "verification",
+                    "verification",
+                    self.checks[("verification",)],
+                    source.locate(("verification",), key=True),
+                )
             )
 
     def base_workdir(self, rootdir: Path) -> Path:

@@ -54,7 +54,9 @@ class RunResult:
     ) -> None:
         __tracebackhide__ = True
         got = self.parseoutcomes()
-        want = dict(passed=passed, failed=failed, skipped=skipped, errors=errors, blocked=blocked, deselected=deselected)
+        want = dict(
+            passed=passed, failed=failed, skipped=skipped, errors=errors, blocked=blocked, deselected=deselected
+        )
         have = {k: got.get(k, 0) for k in want}
         if warnings is not None:
             want["warnings"], have["warnings"] = warnings, got.get("warnings", 0)

@@ -6,9 +6,8 @@ import os
 import re
 from typing import Any
 
-from pydantic import Field, model_validator
-
 from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
+from pydantic import Field, model_validator
 
 
 class CommandArgs(ArgsModel):
@@ -48,7 +47,10 @@ def command(args: CommandArgs, ctx: CheckContext) -> None:
         problems.append(f"exited with {result.returncode}, expected {args.exit_code}")
     if args.stdout_contains is not None and args.stdout_contains not in result.stdout:
         problems.append(f"stdout does not contain {args.stdout_contains!r}")
-    if args.stdout_matches is not None and ctx.search(re.compile(args.stdout_matches, re.MULTILINE), result.stdout) is None:
+    if (
+        args.stdout_matches is not None
+        and ctx.search(re.compile(args.stdout_matches, re.MULTILINE), result.stdout) is None
+    ):
         problems.append(f"stdout does not match /{args.stdout_matches}/")
     if args.stderr_contains is not None and args.stderr_contains not in result.stderr:
         problems.append(f"stderr does not contain {args.stderr_contains!r}")

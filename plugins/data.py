@@ -7,9 +7,8 @@ import re
 import sys
 from typing import Any
 
-from pydantic import model_validator
-
 from planrun import ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl
+from pydantic import model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,7 +68,9 @@ class DataArgs(ArgsModel):
         given = [n for n in ("exists", "matches", "type") if getattr(self, n) is not None]
         given += [n for n in ("equals", "contains") if getattr(self, n) is not _MISSING]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of exists, equals, matches, contains, type (got {', '.join(given) or 'none'})")
+            raise ValueError(
+                f"give exactly one of exists, equals, matches, contains, type (got {', '.join(given) or 'none'})"
+            )
         if self.type is not None and self.type not in _TYPES:
             raise ValueError(f"type {self.type!r} is not one of {', '.join(_TYPES)}")
         if self.matches is not None:
@@ -152,8 +153,10 @@ def data(args: DataArgs, ctx: CheckContext) -> None:
         if not isinstance(value, (str, int, float)) or ctx.search(re.compile(args.matches), str(value)) is None:
             fail(f"{where}: {_show(value)} does not match /{args.matches}/")
     elif args.contains is not _MISSING:
-        ok = isinstance(value, (list, dict)) and args.contains in value or (
-            isinstance(value, str) and isinstance(args.contains, str) and args.contains in value
+        ok = (
+            isinstance(value, (list, dict))
+            and args.contains in value
+            or (isinstance(value, str) and isinstance(args.contains, str) and args.contains in value)
         )
         if not ok:
             fail(f"{where}: {_show(value)} does not contain {_show(args.contains)}")

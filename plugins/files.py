@@ -9,9 +9,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, model_validator
-
 from planrun import ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl
+from pydantic import Field, model_validator
 
 _GLOB_CHARS = re.compile(r"[*?[]")
 
@@ -141,8 +140,10 @@ def file_contains(args: ContainsArgs, ctx: CheckContext) -> None:
         found = _count(ctx, args.regex, text, args.count + 1)
         if found != args.count:
             times = f"more than {args.count}" if found > args.count else str(found)
-            fail(f"{args.needle} found {times} times in {args.path}, expected exactly {args.count}",
-                 nearest_lines(text, hint))
+            fail(
+                f"{args.needle} found {times} times in {args.path}, expected exactly {args.count}",
+                nearest_lines(text, hint),
+            )
         return
     want = args.min or 1
     found = _count(ctx, args.regex, text, want)
@@ -168,8 +169,18 @@ def planrun_register_checks() -> list[CheckKind]:
     return [
         CheckKind("file_exists", PathsArgs, file_exists, _describe_paths("file_exists"), default_timeout=10),
         CheckKind("file_absent", PathsArgs, file_absent, _describe_paths("file_absent"), default_timeout=10),
-        CheckKind("file_contains", ContainsArgs, file_contains,
-                  lambda a: f"file_contains {a.path} {a.needle}", default_timeout=10),
-        CheckKind("file_not_contains", ContainsArgs, file_not_contains,
-                  lambda a: f"file_not_contains {a.path} {a.needle}", default_timeout=10),
+        CheckKind(
+            "file_contains",
+            ContainsArgs,
+            file_contains,
+            lambda a: f"file_contains {a.path} {a.needle}",
+            default_timeout=10,
+        ),
+        CheckKind(
+            "file_not_contains",
+            ContainsArgs,
+            file_not_contains,
+            lambda a: f"file_not_contains {a.path} {a.needle}",
+            default_timeout=10,
+        ),
     ]

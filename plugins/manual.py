@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
-
 from planrun import ArgsModel, CheckContext, CheckKind, hookimpl, skip
+from pydantic import Field, model_validator
 
 
 class ManualArgs(ArgsModel):

@@ -114,7 +114,9 @@ def planrun_collection_modifyitems(session: Session, config: Config, items: list
     selected = [item for item in items if matches(item.keywords)]
     # Prerequisites gate a plan's tasks: they stay while anything of their plan is selected.
     chosen = {id(item.cplan) for item in selected if item.kind != "prerequisites"}
-    keep = [item for item in items if id(item.cplan) in chosen and (item.kind == "prerequisites" or matches(item.keywords))]
+    keep = [
+        item for item in items if id(item.cplan) in chosen and (item.kind == "prerequisites" or matches(item.keywords))
+    ]
     kept = {id(item) for item in keep}
     deselected = [item for item in items if id(item) not in kept]
     if deselected:

@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from planrun import Task
 
 
-
 class ShellExecutor(Executor):
     """Each step in its own process group; the task's timeout covers all its steps."""
 
@@ -28,7 +27,9 @@ class ShellExecutor(Executor):
             result = context.run(step, timeout=remaining)
             transcript.append(f"$ {step}\n{result.stdout}{result.stderr}")
             if result.timed_out:
-                raise StepTimeout(f"step {n}/{len(steps)} `{step}` killed after {context.timeout:g}s (the task's timeout)")
+                raise StepTimeout(
+                    f"step {n}/{len(steps)} `{step}` killed after {context.timeout:g}s (the task's timeout)"
+                )
             if result.returncode != 0:
                 return ExecutionResult(
                     status="failed",

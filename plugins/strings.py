@@ -13,20 +13,37 @@ _PATH = r"`?(?P<path>[^\s`]+)`?"
 _LOOKS_LIKE_PATH = re.compile(r"^(?:\.?/)?[\w.*?\[\]-]+(?:/[\w.*?\[\]-]*)*$")
 
 _PATTERNS: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(rf"^{_CMD}\s+(?:passes|succeeds|exits\s+0|runs(?:\s+successfully)?)\.?$", re.I),
-     lambda m: {"command": {"run": m["cmd"]}}),
-    (re.compile(rf"^{_CMD}\s+(?:outputs|prints)\s+`(?P<text>[^`]*)`\.?$", re.I),
-     lambda m: {"command": {"run": m["cmd"], "stdout_contains": m["text"]}}),
-    (re.compile(rf"^(?:the\s+)?(?:file|directory)\s+{_PATH}\s+exists\.?$", re.I),
-     lambda m: {"file_exists": m["path"]}),
-    (re.compile(rf"^{_PATH}\s+exists\.?$", re.I),
-     lambda m: {"file_exists": m["path"]} if _is_path(m["path"]) else None),
-    (re.compile(rf"^(?:(?:the\s+)?file\s+)?{_PATH}\s+contains\s+`(?P<text>[^`]+)`\.?$", re.I),
-     lambda m: {"file_contains": {"path": m["path"], "text": m["text"]}} if _is_path(m["path"]) else None),
-    (re.compile(rf"^(?:(?:the\s+)?(?:file|directory)\s+)?{_PATH}\s+(?:is\s+deleted|is\s+removed|does\s+not\s+exist)\.?$", re.I),
-     lambda m: {"file_absent": m["path"]} if _is_path(m["path"]) else None),
-    (re.compile(r"^HTTP\s+(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(?P<url>https?://\S+)\s+returns\s+(?P<status>[1-5]\d\d)\.?$", re.I),
-     lambda m: {"http": {"method": m["method"].upper(), "url": m["url"], "status": int(m["status"])}}),
+    (
+        re.compile(rf"^{_CMD}\s+(?:passes|succeeds|exits\s+0|runs(?:\s+successfully)?)\.?$", re.I),
+        lambda m: {"command": {"run": m["cmd"]}},
+    ),
+    (
+        re.compile(rf"^{_CMD}\s+(?:outputs|prints)\s+`(?P<text>[^`]*)`\.?$", re.I),
+        lambda m: {"command": {"run": m["cmd"], "stdout_contains": m["text"]}},
+    ),
+    (re.compile(rf"^(?:the\s+)?(?:file|directory)\s+{_PATH}\s+exists\.?$", re.I), lambda m: {"file_exists": m["path"]}),
+    (
+        re.compile(rf"^{_PATH}\s+exists\.?$", re.I),
+        lambda m: {"file_exists": m["path"]} if _is_path(m["path"]) else None,
+    ),
+    (
+        re.compile(rf"^(?:(?:the\s+)?file\s+)?{_PATH}\s+contains\s+`(?P<text>[^`]+)`\.?$", re.I),
+        lambda m: {"file_contains": {"path": m["path"], "text": m["text"]}} if _is_path(m["path"]) else None,
+    ),
+    (
+        re.compile(
+            rf"^(?:(?:the\s+)?(?:file|directory)\s+)?{_PATH}\s+(?:is\s+deleted|is\s+removed|does\s+not\s+exist)\.?$",
+            re.I,
+        ),
+        lambda m: {"file_absent": m["path"]} if _is_path(m["path"]) else None,
+    ),
+    (
+        re.compile(
+            r"^HTTP\s+(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(?P<url>https?://\S+)\s+returns\s+(?P<status>[1-5]\d\d)\.?$",
+            re.I,
+        ),
+        lambda m: {"http": {"method": m["method"].upper(), "url": m["url"], "status": int(m["status"])}},
+    ),
 ]
 
 

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from planrun import CriterionResult, ItemReport, __version__, hookimpl
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from planrun.config import Config
     from planrun.session import Session
+    from rich.console import Console
 
 _LETTER = {"passed": ".", "failed": "F", "error": "E", "blocked": "B", "skipped": "s", "interrupted": "!"}
 _STYLE = {
@@ -144,7 +143,12 @@ class TerminalReporter:
                 current = item.cplan
                 self.write_line(f"<Plan {current.display} id={current.plan.id}>")
             executor = session.executor_name_for(item)
-            label = {"task": "Task", "prerequisites": "Prerequisites", "edge_case": "EdgeCase", "verification": "Verification"}[item.kind]
+            label = {
+                "task": "Task",
+                "prerequisites": "Prerequisites",
+                "edge_case": "EdgeCase",
+                "verification": "Verification",
+            }[item.kind]
             extra = f" executor={executor}" if executor else ""
             self.write_line(f"  <{label} {item.item_id}{extra}>")
             for check in item.checks:
@@ -209,7 +213,9 @@ class TerminalReporter:
         self.config.hook.planrun_terminal_summary(terminalreporter=self, exitstatus=exitstatus, config=self.config)
         self._short_summary(session)
         if session.collection_errors:
-            self.write_sep("!", f"Interrupted: {_plural(len(session.collection_errors), 'error')} during collection", "red")
+            self.write_sep(
+                "!", f"Interrupted: {_plural(len(session.collection_errors), 'error')} during collection", "red"
+            )
         elif session.shouldstop:
             self.write_sep("!", session.shouldstop, "red")
         self._tokens_line()
@@ -316,7 +322,9 @@ class TerminalReporter:
     def _final_line(self, session: Session) -> None:
         counts = self.counts(session)
         words = {"warnings": "warning", "error": "error"}
-        parts = [_plural(counts[k], words[k]) if k in words else f"{counts[k]} {k}" for k in _SUMMARY_ORDER if counts.get(k)]
+        parts = [
+            _plural(counts[k], words[k]) if k in words else f"{counts[k]} {k}" for k in _SUMMARY_ORDER if counts.get(k)
+        ]
         text = ", ".join(parts) if parts else "no plans ran"
         text += f" in {session.duration:.2f}s"
         if any(counts.get(k) for k in ("failed", "error", "blocked", "interrupted")):
@@ -334,11 +342,14 @@ class TerminalReporter:
         if session.collection_errors:
             self._errors_section(session)
             self._short_summary(session)
-            self.write_sep("!", f"Interrupted: {_plural(len(session.collection_errors), 'error')} during collection", "red")
+            self.write_sep(
+                "!", f"Interrupted: {_plural(len(session.collection_errors), 'error')} during collection", "red"
+            )
         n = len(session.items)
         text = f"{n} item{'s' if n != 1 else ''} collected in {session.duration:.2f}s"
         if session.deselected:
-            text = f"{n}/{n + len(session.deselected)} items collected ({len(session.deselected)} deselected) in {session.duration:.2f}s"
+            total = n + len(session.deselected)
+            text = f"{n}/{total} items collected ({len(session.deselected)} deselected) in {session.duration:.2f}s"
         if self.verbosity < 0:
             self.write_line(text)
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from planrun.testing import Planrunner, RunResult
 
 CheckRun = Callable[..., RunResult]
@@ -18,9 +17,7 @@ def check(planrunner: Planrunner) -> CheckRun:
     def run(criterion: str, files: dict[str, str] | None = None, *args: str) -> RunResult:
         for name, content in (files or {}).items():
             planrunner.makefile(name, content)
-        planrunner.makeplan(
-            "c", f"plan: c\ntasks:\n  - id: t\n    name: T\n    criteria:\n      - {criterion}\n"
-        )
+        planrunner.makeplan("c", f"plan: c\ntasks:\n  - id: t\n    name: T\n    criteria:\n      - {criterion}\n")
         return planrunner.run("--verify-only", *args, "c.plan.yaml")
 
     return run

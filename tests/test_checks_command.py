@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from planrun import ExitCode
 
 from .conftest import CheckRun
@@ -43,7 +42,9 @@ def test_command_failure_shows_command_exit_code_and_output_tail(check: CheckRun
 
 def test_command_output_mismatches_are_all_listed(check: CheckRun) -> None:
     result = check("command: {run: 'echo out; echo err >&2', stdout_contains: nope, stderr_contains: nah}")
-    result.stdout.fnmatch_lines(["  `echo out; echo err >&2` stdout does not contain 'nope'; stderr does not contain 'nah'"])
+    result.stdout.fnmatch_lines(
+        ["  `echo out; echo err >&2` stdout does not contain 'nope'; stderr does not contain 'nah'"]
+    )
 
 
 def test_command_stdin_is_devnull(check: CheckRun) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from planrun import ExitCode
 
 from .conftest import CheckRun
@@ -46,14 +45,32 @@ def test_data_passes(check: CheckRun, criterion: str) -> None:
 @pytest.mark.parametrize(
     ("criterion", "message"),
     [
-        ("data: {file: package.json, path: dependencies.express, exists: true}", "package.json:dependencies.express is missing"),
+        (
+            "data: {file: package.json, path: dependencies.express, exists: true}",
+            "package.json:dependencies.express is missing",
+        ),
         ("data: {file: package.json, path: name, exists: false}", "package.json:name exists but should not"),
-        ("data: {file: package.json, path: version, equals: 2.0.0}", 'package.json:version: expected "2.0.0", got "1.2.0"'),
+        (
+            "data: {file: package.json, path: version, equals: 2.0.0}",
+            'package.json:version: expected "2.0.0", got "1.2.0"',
+        ),
         ("data: {file: package.json, path: 'files[5]', equals: x}", "package.json:files[5] is missing"),
-        ("data: {file: package.json, path: version, matches: '^2'}", 'package.json:version: "1.2.0" does not match /^2/'),
-        ("data: {file: package.json, path: files, contains: src}", 'package.json:files: ["dist", "lib"] does not contain "src"'),
-        ("data: {file: package.json, path: private, type: integer}", "package.json:private: expected integer, got bool true"),
-        ("data: {file: conf.yaml, path: server.port, equals: '8080'}", 'conf.yaml:server.port: expected "8080", got 8080'),
+        (
+            "data: {file: package.json, path: version, matches: '^2'}",
+            'package.json:version: "1.2.0" does not match /^2/',
+        ),
+        (
+            "data: {file: package.json, path: files, contains: src}",
+            'package.json:files: ["dist", "lib"] does not contain "src"',
+        ),
+        (
+            "data: {file: package.json, path: private, type: integer}",
+            "package.json:private: expected integer, got bool true",
+        ),
+        (
+            "data: {file: conf.yaml, path: server.port, equals: '8080'}",
+            'conf.yaml:server.port: expected "8080", got 8080',
+        ),
         ("data: {file: missing.json, path: a, exists: true}", "missing.json does not exist"),
         ("data: {file: broken.json, path: a, exists: true}", "broken.json does not parse: *"),
     ],
@@ -67,4 +84,6 @@ def test_data_fails_with_expected_and_actual(check: CheckRun, criterion: str, me
 def test_data_rejects_unknown_file_types_at_compile_time(check: CheckRun) -> None:
     result = check("data: {file: notes.txt, path: a, exists: true}")
     assert result.ret == ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["c.plan.yaml:6:15: data: file 'notes.txt': data files are .json, .yaml, .yml or .toml"])
+    result.stdout.fnmatch_lines(
+        ["c.plan.yaml:6:15: data: file 'notes.txt': data files are .json, .yaml, .yml or .toml"]
+    )

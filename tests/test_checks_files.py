@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from planrun import ExitCode
 
 from .conftest import CheckRun
@@ -33,11 +32,19 @@ def test_file_exists_passes(check: CheckRun, criterion: str) -> None:
 def test_file_exists_fails_naming_what_is_missing(check: CheckRun) -> None:
     result = check("file_exists: [src/app.py, src/gone.py, 'lib/*.py']", {"src/app.py": PY})
     assert result.ret == ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["criterion 1/1  file_exists src/app.py, src/gone.py, lib/*.py", "  not found: src/gone.py, lib/*.py", "  c.plan.yaml:6:9"])
+    result.stdout.fnmatch_lines(
+        [
+            "criterion 1/1  file_exists src/app.py, src/gone.py, lib/*.py",
+            "  not found: src/gone.py, lib/*.py",
+            "  c.plan.yaml:6:9",
+        ]
+    )
     result.stdout.fnmatch_lines(["FAILED c.plan.yaml::t - file_exists * - not found: src/gone.py, lib/*.py"])
 
 
-def test_file_exists_symlink_out_of_the_workdir_fails(check: CheckRun, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_file_exists_symlink_out_of_the_workdir_fails(
+    check: CheckRun, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("outside") / "secret.txt"
     outside.write_text("s")
     os.symlink(outside, "link.txt")
@@ -113,4 +120,6 @@ def test_file_not_contains(check: CheckRun) -> None:
     assert check("file_not_contains: {path: src/app.py, text: TODO}", {"src/app.py": PY}).ret == ExitCode.OK
     result = check("file_not_contains: {path: src/app.py, pattern: 'print\\('}", {"src/app.py": PY})
     assert result.ret == ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["  /print\\(/ found in src/app.py at line 4", "  *3 | def main() -> None:", "  >    4 |     print('hi')"])
+    result.stdout.fnmatch_lines(
+        ["  /print\\(/ found in src/app.py at line 4", "  *3 | def main() -> None:", "  >    4 |     print('hi')"]
+    )

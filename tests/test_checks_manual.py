@@ -23,7 +23,9 @@ def test_manual_is_an_error_under_strict(check: CheckRun) -> None:
 
 def test_manual_next_to_machine_checks_does_not_block_a_pass(check: CheckRun, planrunner) -> None:  # type: ignore[no-untyped-def]
     planrunner.makefile("a.txt", "x")
-    planrunner.makeplan("m", "plan: m\ntasks:\n  - id: t\n    name: T\n    criteria: [{file_exists: a.txt}, {manual: eyeball it}]\n")
+    planrunner.makeplan(
+        "m", "plan: m\ntasks:\n  - id: t\n    name: T\n    criteria: [{file_exists: a.txt}, {manual: eyeball it}]\n"
+    )
     result = planrunner.run("m.plan.yaml")
     assert result.ret == ExitCode.OK
     result.assert_outcomes(passed=1)

@@ -6,15 +6,22 @@ import inspect
 from pathlib import Path
 
 import pytest
-
 from planrun import hookspecs
 
 HOOKS = [name for name in dir(hookspecs) if name.startswith("planrun_")]
 SPEC_HOOKS = {
-    "planrun_addoption", "planrun_configure", "planrun_register_checks", "planrun_compile_criterion",
-    "planrun_register_executors", "planrun_collect_file", "planrun_collection_modifyitems",
-    "planrun_task_execute", "planrun_runtest_logreport", "planrun_terminal_summary",
-    "planrun_sessionstart", "planrun_sessionfinish",
+    "planrun_addoption",
+    "planrun_configure",
+    "planrun_register_checks",
+    "planrun_compile_criterion",
+    "planrun_register_executors",
+    "planrun_collect_file",
+    "planrun_collection_modifyitems",
+    "planrun_task_execute",
+    "planrun_runtest_logreport",
+    "planrun_terminal_summary",
+    "planrun_sessionstart",
+    "planrun_sessionfinish",
 }
 
 

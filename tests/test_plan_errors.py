@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from planrun import ExitCode
 from planrun.testing import Planrunner
 
@@ -24,74 +23,199 @@ T = "tasks:\n  - id: a\n    name: A\n    run: touch executed.txt\n"
 
 CASES = [
     # (id, plan text, "LINE:COL: message")
-    ("unknown-key-dependencies", "plan: p\n" + T + "    dependencies: [b]\n    criteria: [{file_exists: x}]\n",
-     "6:5: unknown key 'dependencies'; did you mean 'depends_on'?"),
-    ("unknown-key-success-criteria", "plan: p\n" + T + "    success_criteria: [{file_exists: x}]\n",
-     "6:5: unknown key 'success_criteria'; did you mean 'criteria'?"),
-    ("unknown-top-level-key", "plan: p\ntaks: []\n" + T + "    criteria: [{file_exists: x}]\n",
-     "2:1: unknown key 'taks'; did you mean 'tasks'?"),
-    ("unknown-depends-on", "plan: p\n" + T + "    depends_on: [ghost]\n    criteria: [{file_exists: x}]\n",
-     "6:18: task 'a' depends on unknown task 'ghost'"),
-    ("cycle", "plan: p\n" + T + "    depends_on: [b]\n    criteria: [{file_exists: x}]\n"
-     "  - id: b\n    name: B\n    depends_on: [a]\n    criteria: [{file_exists: x}]\n",
-     "6:17: dependency cycle: a -> b -> a"),
-    ("duplicate-task-id", "plan: p\n" + T + "    criteria: [{file_exists: x}]\n  - id: a\n    name: again\n    criteria: [{file_exists: x}]\n",
-     "7:9: duplicate task id 'a' (first defined at line 3)"),
-    ("duplicate-yaml-key", "plan: p\nplan: q\n" + T + "    criteria: [{file_exists: x}]\n",
-     "2:1: duplicate key 'plan' (first defined at line 1)"),
+    (
+        "unknown-key-dependencies",
+        "plan: p\n" + T + "    dependencies: [b]\n    criteria: [{file_exists: x}]\n",
+        "6:5: unknown key 'dependencies'; did you mean 'depends_on'?",
+    ),
+    (
+        "unknown-key-success-criteria",
+        "plan: p\n" + T + "    success_criteria: [{file_exists: x}]\n",
+        "6:5: unknown key 'success_criteria'; did you mean 'criteria'?",
+    ),
+    (
+        "unknown-top-level-key",
+        "plan: p\ntaks: []\n" + T + "    criteria: [{file_exists: x}]\n",
+        "2:1: unknown key 'taks'; did you mean 'tasks'?",
+    ),
+    (
+        "unknown-depends-on",
+        "plan: p\n" + T + "    depends_on: [ghost]\n    criteria: [{file_exists: x}]\n",
+        "6:18: task 'a' depends on unknown task 'ghost'",
+    ),
+    (
+        "cycle",
+        "plan: p\n" + T + "    depends_on: [b]\n    criteria: [{file_exists: x}]\n"
+        "  - id: b\n    name: B\n    depends_on: [a]\n    criteria: [{file_exists: x}]\n",
+        "6:17: dependency cycle: a -> b -> a",
+    ),
+    (
+        "duplicate-task-id",
+        "plan: p\n"
+        + T
+        + "    criteria: [{file_exists: x}]\n  - id: a\n    name: again\n    criteria: [{file_exists: x}]\n",
+        "7:9: duplicate task id 'a' (first defined at line 3)",
+    ),
+    (
+        "duplicate-yaml-key",
+        "plan: p\nplan: q\n" + T + "    criteria: [{file_exists: x}]\n",
+        "2:1: duplicate key 'plan' (first defined at line 1)",
+    ),
     ("empty-file", "", "1:1: empty plan file"),
     ("comments-only", "# nothing here\n", "1:1: empty plan file"),
     ("top-level-list", "- plan: p\n", "1:1: a plan file must be a mapping"),
     ("missing-title", T + "    criteria: [{file_exists: x}]\n", "1:1: plan: required key missing"),
     ("no-tasks", "plan: p\ntasks: []\n", "2:8: tasks: List should have at least 1 item"),
-    ("id-no", "plan: p\n" + T.replace("id: a", "id: no") + "    criteria: [{file_exists: x}]\n", "3:9: tasks[0].id: expected a string, got bool False"),
-    ("id-float", "plan: p\nid: 1.10\n" + T + "    criteria: [{file_exists: x}]\n", "2:5: id: expected a string, got float 1.1"),
-    ("id-date", "plan: p\n" + T.replace("id: a", "id: 2024-01-01") + "    criteria: [{file_exists: x}]\n",
-     "3:9: tasks[0].id: expected a string, got date"),
-    ("name-int", "plan: p\n" + T.replace("name: A", "name: 12") + "    criteria: [{file_exists: x}]\n", "4:11: tasks[0].name: expected a string, got int 12"),
-    ("unquoted-colon-in-step", "plan: p\n" + T.replace("run: touch executed.txt", "run:\n      - echo a: b") + "    criteria: [{file_exists: x}]\n",
-     "6:9: tasks[0].run[0]: expected a string, got a mapping (an unquoted ': ' starts one); quote the string"),
-    ("bad-task-id", "plan: p\n" + T.replace("id: a", "id: Add Deps") + "    criteria: [{file_exists: x}]\n",
-     "3:9: tasks[0].id: 'Add Deps' does not match"),
-    ("timeout-nan", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: .nan}]\n", "6:42: tasks[0].criteria[0].timeout: nan is not a finite number"),
-    ("timeout-negative", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: -1}]\n", "6:42: timeout: Input should be greater than 0"),
-    ("timeout-huge", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: 1.0e+12}]\n", "6:42: tasks[0].criteria[0].timeout: 1e+12 is out of range"),
+    (
+        "id-no",
+        "plan: p\n" + T.replace("id: a", "id: no") + "    criteria: [{file_exists: x}]\n",
+        "3:9: tasks[0].id: expected a string, but YAML reads this unquoted value as a boolean (False); quote it",
+    ),
+    (
+        "id-float",
+        "plan: p\nid: 1.10\n" + T + "    criteria: [{file_exists: x}]\n",
+        "2:5: id: expected a string, but YAML reads this unquoted value as a number (1.1); quote it",
+    ),
+    (
+        "id-date",
+        "plan: p\n" + T.replace("id: a", "id: 2024-01-01") + "    criteria: [{file_exists: x}]\n",
+        "3:9: tasks[0].id: expected a string, but YAML reads this unquoted value as a date (2024-01-01); quote it",
+    ),
+    (
+        "name-int",
+        "plan: p\n" + T.replace("name: A", "name: 12") + "    criteria: [{file_exists: x}]\n",
+        "4:11: tasks[0].name: expected a string, but YAML reads this unquoted value as a number (12); quote it",
+    ),
+    (
+        "unquoted-colon-in-step",
+        "plan: p\n"
+        + T.replace("run: touch executed.txt", "run:\n      - echo a: b")
+        + "    criteria: [{file_exists: x}]\n",
+        "6:9: tasks[0].run[0]: expected a string, got a mapping (an unquoted ': ' starts one); quote the string",
+    ),
+    (
+        "bad-task-id",
+        "plan: p\n" + T.replace("id: a", "id: Add Deps") + "    criteria: [{file_exists: x}]\n",
+        "3:9: tasks[0].id: 'Add Deps' does not match",
+    ),
+    (
+        "timeout-nan",
+        "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: .nan}]\n",
+        "6:42: tasks[0].criteria[0].timeout: nan is not a finite number",
+    ),
+    (
+        "timeout-negative",
+        "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: -1}]\n",
+        "6:42: timeout: Input should be greater than 0",
+    ),
+    (
+        "timeout-huge",
+        "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: 1.0e+12}]\n",
+        "6:42: tasks[0].criteria[0].timeout: 1e+12 is out of range",
+    ),
     # PyYAML reads `1e12` (no dot) as a string
-    ("timeout-1e12", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: 1e12}]\n", "6:42: timeout: Input should be a valid number"),
-    ("timeout-bool", "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: no}]\n", "6:42: timeout: Input should be a valid number (YAML reads yes/no/true/false as a boolean)"),
-    ("control-character", 'plan: "bad\\x01title"\n' + T + "    criteria: [{file_exists: x}]\n", "1:7: control character U+0001"),
-    ("two-documents", "plan: p\n" + T + "    criteria: [{file_exists: x}]\n---\nplan: q\n", "7:1: a plan file holds one YAML document"),
+    (
+        "timeout-1e12",
+        "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: 1e12}]\n",
+        "6:42: timeout: Input should be a valid number",
+    ),
+    (
+        "timeout-bool",
+        "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: no}]\n",
+        "6:42: timeout: Input should be a valid number (YAML reads yes/no/true/false as a boolean)",
+    ),
+    (
+        "control-character",
+        'plan: "bad\\x01title"\n' + T + "    criteria: [{file_exists: x}]\n",
+        "1:7: control character U+0001",
+    ),
+    (
+        "two-documents",
+        "plan: p\n" + T + "    criteria: [{file_exists: x}]\n---\nplan: q\n",
+        "7:1: a plan file holds one YAML document",
+    ),
     ("syntax-error", "plan: p\ntasks:\n  - id: a\n   name: bad indent\n", "4:4:"),
     ("deep-nesting", "plan: " + "[" * 200 + "]" * 200 + "\n", "1:70: nesting deeper than 64 levels"),
-    ("deep-block-nesting", "plan:\n" + "".join(" " * i + "- \n" for i in range(1, 80)), "65:65: nesting deeper than 64 levels"),
-    ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
-     "5:4: alias expansion exceeds 100000 nodes"),
+    (
+        "deep-block-nesting",
+        "plan:\n" + "".join(" " * i + "- \n" for i in range(1, 80)),
+        "65:65: nesting deeper than 64 levels",
+    ),
+    (
+        "alias-bomb",
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi")
+        ),
+        "5:4: alias expansion exceeds 100000 nodes",
+    ),
     # compile errors (SPEC section 3)
-    ("not-machine-checkable", "plan: p\n" + T + "    criteria:\n      - Model exports User type\n",
-     "7:9: criterion 'Model exports User type' is not machine-checkable; write it as a check (e.g. file_contains)"),
-    ("unknown-check-kind", "plan: p\n" + T + "    criteria:\n      - file_exist: x\n",
-     "7:9: unknown check kind 'file_exist'; did you mean 'file_exists'?"),
-    ("two-check-kinds", "plan: p\n" + T + "    criteria:\n      - {file_exists: x, file_absent: y}\n",
-     "7:9: criterion has 2 check kinds (file_exists, file_absent)"),
-    ("criterion-not-mapping", "plan: p\n" + T + "    criteria:\n      - 42\n", "7:9: tasks[0].criteria[0]: a criterion is a string or a mapping with one check kind, not int"),
-    ("no-needle", "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x}\n",
-     "7:24: file_contains: give exactly one of 'pattern' (a regex) or 'text' (literal)"),
-    ("bad-regex", "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x, pattern: '(unclosed'}\n",
-     "7:24: file_contains: invalid regex '(unclosed'"),
-    ("unknown-arg", "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x, patern: y}\n",
-     "7:34: file_contains: unknown key 'patern'"),
-    ("absolute-path", "plan: p\n" + T + "    criteria:\n      - file_exists: /etc/passwd\n",
-     "7:22: file_exists: paths.0: absolute path '/etc/passwd'"),
-    ("dotdot-path", "plan: p\n" + T + "    criteria:\n      - file_contains: {path: ../secret, text: x}\n",
-     "7:31: file_contains: path: path '../secret' escapes the workdir with '..'"),
-    ("string-criterion-dotdot", "plan: p\n" + T + "    criteria:\n      - \"../x exists\"\n",
-     "7:9: file_exists: paths.0: path '../x' escapes the workdir"),
-    ("bad-data-type", "plan: p\n" + T + "    criteria:\n      - data: {file: a.json, path: x, type: thing}\n",
-     "7:15: data: type 'thing' is not one of"),
-    ("unknown-executor", "plan: p\nexecutor: nosuch\ntasks:\n  - id: a\n    name: A\n    criteria: [{file_exists: x}]\n",
-     "2:11: unknown executor 'nosuch'"),
-    ("workdir-missing", "plan: p\nworkdir: nowhere\n" + T + "    criteria: [{file_exists: x}]\n", "2:10: workdir 'nowhere' is not a directory"),
+    (
+        "not-machine-checkable",
+        "plan: p\n" + T + "    criteria:\n      - Model exports User type\n",
+        "7:9: criterion 'Model exports User type' is not machine-checkable; write it as a check (e.g. file_contains)",
+    ),
+    (
+        "unknown-check-kind",
+        "plan: p\n" + T + "    criteria:\n      - file_exist: x\n",
+        "7:9: unknown check kind 'file_exist'; did you mean 'file_exists'?",
+    ),
+    (
+        "two-check-kinds",
+        "plan: p\n" + T + "    criteria:\n      - {file_exists: x, file_absent: y}\n",
+        "7:9: criterion has 2 check kinds (file_exists, file_absent)",
+    ),
+    (
+        "criterion-not-mapping",
+        "plan: p\n" + T + "    criteria:\n      - 42\n",
+        "7:9: tasks[0].criteria[0]: a criterion is a string or a mapping with one check kind, not int",
+    ),
+    (
+        "no-needle",
+        "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x}\n",
+        "7:24: file_contains: give exactly one of 'pattern' (a regex) or 'text' (literal)",
+    ),
+    (
+        "bad-regex",
+        "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x, pattern: '(unclosed'}\n",
+        "7:24: file_contains: invalid regex '(unclosed'",
+    ),
+    (
+        "unknown-arg",
+        "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x, patern: y}\n",
+        "7:34: file_contains: unknown key 'patern'",
+    ),
+    (
+        "absolute-path",
+        "plan: p\n" + T + "    criteria:\n      - file_exists: /etc/passwd\n",
+        "7:22: file_exists: paths.0: absolute path '/etc/passwd'",
+    ),
+    (
+        "dotdot-path",
+        "plan: p\n" + T + "    criteria:\n      - file_contains: {path: ../secret, text: x}\n",
+        "7:31: file_contains: path: path '../secret' escapes the workdir with '..'",
+    ),
+    (
+        "string-criterion-dotdot",
+        "plan: p\n" + T + '    criteria:\n      - "../x exists"\n',
+        "7:9: file_exists: paths.0: path '../x' escapes the workdir",
+    ),
+    (
+        "bad-data-type",
+        "plan: p\n" + T + "    criteria:\n      - data: {file: a.json, path: x, type: thing}\n",
+        "7:15: data: type 'thing' is not one of",
+    ),
+    (
+        "unknown-executor",
+        "plan: p\nexecutor: nosuch\ntasks:\n  - id: a\n    name: A\n    criteria: [{file_exists: x}]\n",
+        "2:11: unknown executor 'nosuch'",
+    ),
+    (
+        "workdir-missing",
+        "plan: p\nworkdir: nowhere\n" + T + "    criteria: [{file_exists: x}]\n",
+        "2:10: workdir 'nowhere' is not a directory",
+    ),
 ]
 
 
@@ -107,7 +231,9 @@ def test_plan_error_is_located_and_stops_the_run(planrunner: Planrunner, text: s
     bad.write_text(text, encoding="utf-8")
     result = planrunner.run(".")
     assert result.ret == ExitCode.INTERRUPTED, result
-    result.stdout.fnmatch_lines(["*= ERRORS =*", "*ERROR collecting b_bad.plan.yaml*", f"b_bad.plan.yaml:{_glob(expected)}*"])
+    result.stdout.fnmatch_lines(
+        ["*= ERRORS =*", "*ERROR collecting b_bad.plan.yaml*", f"b_bad.plan.yaml:{_glob(expected)}*"]
+    )
     result.stdout.fnmatch_lines(["*Interrupted: 1 error during collection*", "*= 1 error in *"])
     assert result.no_traceback(), result
     assert not (planrunner.path / "executed.txt").exists(), "a run: step executed despite a collection error"
@@ -119,7 +245,9 @@ def test_very_deep_nesting_is_a_located_error_not_a_crash(planrunner: Planrunner
     result = planrunner.runsubprocess("deep.plan.yaml")
     assert result.ret == ExitCode.INTERRUPTED, result
     # Newer libyaml stops at its own limit (1000) first; both are located errors.
-    result.stdout.re_match_lines([r"deep\.plan\.yaml:1:\d+: (nesting deeper than 64 levels|exceeded maximum nesting depth)"])
+    result.stdout.re_match_lines(
+        [r"deep\.plan\.yaml:1:\d+: (nesting deeper than 64 levels|exceeded maximum nesting depth)"]
+    )
     assert result.no_traceback()
 
 
@@ -132,10 +260,14 @@ def test_invalid_utf8_names_line_and_column(planrunner: Planrunner) -> None:
 
 
 def test_size_cap_and_raising_it(planrunner: Planrunner) -> None:
-    planrunner.makeplan("big", "plan: " + "x" * 200 + "\ntasks:\n  - {id: a, name: A, criteria: [{file_absent: nope}]}\n")
+    planrunner.makeplan(
+        "big", "plan: " + "x" * 200 + "\ntasks:\n  - {id: a, name: A, criteria: [{file_absent: nope}]}\n"
+    )
     result = planrunner.run("--max-plan-bytes", "100", ".")
     assert result.ret == ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["big.plan.yaml:1:1: plan file is * bytes, over the 100-byte limit (raise it with --max-plan-bytes)"])
+    result.stdout.fnmatch_lines(
+        ["big.plan.yaml:1:1: plan file is * bytes, over the 100-byte limit (raise it with --max-plan-bytes)"]
+    )
     assert planrunner.run("--max-plan-bytes", "10000", ".").ret == ExitCode.OK
 
 
@@ -155,7 +287,12 @@ def test_every_error_of_a_file_is_reported(planrunner: Planrunner) -> None:
     )
     result = planrunner.run(".")
     assert result.ret == ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["two.plan.yaml:5:16: criterion 'Model exports User type'*", "two.plan.yaml:8:17: unknown check kind 'file_exist'*"])
+    result.stdout.fnmatch_lines(
+        [
+            "two.plan.yaml:5:16: criterion 'Model exports User type'*",
+            "two.plan.yaml:8:17: unknown check kind 'file_exist'*",
+        ]
+    )
 
 
 def test_collect_only_reports_collection_errors_too(planrunner: Planrunner) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
-import pytest
-
 import planrun
+import pytest
+import tomllib
 from planrun import ExitCode, hookimpl
 from planrun.testing import Planrunner
 
@@ -34,9 +33,18 @@ def test_builtins_use_only_the_public_api_at_runtime() -> None:
 
     for path in (ROOT / "plugins").glob("*.py"):
         tree = ast.parse(path.read_text())
-        type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        type_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and id(node) not in type_only and (node.module or "").startswith("planrun."):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and id(node) not in type_only
+                and (node.module or "").startswith("planrun.")
+            ):
                 raise AssertionError(f"{path.name}:{node.lineno} imports {node.module} at runtime")
 
 
@@ -47,7 +55,9 @@ def test_version_lists_plugins(planrunner: Planrunner) -> None:
 
 
 def test_p_no_disables_a_builtin(planrunner: Planrunner) -> None:
-    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{data: {file: a.json, path: a, exists: true}}]}\n")
+    planrunner.makeplan(
+        "p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{data: {file: a.json, path: a, exists: true}}]}\n"
+    )
     result = planrunner.run("-p", "no:data", "p.plan.yaml")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["p.plan.yaml:3:34: unknown check kind 'data' (known: command, file_absent, *)"])
@@ -87,7 +97,9 @@ def test_p_loads_a_module_plugin(planrunner: Planrunner, monkeypatch: pytest.Mon
         """,
     )
     monkeypatch.syspath_prepend(str(planrunner.path))
-    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{shout: {word: HEY}}, {shout: {word: hey}}]}\n")
+    planrunner.makeplan(
+        "p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{shout: {word: HEY}}, {shout: {word: hey}}]}\n"
+    )
     result = planrunner.run("-p", "myplug", "p.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["criterion 2/2  shout hey", "  'hey' is not shouted"])
@@ -115,7 +127,9 @@ def test_conftest_adds_a_check_kind_for_plans_below_it(planrunner: Planrunner) -
         """,
         folder="plans",
     )
-    planrunner.makeplan("plans/p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{even: {n: 2}}, {even: {n: 3}}]}\n")
+    planrunner.makeplan(
+        "plans/p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{even: {n: 2}}, {even: {n: 3}}]}\n"
+    )
     result = planrunner.run("plans")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["criterion 2/2  even {'n': 3}", "  3 is odd"])
@@ -134,7 +148,9 @@ def test_conftest_import_error_is_a_usage_error(planrunner: Planrunner) -> None:
     planrunner.makeplan("plans/p", PLAN)
     result = planrunner.run("plans")
     assert result.ret == ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: */plans/conftest.py: conftest failed to import: ImportError: missing dependency foo"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: */plans/conftest.py: conftest failed to import: ImportError: missing dependency foo"]
+    )
 
 
 def test_duplicate_check_kind_names_both_plugins(planrunner: Planrunner) -> None:
@@ -146,7 +162,9 @@ def test_duplicate_check_kind_names_both_plugins(planrunner: Planrunner) -> None
     planrunner.makeplan("p", PLAN)
     result = planrunner.run("p.plan.yaml", plugins=[Dup()])
     assert result.ret == ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: check kind 'file_exists' is registered twice: by files and by tests.test_plugins.*Dup"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: check kind 'file_exists' is registered twice: by files and by tests.test_plugins.*Dup"]
+    )
 
 
 def test_plugin_with_a_misspelt_hook_is_an_error(planrunner: Planrunner) -> None:
@@ -202,7 +220,9 @@ def test_task_execute_wrapper_sees_every_task(planrunner: Planrunner) -> None:
             seen.append(task.id)
             return (yield)
 
-    planrunner.makeplan("p", "plan: p\nworkspace: temp\ntasks:\n  - {id: t, name: T, run: touch x, criteria: [{file_exists: x}]}\n")
+    planrunner.makeplan(
+        "p", "plan: p\nworkspace: temp\ntasks:\n  - {id: t, name: T, run: touch x, criteria: [{file_exists: x}]}\n"
+    )
     assert planrunner.run("p.plan.yaml", plugins=[Timer()]).ret == ExitCode.OK
     assert seen == ["t"]
 

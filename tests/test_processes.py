@@ -46,7 +46,11 @@ def test_step_over_the_task_timeout_is_killed_and_errors(planrunner: Planrunner)
     result = planrunner.run("--timeout", "1", "slow.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["ERROR slow.plan.yaml::t - timed out: step 1/1 `echo $$ > sleeper.pid; exec sleep 30` killed after 1s (the task's timeout)"])
+    result.stdout.fnmatch_lines(
+        [
+            "ERROR slow.plan.yaml::t - timed out: step 1/1 `echo $$ > sleeper.pid; exec sleep 30` killed after 1s (the task's timeout)"
+        ]
+    )
     assert _gone(int(Path("sleeper.pid").read_text()))
 
 
@@ -134,5 +138,10 @@ def test_verify_only_never_imports_openai(planrunner: Planrunner) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "OPENAI_ABSENT"
     # The probe is able to fail: importing it is noticed.
-    proc = subprocess.run([sys.executable, "-c", "import openai, sys; print('openai' in sys.modules)"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import openai, sys; print('openai' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.strip() == "True"

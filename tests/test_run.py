@@ -74,7 +74,14 @@ def test_failing_step_fails_the_task_with_its_output(planrunner: Planrunner) -> 
     result = planrunner.run("chain.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*_ chain.plan.yaml::two _*", "step 1/1 `echo compiling; echo error: bad >&2; exit 2` exited with 2", "  output tail:", "  compiling", "  error: bad", "  chain.plan.yaml:8:5"]
+        [
+            "*_ chain.plan.yaml::two _*",
+            "step 1/1 `echo compiling; echo error: bad >&2; exit 2` exited with 2",
+            "  output tail:",
+            "  compiling",
+            "  error: bad",
+            "  chain.plan.yaml:8:5",
+        ]
     )
 
 
@@ -95,20 +102,29 @@ def test_failed_prerequisites_skip_the_plan_and_count_as_an_error(planrunner: Pl
     result = planrunner.run("p.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.assert_outcomes(errors=1, skipped=1)
-    result.stdout.fnmatch_lines(["ERROR p.plan.yaml::prerequisites - prerequisites not met: plan skipped", "SKIPPED p.plan.yaml::t - prerequisites not met"])
+    result.stdout.fnmatch_lines(
+        [
+            "ERROR p.plan.yaml::prerequisites - prerequisites not met: plan skipped",
+            "SKIPPED p.plan.yaml::t - prerequisites not met",
+        ]
+    )
     assert not Path("ran.txt").exists()
 
 
 def test_vacuous_criterion_is_a_warning_and_a_failure_under_strict(planrunner: Planrunner) -> None:
     planrunner.makefile("already.txt", "x")
     planrunner.makeplan(
-        "p", "plan: p\ntasks:\n  - id: t\n    name: T\n    run: touch new.txt\n    criteria: [{file_exists: already.txt}, {file_exists: new.txt}]\n"
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    run: touch new.txt\n    criteria: [{file_exists: already.txt}, {file_exists: new.txt}]\n",
     )
     result = planrunner.run("p.plan.yaml")
     assert result.ret == ExitCode.OK
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(
-        ["*= warnings summary =*", "p.plan.yaml:6:16: vacuous criterion 'file_exists already.txt': it held before task 't' ran"]
+        [
+            "*= warnings summary =*",
+            "p.plan.yaml:6:16: vacuous criterion 'file_exists already.txt': it held before task 't' ran",
+        ]
     )
     result = planrunner.run("--strict", "p.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
@@ -117,7 +133,10 @@ def test_vacuous_criterion_is_a_warning_and_a_failure_under_strict(planrunner: P
 
 def test_verify_only_has_no_baseline_so_nothing_is_vacuous(planrunner: Planrunner) -> None:
     planrunner.makefile("already.txt", "x")
-    planrunner.makeplan("p", "plan: p\ntasks:\n  - id: t\n    name: T\n    run: touch new.txt\n    criteria: [{file_exists: already.txt}]\n")
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    run: touch new.txt\n    criteria: [{file_exists: already.txt}]\n",
+    )
     result = planrunner.run("--verify-only", "p.plan.yaml")
     assert result.ret == ExitCode.OK
     result.assert_outcomes(passed=1, warnings=None)
@@ -222,7 +241,9 @@ def test_workspace_temp_and_copy_leave_the_source_untouched(planrunner: Planrunn
 
 def test_workdir_is_relative_to_the_plan_file(planrunner: Planrunner) -> None:
     planrunner.makefile("proj/src/x.py", "")
-    planrunner.makeplan("plans/p", "plan: p\nworkdir: ../proj\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: src/x.py}]}\n")
+    planrunner.makeplan(
+        "plans/p", "plan: p\nworkdir: ../proj\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: src/x.py}]}\n"
+    )
     assert planrunner.run("plans").ret == ExitCode.OK
 
 
@@ -309,16 +330,22 @@ def test_exit_code_3_and_a_traceback_for_internal_errors(planrunner: Planrunner)
     planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_absent: x}]}\n")
     result = planrunner.run("p.plan.yaml", plugins=[Broken()])
     assert result.ret == ExitCode.INTERNAL_ERROR
-    result.stderr.fnmatch_lines(["Traceback (most recent call last):", "*RuntimeError: bug in a plugin", "INTERNAL ERROR: *"])
+    result.stderr.fnmatch_lines(
+        ["Traceback (most recent call last):", "*RuntimeError: bug in a plugin", "INTERNAL ERROR: *"]
+    )
 
 
 def test_tb_styles(planrunner: Planrunner) -> None:
     planrunner.makefile("a.txt", "hello\n")
-    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_contains: {path: a.txt, text: bye}}]}\n")
+    planrunner.makeplan(
+        "p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_contains: {path: a.txt, text: bye}}]}\n"
+    )
     long = planrunner.run("p.plan.yaml")
     long.stdout.fnmatch_lines(["  nearest lines:"])
     short = planrunner.run("--tb=short", "p.plan.yaml")
-    short.stdout.fnmatch_lines(["criterion 1/1  file_contains a.txt 'bye'", "  'bye' not found in a.txt", "  p.plan.yaml:3:*"])
+    short.stdout.fnmatch_lines(
+        ["criterion 1/1  file_contains a.txt 'bye'", "  'bye' not found in a.txt", "  p.plan.yaml:3:*"]
+    )
     assert "nearest lines" not in short.outstr
     line = planrunner.run("--tb=line", "p.plan.yaml")
     line.stdout.fnmatch_lines(["p.plan.yaml:3:*: file_contains a.txt 'bye' - 'bye' not found in a.txt"])

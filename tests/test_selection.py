@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from planrun import UsageError
 from planrun.plugins.selection import compile_keyword
 

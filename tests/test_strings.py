@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from planrun import ExitCode
 from planrun.plugins.strings import compile_sentence
 from planrun.testing import Planrunner
@@ -22,11 +21,20 @@ from planrun.testing import Planrunner
         ("the file `src/app.ts` exists", {"file_exists": "src/app.ts"}),
         ("src/app.ts exists", {"file_exists": "src/app.ts"}),
         ("package.json exists", {"file_exists": "package.json"}),
-        ("src/models/user.ts contains `export interface User`", {"file_contains": {"path": "src/models/user.ts", "text": "export interface User"}}),
+        (
+            "src/models/user.ts contains `export interface User`",
+            {"file_contains": {"path": "src/models/user.ts", "text": "export interface User"}},
+        ),
         ("old/legacy.py is deleted", {"file_absent": "old/legacy.py"}),
         ("tmp.log does not exist", {"file_absent": "tmp.log"}),
-        ("HTTP GET http://127.0.0.1:3000/health returns 200", {"http": {"method": "GET", "url": "http://127.0.0.1:3000/health", "status": 200}}),
-        ("http post https://x.test/login returns 401", {"http": {"method": "POST", "url": "https://x.test/login", "status": 401}}),
+        (
+            "HTTP GET http://127.0.0.1:3000/health returns 200",
+            {"http": {"method": "GET", "url": "http://127.0.0.1:3000/health", "status": 200}},
+        ),
+        (
+            "http post https://x.test/login returns 401",
+            {"http": {"method": "POST", "url": "https://x.test/login", "status": 401}},
+        ),
     ],
 )
 def test_sentence_compiles(sentence: str, compiled: dict[str, object]) -> None:
@@ -66,14 +74,18 @@ def test_string_criteria_run_end_to_end(planrunner: Planrunner) -> None:
     )
     result = planrunner.run("-v", "s.plan.yaml")
     assert result.ret == ExitCode.OK, result
-    result.stdout.fnmatch_lines(["*s.plan.yaml::t PASSED*", "    `true` passes PASSED", "    src/app.py contains `VERSION =` PASSED"])
+    result.stdout.fnmatch_lines(
+        ["*s.plan.yaml::t PASSED*", "    `true` passes PASSED", "    src/app.py contains `VERSION =` PASSED"]
+    )
 
 
 def test_failing_string_criterion_reports_the_sentence(planrunner: Planrunner) -> None:
     planrunner.makeplan("s", "plan: s\ntasks:\n  - id: t\n    name: T\n    criteria: ['`false` passes']\n")
     result = planrunner.run("s.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["criterion 1/1  `false` passes", "  `false` exited with 1, expected 0", "*", "  s.plan.yaml:5:16"])
+    result.stdout.fnmatch_lines(
+        ["criterion 1/1  `false` passes", "  `false` exited with 1, expected 0", "*", "  s.plan.yaml:5:16"]
+    )
 
 
 def test_collect_only_shows_what_each_criterion_compiled_to(planrunner: Planrunner) -> None:
