@@ -18,14 +18,14 @@ class Registry(Generic[K]):
     """``name -> kind`` from one register hook, with the plugin that gave each name."""
 
     what = "kind"
-    kind_type: type
+    kind_type: type[Any]
 
     def __init__(self, hook: HookCaller, config: Config) -> None:
         self.kinds: dict[str, K] = {}
         self.owners: dict[str, str] = {}
         given = {"config": config}
         for impl in hook.get_hookimpls():  # registration order: built-ins first
-            result = impl.function(**{name: given[name] for name in impl.argnames})
+            result: Any = impl.function(**{name: given[name] for name in impl.argnames})
             for kind in result or ():
                 self._add(kind, _plugin_label(impl.plugin_name, impl.plugin))
 

@@ -49,8 +49,7 @@ def compile_keyword(expr: str) -> Matcher:
             left = operand()
             while peek() == word:
                 take()
-                right, prev = operand(), left
-                left = lambda kw, a=prev, b=right: both(a(kw), b(kw))  # noqa: E731
+                left = _combine(left, operand(), both)
             return left
 
         return parse
@@ -80,6 +79,10 @@ def compile_keyword(expr: str) -> Matcher:
     if index != len(tokens):
         raise UsageError(f"-k {expr!r}: unexpected {tokens[index]!r}")
     return matcher
+
+
+def _combine(a: Matcher, b: Matcher, both: Callable[[bool, bool], bool]) -> Matcher:
+    return lambda kw: both(a(kw), b(kw))
 
 
 class Stopper:
