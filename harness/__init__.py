@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from planrun.config import ExitCode
+from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
@@ -32,6 +33,7 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "MISSING",
     "ArgsModel",
     "CheckContext",
     "CheckFailed",
@@ -58,6 +60,8 @@ __all__ = [
     "fail",
     "hookimpl",
     "hookspec",
+    "lookup",
     "main",
+    "parse_path",
     "skip",
 ]

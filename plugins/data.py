@@ -7,7 +7,7 @@ import re
 import sys
 from typing import Any
 
-from planrun import ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl
+from planrun import MISSING, ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl, lookup, parse_path
 from pydantic import model_validator
 
 if sys.version_info >= (3, 11):
@@ -15,7 +15,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_TOKEN = re.compile(r"""([^.\[\]"']+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "number": (int, float),
@@ -27,28 +26,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "mapping": (dict,),
     "null": (type(None),),
 }
-_MISSING = object()
-
-
-def parse_path(path: str) -> list[str | int]:
-    """``a.b[0].c`` -> ``["a", "b", 0, "c"]``; ``""`` or ``.`` is the whole document.
-
-    A key with dots in it is quoted in brackets: ``tool["planrun.plugins"]``.
-    """
-    if path in ("", "."):
-        return []
-    parts: list[str | int] = []
-    pos = 0
-    for m in _TOKEN.finditer(path):
-        between = path[pos : m.start()]
-        if between not in ("", ".") or (between == "" and pos and m.group(1)):
-            raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
-        name, index, dq, sq = m.groups()
-        parts.append(int(index) if index is not None else next(p for p in (name, dq, sq) if p is not None))
-        pos = m.end()
-    if pos != len(path):
-        raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
-    return parts
+_MISSING = MISSING
 
 
 class DataArgs(ArgsModel):
@@ -115,21 +93,6 @@ def _parse(path: Any, rel: str) -> Any:
         fail(f"{rel} does not parse: {exc}")
     except Exception as exc:  # yaml.YAMLError, without importing yaml up front
         fail(f"{rel} does not parse: {type(exc).__name__}: {exc}")
-
-
-def lookup(doc: Any, parts: list[str | int]) -> Any:
-    """The value at ``parts``, or ``_MISSING``."""
-    value = doc
-    for part in parts:
-        if isinstance(part, int):
-            if not isinstance(value, list) or not -len(value) <= part < len(value):
-                return _MISSING
-            value = value[part]
-        else:
-            if not isinstance(value, dict) or part not in value:
-                return _MISSING
-            value = value[part]
-    return value
 
 
 def _show(value: Any) -> str:

@@ -39,7 +39,7 @@ def test_all_pass_exit_0_and_report_shape(planrunner: Planrunner) -> None:
     result.stdout.fnmatch_lines(
         [
             "*= plan session starts =*",
-            "planrun *, python *, rootdir: *, plugins: command, data, files, manual, selection, shell, strings, terminal",
+            "planrun *, python *, rootdir: *, plugins: command, data, files, http, manual, selection, shell, strings, terminal",
             "collected 1 plan, 4 tasks, 4 criteria",
             "",
             "chain.plan.yaml ....*100%]",

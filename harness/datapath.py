@@ -1,0 +1,55 @@
+"""Dotted paths into parsed documents: ``a.b[0].c`` and ``a["dotted.key"]``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_TOKEN = re.compile(r"""([^.\[\]"']+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What :func:`lookup` returns when the path leads nowhere.
+MISSING: Any = _Missing()
+
+
+def parse_path(path: str) -> list[str | int]:
+    """``a.b[0].c`` -> ``["a", "b", 0, "c"]``; ``""`` or ``.`` is the whole document.
+
+    A key with dots in it is quoted in brackets: ``tool["package.name"]``.
+
+    :raises ValueError: the path does not parse.
+    """
+    if path in ("", "."):
+        return []
+    parts: list[str | int] = []
+    pos = 0
+    for m in _TOKEN.finditer(path):
+        between = path[pos : m.start()]
+        if between not in ("", ".") or (between == "" and pos and m.group(1)):
+            raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
+        name, index, dq, sq = m.groups()
+        parts.append(int(index) if index is not None else next(p for p in (name, dq, sq) if p is not None))
+        pos = m.end()
+    if pos != len(path):
+        raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
+    return parts
+
+
+def lookup(doc: Any, parts: list[str | int]) -> Any:
+    """The value at ``parts`` in ``doc``, or :data:`MISSING`."""
+    value = doc
+    for part in parts:
+        if isinstance(part, int):
+            if not isinstance(value, list) or not -len(value) <= part < len(value):
+                return MISSING
+            value = value[part]
+        else:
+            if not isinstance(value, dict) or part not in value:
+                return MISSING
+            value = value[part]
+    return value
