@@ -6,13 +6,15 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-from planrun.outcomes import fail
 from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from planrun.outcomes import fail
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -196,38 +198,49 @@ class CheckContext(_Context):
 
 
 class _TimeLimitExceeded(Exception):
-    pass
+    def __init__(self, owner: time_limit) -> None:
+        super().__init__()
+        self.owner = owner
 
 
-class time_limit:
+class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "what"):``
     """Raise :class:`StepTimeout` if the block runs past ``seconds`` (main thread only).
 
     CPython's regex engine checks for signals while it backtracks, so a
-    SIGALRM interrupts a catastrophic pattern; elsewhere this is a no-op.
+    SIGALRM interrupts a catastrophic pattern. Limits nest: an inner, shorter
+    limit fires first, and the outer one is re-armed with what is left of it.
+    Outside the main thread this is a no-op.
     """
 
     def __init__(self, seconds: float, what: str) -> None:
         self.seconds = seconds
         self.what = what
         self._armed = False
+        self._outer_left = 0.0
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread() or self.seconds <= 0:
             return
-        if signal.getitimer(signal.ITIMER_REAL)[0]:
-            return  # someone else owns the timer
+        outer_left = signal.getitimer(signal.ITIMER_REAL)[0]
+        if outer_left and outer_left <= self.seconds:
+            return  # an enclosing limit fires first
+        self._outer_left = outer_left
+        self._started = time.monotonic()
         self._old = signal.signal(signal.SIGALRM, self._expired)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         self._armed = True
 
     def _expired(self, signum: int, frame: object) -> None:
-        raise _TimeLimitExceeded()
+        raise _TimeLimitExceeded(self)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self._armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._old)
-        if isinstance(exc, _TimeLimitExceeded):
+            if self._outer_left:
+                left = self._outer_left - (time.monotonic() - self._started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+        if isinstance(exc, _TimeLimitExceeded) and exc.owner is self:
             raise StepTimeout(f"{self.what} ran longer than {self.seconds:g}s") from None
 
 

@@ -75,7 +75,7 @@ def http(args: HttpArgs, ctx: CheckContext) -> None:
             fail(f"{what}: {exc.msg}")
         status, raw = exc.code, exc.read(MAX_BODY + 1) if exc.fp is not None else b""
         exc.close()
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise StepTimeout(f"{what} did not answer in {ctx.timeout:g}s") from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):

@@ -89,7 +89,10 @@ def test_http_passes(check: CheckRun, server: str, criterion: str) -> None:
         ("http: '{s}/nothing'", "GET {s}/nothing: expected a success status, got 404"),
         ("http: {url: '{s}/health', body_contains: broken}", "GET {s}/health: the body does not contain 'broken'"),
         ("http: {url: '{s}/user', json_path: user.id, equals: 8}", "GET {s}/user: user.id: expected 8, got 7"),
-        ("http: {url: '{s}/user', json_path: user.name, equals: x}", "GET {s}/user: user.name is missing from the JSON body"),
+        (
+            "http: {url: '{s}/user', json_path: user.name, equals: x}",
+            "GET {s}/user: user.name is missing from the JSON body",
+        ),
         ("http: {url: '{s}/health', json_path: a, equals: 1}", "GET {s}/health: the body is not JSON"),
         ("http: {url: '{s}/loop'}", "GET {s}/loop: *redirect*"),
         ("http: {url: '{s}/ftp'}", "GET {s}/ftp: redirect to a non-HTTP URL ftp://127.0.0.1/x"),
@@ -124,4 +127,6 @@ def test_http_timeout_is_an_error(check: CheckRun, server: str) -> None:
 def test_http_only_http_urls(check: CheckRun) -> None:
     result = check("http: 'file:///etc/passwd'")
     assert result.ret == ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["c.plan.yaml:6:15: http: url 'file:///etc/passwd': only http and https URLs are checked"])
+    result.stdout.fnmatch_lines(
+        ["c.plan.yaml:6:15: http: url 'file:///etc/passwd': only http and https URLs are checked"]
+    )
