@@ -28,9 +28,10 @@ _ABORT_GRACE = 0.5
 _MAX_WAIT = 3600.0
 """Longest single select, so an infinite timeout stays a valid poll argument."""
 
-_POLL_FIRST = 0.001
+_POLL_FIRST = 0.0002
 _POLL_MAX = 0.05
-"""Without a pidfd, the child's exit is checked after selects this short (growing)."""
+"""Without a pidfd, the child's exit is checked after selects this short: the wait
+doubles while nothing happens and starts again small after output."""
 
 
 @dataclass
@@ -175,11 +176,18 @@ class _Pump:
         pause = _POLL_FIRST
         while True:
             remaining = min(max(deadline - time.monotonic(), 0.0), _MAX_WAIT)
-            if self.pidfd is None:
+            if self.pidfd is not None:
+                events = self.sel.select(remaining)
+            else:
                 remaining = min(remaining, pause)
                 pause = min(pause * 2, _POLL_MAX)
+                if self.open:
+                    events = self.sel.select(remaining)
+                else:
+                    time.sleep(remaining)  # finer than poll(), which counts whole milliseconds
+                    events = []
             exited = False
-            for key, _ in self.sel.select(remaining):
+            for key, _ in events:
                 if key.fd == self.pidfd:
                     exited = True
                 else:
@@ -188,6 +196,8 @@ class _Pump:
                 return True
             if time.monotonic() >= deadline:
                 return False
+            if events:
+                pause = _POLL_FIRST  # output (or EOF) often comes just before the exit
 
     def _read(self, fd: int) -> bool:
         """One read from ``fd``; False when nothing more can come now (EOF or empty)."""
@@ -320,7 +330,8 @@ def run_process(
             timed_out = True
             _signal_group(proc.pid, signal.SIGTERM)
             pump.until_exit(time.monotonic() + kill_grace)
-        # The child is dead but not reaped yet, so the group id cannot have been reused.
+        # The child is not reaped yet (dead, or alive past the grace), so its pid still
+        # names our group: the KILL cannot reach a stranger that reused the number.
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         pump.drain()
@@ -333,6 +344,7 @@ def run_process(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+    assert pump is not None
     return ProcessResult(
         command=display,
         returncode=None if timed_out else proc.returncode,
