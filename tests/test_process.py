@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from planrun.process import ProcessResult, run_process
 
 REAP_WAIT = 10.0
