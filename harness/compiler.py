@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
 from planrun.errors import CompileError
 from planrun.planfile import PlanSource, did_you_mean
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 if TYPE_CHECKING:
     from planrun.config import Config

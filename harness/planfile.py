@@ -9,11 +9,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from planrun.errors import PlanError
 from planrun.loader import YamlDoc, load_yaml
 from planrun.model import SYNONYMS, Plan
 from planrun.types import Location
-from pydantic import BaseModel, ValidationError
 
 # Every number a plan may hold is a count or seconds: finite, >= 0, < this.
 MAX_NUMBER = 10**7

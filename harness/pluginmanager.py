@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+
 from planrun import hookspecs
 from planrun.errors import PluginError, UsageError
 

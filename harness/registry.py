@@ -8,8 +8,9 @@ from planrun.errors import PluginError
 from planrun.types import CheckKind, ExecutorKind
 
 if TYPE_CHECKING:
-    from planrun.config import Config
     from pluggy import HookCaller
+
+    from planrun.config import Config
 
 K = TypeVar("K", CheckKind, ExecutorKind)
 

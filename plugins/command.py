@@ -6,8 +6,9 @@ import os
 import re
 from typing import Any
 
-from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
 from pydantic import Field, model_validator
+
+from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
 
 
 class CommandArgs(ArgsModel):

@@ -7,8 +7,9 @@ import re
 import sys
 from typing import Any
 
-from planrun import MISSING, ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl, lookup, parse_path
 from pydantic import model_validator
+
+from planrun import MISSING, ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl, lookup, parse_path
 
 if sys.version_info >= (3, 11):
     import tomllib

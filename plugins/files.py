@@ -9,8 +9,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from planrun import ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl
 from pydantic import Field, model_validator
+
+from planrun import ArgsModel, CheckContext, CheckKind, RelPath, fail, hookimpl
 
 _GLOB_CHARS = re.compile(r"[*?[]")
 

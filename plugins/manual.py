@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from planrun import ArgsModel, CheckContext, CheckKind, hookimpl, skip
 from pydantic import Field, model_validator
+
+from planrun import ArgsModel, CheckContext, CheckKind, hookimpl, skip
 
 
 class ManualArgs(ArgsModel):

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from planrun import CriterionResult, ItemReport, __version__, hookimpl
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from planrun.config import Config
     from planrun.session import Session
-    from rich.console import Console
 
 _LETTER = {"passed": ".", "failed": "F", "error": "E", "blocked": "B", "skipped": "s", "interrupted": "!"}
 _STYLE = {

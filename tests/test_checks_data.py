@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from planrun import ExitCode
 
 from .conftest import CheckRun

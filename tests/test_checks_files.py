@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from planrun import ExitCode
 
 from .conftest import CheckRun

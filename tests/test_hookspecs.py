@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+
 from planrun import hookspecs
 
 HOOKS = [name for name in dir(hookspecs) if name.startswith("planrun_")]

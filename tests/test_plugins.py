@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import planrun
 import pytest
 import tomllib
+
+import planrun
 from planrun import ExitCode, hookimpl
 from planrun.testing import Planrunner
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from planrun import UsageError
 from planrun.plugins.selection import compile_keyword
 

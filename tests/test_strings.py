@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from planrun import ExitCode
 from planrun.plugins.strings import compile_sentence
 from planrun.testing import Planrunner
