@@ -72,7 +72,10 @@ def planrun_register_checks(config: Config) -> list[CheckKind]:
         model, check function). Two plugins registering the same name is an
         error naming both.
 
-    Called once per run, before any plan is compiled.
+    Called before the first plan is compiled, and again when a
+    ``conftest.py`` found during collection registers. Use in conftest
+    plugins: a conftest's check kinds serve every plan collected after it
+    was found, not only the plans below its folder.
     """
 
 

@@ -270,3 +270,25 @@ def test_addoption_and_configure(planrunner: Planrunner) -> None:
     result = planrunner.run("--greeting", "hello", "p.plan.yaml")
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["greeting: hello"])
+
+
+def test_conftest_hooks_are_global_to_the_run(planrunner: Planrunner) -> None:
+    """Pinned v1 behaviour: a plan-folder conftest is not scoped to its folder."""
+    planrunner.makeconftest(
+        """
+        import planrun
+
+        @planrun.hookimpl
+        def planrun_compile_criterion(text):
+            if text == "always":
+                return {"file_absent": "nothing-here"}
+        """,
+        folder="plans/a",
+    )
+    planrunner.makeplan("plans/a/first", "plan: a\ntasks:\n  - {id: t, name: T, criteria: [always]}\n")
+    planrunner.makeplan("plans/b/second", "plan: b\ntasks:\n  - {id: t, name: T, criteria: [always]}\n")
+    assert planrunner.run("plans").ret == ExitCode.OK
+    # Collected on its own, plans/b never meets the conftest of plans/a.
+    result = planrunner.run("plans/b")
+    assert result.ret == ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["plans/b/second.plan.yaml:3:33: criterion 'always' is not machine-checkable*"])
