@@ -206,11 +206,11 @@ class Config:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:
                 raise UsageError(f"[tool.planrun] timeout must be a positive number of seconds, got {timeout!r}")
             option.timeout = float(timeout)
-        if option.executor is None:
-            executor = inicfg.get("executor")
-            if executor is not None and not isinstance(executor, str):
-                raise UsageError(f"[tool.planrun] executor must be a string, got {executor!r}")
-            option.executor = executor
+        executor = inicfg.get("executor")
+        if executor is not None and not isinstance(executor, str):
+            raise UsageError(f"[tool.planrun] executor must be a string, got {executor!r}")
+        #: ``[tool.planrun] executor``: used when neither ``--executor`` nor the plan names one.
+        self.default_executor: str | None = executor
 
     def getoption(self, name: str, default: Any = None) -> Any:
         return getattr(self.option, name, default)

@@ -170,7 +170,7 @@ class Session:
             return None
         if item.task.run is not None:
             return "shell"
-        return opt.executor or item.cplan.plan.executor or self.config.inicfg.get("executor") or None
+        return opt.executor or item.cplan.plan.executor or self.config.default_executor
 
     # -- collection ------------------------------------------------------
 

@@ -292,3 +292,31 @@ def test_conftest_hooks_are_global_to_the_run(planrunner: Planrunner) -> None:
     result = planrunner.run("plans/b")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["plans/b/second.plan.yaml:3:33: criterion 'always' is not machine-checkable*"])
+
+
+def test_executor_precedence_cli_then_plan_then_config(planrunner: Planrunner) -> None:
+    used: list[str] = []
+
+    class Recorder(planrun.Executor):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def execute(self, task: planrun.Task, context: planrun.ExecutionContext) -> planrun.ExecutionResult:
+            used.append(f"{task.id}:{self.name}")
+            (context.workdir / f"{task.id}.done").write_text("")
+            return planrun.ExecutionResult()
+
+    class Plugin:
+        @hookimpl
+        def planrun_register_executors(self) -> list[planrun.ExecutorKind]:
+            return [planrun.ExecutorKind(n, lambda config, n=n: Recorder(n)) for n in ("cfg", "plan", "cli")]
+
+    planrunner.makefile("pyproject.toml", '[tool.planrun]\nexecutor = "cfg"\n')
+    task = "tasks:\n  - {{id: {0}, name: T, criteria: [{{file_exists: {0}.done}}]}}\n"
+    planrunner.makeplan("a", "plan: a\nworkspace: temp\n" + task.format("a"))
+    planrunner.makeplan("b", "plan: b\nworkspace: temp\nexecutor: plan\n" + task.format("b"))
+    assert planrunner.run(".", plugins=[Plugin()]).ret == ExitCode.OK
+    assert used == ["a:cfg", "b:plan"]
+    used.clear()
+    assert planrunner.run("--executor", "cli", ".", plugins=[Plugin()]).ret == ExitCode.OK
+    assert used == ["a:cli", "b:cli"]
