@@ -397,3 +397,15 @@ def test_planrun_toml_and_env_addopts(planrunner: Planrunner, monkeypatch) -> No
     result = planrunner.run()
     assert result.ret == ExitCode.OK, result
     result.stdout.fnmatch_lines(["checks/p.plan.yaml::t PASSED*"])
+
+
+def test_quiet_progress_runs_on_across_plans_and_wraps(planrunner: Planrunner) -> None:
+    tasks = "".join(f"  - {{id: t{i}, name: T{i}, criteria: [{{file_absent: x}}]}}\n" for i in range(50))
+    planrunner.makeplan("a", "plan: a\ntasks:\n" + tasks)
+    planrunner.makeplan("b", "plan: b\ntasks:\n" + tasks)
+    result = planrunner.run("-q", ".")
+    assert result.ret == ExitCode.OK
+    progress = [line for line in result.stdout.lines if line.startswith(".")]
+    assert [len(line) for line in progress] == [80, 80]  # 73 letters, then the "[ NN%]" column
+    assert progress[0].endswith(" [ 73%]") and progress[-1].endswith(" [100%]")
+    assert "".join(line.split(" ")[0] for line in progress) == "." * 100
