@@ -177,17 +177,19 @@ class TerminalReporter:
             return
         if report.plan != self.current_plan and self.verbosity == 0:
             if self.current_plan is not None:
-                self._write_progress()
+                self._write_progress(self.done - 1)
             self.write(f"{report.plan} ")
         elif self.column >= self.width - 7:  # wrap before the "[ NN%]" column, as pytest does
-            self._write_progress()
+            self._write_progress(self.done - 1)
         self.current_plan = report.plan
         self.write(_LETTER[report.outcome], _STYLE[report.outcome])
 
-    def _write_progress(self) -> None:
+    def _write_progress(self, done: int | None = None) -> None:
+        """End the progress line with the share of items reported so far (``done``)."""
         if not self.total:
             return
-        text = f"[{self.done * 100 // self.total:3d}%]"
+        done = self.done if done is None else done
+        text = f"[{done * 100 // self.total:3d}%]"
         pad = max(self.width - self.column - len(text), 1)
         self.write(" " * pad + text + "\n", "red" if self.any_failed else "green")
 
