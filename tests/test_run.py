@@ -409,3 +409,11 @@ def test_quiet_progress_runs_on_across_plans_and_wraps(planrunner: Planrunner) -
     assert [len(line) for line in progress] == [80, 80]  # 73 letters, then the "[ NN%]" column
     assert progress[0].endswith(" [ 73%]") and progress[-1].endswith(" [100%]")
     assert "".join(line.split(" ")[0] for line in progress) == "." * 100
+
+
+def test_progress_percentage_per_plan_line(planrunner: Planrunner) -> None:
+    two = "tasks:\n  - {id: a, name: A, criteria: [{file_absent: x}]}\n  - {id: b, name: B, criteria: [{file_absent: x}]}\n"
+    planrunner.makeplan("p1", "plan: p1\n" + two)
+    planrunner.makeplan("p2", "plan: p2\n" + two)
+    result = planrunner.run(".")
+    result.stdout.re_match_lines([r"p1\.plan\.yaml \.\. +\[ 50%\]$", r"p2\.plan\.yaml \.\. +\[100%\]$"])
