@@ -54,9 +54,10 @@ class Check:
 class Compiler:
     """Compiles the criteria of plans using a registry and the compile hook."""
 
-    def __init__(self, config: Config, registry: CheckRegistry) -> None:
+    def __init__(self, config: Config, registry: CheckRegistry, hook: Any = None) -> None:
         self.config = config
         self.registry = registry
+        self.hook = hook or config.hook
 
     def compile(self, raw: Any, loc: tuple[Any, ...], source: PlanSource) -> Check:
         """Compile one criterion found at ``loc`` in the plan ``source``.
@@ -65,7 +66,7 @@ class Compiler:
         """
         where = source.locate(loc)
         if isinstance(raw, str):
-            mapping = self.config.hook.planrun_compile_criterion(text=raw, location=where, config=self.config)
+            mapping = self.hook.planrun_compile_criterion(text=raw, location=where, config=self.config)
             if mapping is None:
                 judge = " or enable --judge" if "llm_judge" in self.registry.kinds else ""
                 raise self._error(

@@ -72,10 +72,9 @@ def planrun_register_checks(config: Config) -> list[CheckKind]:
         model, check function). Two plugins registering the same name is an
         error naming both.
 
-    Called before the first plan is compiled, and again when a
-    ``conftest.py`` found during collection registers. Use in conftest
-    plugins: a conftest's check kinds serve every plan collected after it
-    was found, not only the plans below its folder.
+    Called once per set of conftests, before the first plan they serve is
+    compiled. Use in conftest plugins: a ``conftest.py`` serves the plans in
+    its folder and below (the rootdir's serves all), as in pytest.
     """
 
 

@@ -32,7 +32,6 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.builtin_names: list[str] = []
         self.loaded_names: list[str] = []  # what the header lists: entry points, -p modules, conftests
         self._conftests: dict[Path, ModuleType | None] = {}
-        self._conftests_changed = False
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
         if not name.startswith("planrun_"):
@@ -114,11 +113,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
     # -- conftest.py ---------------------------------------------------------
 
     def consider_conftests(self, folder: Path, rootdir: Path) -> None:
-        """Load the ``conftest.py`` files from ``rootdir`` down to ``folder``.
-
-        Conftest hooks are global to the run (all plans see them), not scoped
-        to the plans below their folder.
-        """
+        """Load the ``conftest.py`` files from ``rootdir`` down to ``folder`` (see :meth:`hooks_for`)."""
         folder = folder.resolve()
         chain = [folder, *folder.parents]
         if rootdir in chain:
@@ -142,14 +137,27 @@ class PlanrunPluginManager(pluggy.PluginManager):
             return
         self.register(module, str(path))
         self.loaded_names.append(str(path))
-        self._conftests_changed = True
         unknown = [n for n in dir(module) if n.startswith("planrun_") and getattr(self.hook, n).spec is None]
         for hook_name in unknown:
             warnings.warn(f"{path}: unknown hook {hook_name!r} ignored", stacklevel=1)
 
-    def conftests_changed(self) -> bool:
-        changed, self._conftests_changed = self._conftests_changed, False
-        return changed
+    def hooks_for(self, folder: Path, rootdir: Path) -> tuple[tuple[int, ...], Any]:
+        """The hooks that apply to plans in ``folder``, as pytest scopes conftests.
+
+        A ``conftest.py`` serves the plans in its folder and below; the
+        rootdir's serves every plan. Returns a key naming the conftests that
+        apply (equal keys, equal hooks) and the hook relay to call.
+        """
+        folder = folder.resolve()
+        applies: list[ModuleType] = []
+        excluded: list[ModuleType] = []
+        for path, module in self._conftests.items():
+            if module is None or not self.is_registered(module):
+                continue
+            where = path.parent
+            (applies if where == rootdir or where == folder or where in folder.parents else excluded).append(module)
+        key = tuple(sorted(id(m) for m in applies))
+        return key, (_SubsetHooks(self, excluded) if excluded else self.hook)
 
     def check_pending_plugins(self) -> None:
         """A misspelt ``planrun_`` hook in an installed plugin is an error (conftests only warn)."""
@@ -167,6 +175,19 @@ class PlanrunPluginManager(pluggy.PluginManager):
     def plugin_names(self) -> list[str]:
         """The loaded plugins for the header and ``--version``, in load order."""
         return [os.path.relpath(n) if os.path.isabs(n) else n for n in self.loaded_names]
+
+
+class _SubsetHooks:
+    """``pm.hook`` without some plugins (the conftests of other folders)."""
+
+    def __init__(self, pm: PlanrunPluginManager, remove: list[ModuleType]) -> None:
+        self._pm = pm
+        self._remove = remove
+
+    def __getattr__(self, name: str) -> Any:
+        caller = self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        setattr(self, name, caller)
+        return caller
 
 
 def _import_file(path: Path) -> ModuleType:

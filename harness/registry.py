@@ -45,23 +45,23 @@ class Registry(Generic[K]):
 
 
 class CheckRegistry(Registry[CheckKind]):
-    """Check kinds from ``planrun_register_checks``."""
+    """Check kinds from ``planrun_register_checks`` (of ``hook``, default the run's)."""
 
     what = "check kind"
     kind_type = CheckKind
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config.hook.planrun_register_checks, config)
+    def __init__(self, config: Config, hook: Any = None) -> None:
+        super().__init__((hook or config.hook).planrun_register_checks, config)
 
 
 class ExecutorRegistry(Registry[ExecutorKind]):
-    """Executors from ``planrun_register_executors``."""
+    """Executors from ``planrun_register_executors`` (of ``hook``, default the run's)."""
 
     what = "executor"
     kind_type = ExecutorKind
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config.hook.planrun_register_executors, config)
+    def __init__(self, config: Config, hook: Any = None) -> None:
+        super().__init__((hook or config.hook).planrun_register_executors, config)
 
 
 def _plugin_label(name: str, plugin: object) -> str:

@@ -150,7 +150,7 @@ class PlanRunner:
     def _run_task(self, item: Item, task: Task, executor_name: str) -> ItemReport:
         # Red before green: what already holds proves nothing about this task.
         baseline = [evaluate(c, self.workdir, retry=False).outcome == "passed" for c in item.checks]
-        executor = self.session.executor(executor_name)
+        executor = self.cplan.scope.executor(executor_name)
         context = ExecutionContext(
             workdir=self.workdir,
             timeout=float(self.config.option.timeout),
@@ -158,7 +158,7 @@ class PlanRunner:
             config=self.config,
         )
         try:
-            result: ExecutionResult = self.config.hook.planrun_task_execute(
+            result: ExecutionResult = self.cplan.scope.hook.planrun_task_execute(
                 task=task, executor=executor, context=context
             )
         except StepTimeout as exc:

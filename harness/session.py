@@ -63,14 +63,57 @@ class Item:
         return f"<Item {self.nodeid}>"
 
 
+class Scope:
+    """What serves the plans of one folder: its hooks, check kinds and executors.
+
+    Plugins serve every plan; a ``conftest.py`` only the plans in its folder
+    and below (the rootdir's serves all), as in pytest.
+    """
+
+    def __init__(self, config: Config, hook: Any) -> None:
+        self.config = config
+        self.hook = hook
+        self._registry: CheckRegistry | None = None
+        self._executors: ExecutorRegistry | None = None
+        self._compiler: Compiler | None = None
+        self._instances: dict[str, Executor] = {}
+
+    @property
+    def registry(self) -> CheckRegistry:
+        if self._registry is None:
+            self._registry = CheckRegistry(self.config, self.hook)
+        return self._registry
+
+    @property
+    def compiler(self) -> Compiler:
+        if self._compiler is None:
+            self._compiler = Compiler(self.config, self.registry, self.hook)
+        return self._compiler
+
+    @property
+    def executors(self) -> ExecutorRegistry:
+        if self._executors is None:
+            self._executors = ExecutorRegistry(self.config, self.hook)
+        return self._executors
+
+    def executor(self, name: str) -> Executor:
+        """The one instance of executor ``name`` for this scope."""
+        if name not in self._instances:
+            self._instances[name] = self.executors.kinds[name].factory(self.config)
+        return self._instances[name]
+
+
 class CollectedPlan:
     """A loaded and compiled plan file."""
 
-    def __init__(self, path: Path, display: str, plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> None:
+    def __init__(
+        self, path: Path, display: str, plan: Plan, checks: dict[tuple[Any, ...], list[Check]], scope: Scope
+    ) -> None:
         self.path = path
         self.display = display
         self.plan = plan
         self.checks = checks
+        self.scope = scope
         self.items: list[Item] = []
 
     @property
@@ -140,28 +183,16 @@ class Session:
         self.exitstatus: int = ExitCode.OK
         self.start_time = time.time()
         self.duration = 0.0
-        self._registry: CheckRegistry | None = None
-        self._executors: ExecutorRegistry | None = None
-        self._executor_cache: dict[str, Executor] = {}
+        self._scopes: dict[tuple[int, ...], Scope] = {}
 
-    # -- registries ------------------------------------------------------
-
-    @property
-    def registry(self) -> CheckRegistry:
-        if self._registry is None:
-            self._registry = CheckRegistry(self.config)
-        return self._registry
-
-    @property
-    def executors(self) -> ExecutorRegistry:
-        if self._executors is None:
-            self._executors = ExecutorRegistry(self.config)
-        return self._executors
-
-    def executor(self, name: str) -> Executor:
-        if name not in self._executor_cache:
-            self._executor_cache[name] = self.executors.kinds[name].factory(self.config)
-        return self._executor_cache[name]
+    def scope_for(self, folder: Path) -> Scope:
+        """The :class:`Scope` of plans in ``folder`` (loading its conftest.py files first)."""
+        pm = self.config.pluginmanager
+        pm.consider_conftests(folder, self.config.rootdir)
+        key, hook = pm.hooks_for(folder, self.config.rootdir)
+        if key not in self._scopes:
+            self._scopes[key] = Scope(self.config, hook)
+        return self._scopes[key]
 
     def executor_name_for(self, item: Item) -> str | None:
         """Which executor performs ``item`` (SPEC section 4), or ``None`` for verify-only."""
@@ -177,20 +208,14 @@ class Session:
     def collect(self) -> None:
         config = self.config
         files = list(self._plan_files())
-        compiler: Compiler | None = None
         for path in files:
             display = config.display_path(path)
             try:
-                self.config.pluginmanager.consider_conftests(path.parent, config.rootdir)
-                if self.config.pluginmanager.conftests_changed():
-                    self._registry = None
-                    compiler = None
-                plan = config.hook.planrun_collect_file(file_path=str(path), config=config)
+                scope = self.scope_for(path.parent)
+                plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
                 if plan is None:
                     continue
-                if compiler is None:
-                    compiler = Compiler(config, self.registry)
-                cplan = CollectedPlan(path, display, plan, compiler.compile_plan(plan))
+                cplan = CollectedPlan(path, display, plan, scope.compiler.compile_plan(plan), scope)
                 cplan.build_items()
                 self._check_plan(cplan)
             except PlanError as exc:
@@ -204,10 +229,11 @@ class Session:
         if cplan.plan.workspace != "temp" and not cplan.base_workdir(self.config.rootdir).is_dir():
             raise cplan.source.error(("workdir",), f"workdir {cplan.plan.workdir!r} is not a directory")
         names = {self.executor_name_for(item) for item in cplan.items} - {None}
+        executors = cplan.scope.executors
         for name in sorted(names):  # type: ignore[type-var]
-            if name in self.executors:
+            if name in executors:
                 continue
-            known = ", ".join(sorted(self.executors.kinds)) or "none"
+            known = ", ".join(sorted(executors.kinds)) or "none"
             if name == cplan.plan.executor and name != self.config.option.executor:
                 raise cplan.source.error(("executor",), f"unknown executor {name!r} (known: {known})")
             raise UsageError(f"unknown executor {name!r} (known: {known})")

@@ -272,8 +272,8 @@ def test_addoption_and_configure(planrunner: Planrunner) -> None:
     result.stdout.fnmatch_lines(["greeting: hello"])
 
 
-def test_conftest_hooks_are_global_to_the_run(planrunner: Planrunner) -> None:
-    """Pinned v1 behaviour: a plan-folder conftest is not scoped to its folder."""
+def test_conftest_serves_only_the_plans_below_it(planrunner: Planrunner) -> None:
+    """As in pytest: plans/a/conftest.py is not seen by plans in plans/b; the rootdir's serves all."""
     planrunner.makeconftest(
         """
         import planrun
@@ -285,13 +285,35 @@ def test_conftest_hooks_are_global_to_the_run(planrunner: Planrunner) -> None:
         """,
         folder="plans/a",
     )
-    planrunner.makeplan("plans/a/first", "plan: a\ntasks:\n  - {id: t, name: T, criteria: [always]}\n")
-    planrunner.makeplan("plans/b/second", "plan: b\ntasks:\n  - {id: t, name: T, criteria: [always]}\n")
-    assert planrunner.run("plans").ret == ExitCode.OK
-    # Collected on its own, plans/b never meets the conftest of plans/a.
-    result = planrunner.run("plans/b")
+    planrunner.makeconftest(
+        """
+        import planrun
+        from planrun import ArgsModel, CheckKind
+
+        class Args(ArgsModel):
+            pass
+
+        @planrun.hookimpl
+        def planrun_register_checks():
+            return [CheckKind("everywhere", Args, lambda args, ctx: None)]
+        """
+    )
+    planrunner.makeplan(
+        "plans/a/first", "plan: a\ntasks:\n  - {id: t, name: T, criteria: [always, {everywhere: {}}]}\n"
+    )
+    planrunner.makeplan("plans/a/deeper/third", "plan: c\ntasks:\n  - {id: t, name: T, criteria: [always]}\n")
+    planrunner.makeplan(
+        "plans/b/second", "plan: b\ntasks:\n  - {id: t, name: T, criteria: [always, {everywhere: {}}]}\n"
+    )
+    result = planrunner.run("plans")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["plans/b/second.plan.yaml:3:33: criterion 'always' is not machine-checkable*"])
+    assert "plans/a/" not in result.stdout.str().split("ERRORS")[1]
+    result = planrunner.run("--co", "plans/a")
+    assert result.ret == ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["<Plan plans/a/deeper/third.plan.yaml id=third>", """    'always' -> {"file_absent": "nothing-here"}*"""]
+    )
 
 
 def test_executor_precedence_cli_then_plan_then_config(planrunner: Planrunner) -> None:
