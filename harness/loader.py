@@ -508,6 +508,9 @@ def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> PlanError:
         message = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context:
             message += f" ({exc.context})"
+        if (exc.problem or "").startswith("mapping values are not allowed"):
+            # The usual cause: `run: echo '{"a": 1}'`, a plain value with ': ' in it.
+            message += "; a value that contains ': ' must be quoted or written as a block (|)"
     mark = exc.problem_mark or exc.context_mark
     if mark is None:
         return PlanError(message, display, 1, 1)

@@ -135,6 +135,13 @@ CASES = [
         "plan: p\n" + T + "    criteria: [{file_exists: x}]\n---\nplan: q\n",
         "7:1: a plan file holds one YAML document",
     ),
+    (
+        "unquoted-colon-in-value",
+        "plan: p\n"
+        + T.replace("run: touch executed.txt", "run: echo '{\"a\": 1}' > x.json")
+        + "    criteria: [{file_exists: x}]\n",
+        "5:20: mapping values are not allowed *; a value that contains ': ' must be quoted or written as a block (|)",
+    ),
     ("syntax-error", "plan: p\ntasks:\n  - id: a\n   name: bad indent\n", "4:4:"),
     ("deep-nesting", "plan: " + "[" * 200 + "]" * 200 + "\n", "1:70: nesting deeper than 64 levels"),
     (
