@@ -66,7 +66,10 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     if args[:1] == ["schema"]:
         return _schema(args[1:])
     try:
-        config = build_config(args, plugins)
+        try:
+            config = build_config(args, plugins)
+        except SystemExit as exc:  # argparse after printing --help
+            return int(exc.code or 0)
         if config.option.version:
             print(_version(config))
             return ExitCode.OK

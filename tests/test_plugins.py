@@ -270,6 +270,9 @@ def test_addoption_and_configure(planrunner: Planrunner) -> None:
     result = planrunner.run("--greeting", "hello", "p.plan.yaml")
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["greeting: hello"])
+    result = planrunner.run("--help")
+    assert result.ret == ExitCode.OK
+    result.stdout.fnmatch_lines(["usage: planrun [[]options[]] [[]PATHS ...[]]", "*--greeting GREETING*"])
 
 
 def test_conftest_serves_only_the_plans_below_it(planrunner: Planrunner) -> None:
