@@ -177,9 +177,9 @@ class Session:
         self.deselected: list[Item] = []
         self.collection_errors: list[PlanError] = []
         self.reports: list[ItemReport] = []
-        self.testsfailed = 0
         self.shouldstop: str | None = None
         self.interrupted = False
+        self.interrupt_reason = ""
         self.exitstatus: int = ExitCode.OK
         self.start_time = time.time()
         self.duration = 0.0
@@ -359,7 +359,7 @@ def wrap_session(config: Config) -> int:
             raise  # the reader went away (`planrun | head`): nothing left to report to
         except KeyboardInterrupt as exc:
             session.interrupted = True
-            session.interrupt_reason = str(exc) or "SIGINT"  # type: ignore[attr-defined]
+            session.interrupt_reason = str(exc) or "SIGINT"
             session.exitstatus = ExitCode.INTERRUPTED
         except BaseException:
             traceback.print_exc()

@@ -208,8 +208,10 @@ class TerminalReporter:
 
     def summary(self, session: Session, exitstatus: int) -> None:
         if session.interrupted:
-            reason = getattr(session, "interrupt_reason", "SIGINT")
-            self.write_sep("!", f"KeyboardInterrupt ({reason})" if reason != "SIGINT" else "KeyboardInterrupt", "red")
+            reason = session.interrupt_reason
+            self.write_sep(
+                "!", f"KeyboardInterrupt ({reason})" if reason not in ("", "SIGINT") else "KeyboardInterrupt", "red"
+            )
         self._errors_section(session)
         self._failures_section()
         self._warnings_section()
