@@ -38,8 +38,8 @@ class CommandArgs(ArgsModel):
 
 def command(args: CommandArgs, ctx: CheckContext) -> None:
     env = {**os.environ, **args.env} if args.env else None
-    if args.cwd is not None:
-        ctx.path(args.cwd)  # a cwd that is a symlink out of the workdir fails here
+    if args.cwd is not None and not ctx.path(args.cwd).is_dir():  # ctx.path fails a symlink out of the workdir
+        fail(f"cwd {args.cwd} is not a directory")
     result = ctx.run(args.run, timeout=args.timeout, env=env, cwd=args.cwd)
     if result.timed_out:
         raise StepTimeout(f"`{args.run}` did not finish in {args.timeout or ctx.timeout:g}s")

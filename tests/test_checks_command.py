@@ -74,3 +74,14 @@ def test_command_skip_key(check: CheckRun) -> None:
     assert result.ret == ExitCode.OK
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED c.plan.yaml::t*"])
+
+
+def test_command_cwd_must_be_a_directory_inside_the_workdir(check: CheckRun, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    result = check("command: {run: 'true', cwd: missing}")
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["  cwd missing is not a directory"])
+    import os
+
+    os.symlink(tmp_path_factory.mktemp("elsewhere"), "out")
+    result = check("command: {run: 'true', cwd: out}")
+    result.stdout.fnmatch_lines(["  out resolves outside the workdir*"])
