@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import signal
@@ -104,13 +105,14 @@ class ExecutorKind(NamedTuple):
     factory: Callable[[Config], Executor]
 
 
-class Executor:
+class Executor(abc.ABC):
     """Base class of executors: perform one task in its workdir."""
 
     name: str = "executor"
 
+    @abc.abstractmethod
     def execute(self, task: Task, context: ExecutionContext) -> ExecutionResult:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Perform ``task`` in ``context.workdir``; say done, failed (with why) or blocked."""
 
 
 @dataclass

@@ -27,16 +27,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "mapping": (dict,),
     "null": (type(None),),
 }
-_MISSING = MISSING
 
 
 class DataArgs(ArgsModel):
     file: RelPath
     path: str = ""
     exists: bool | None = None
-    equals: Any = _MISSING
+    equals: Any = MISSING
     matches: str | None = None
-    contains: Any = _MISSING
+    contains: Any = MISSING
     type: str | None = None
 
     @model_validator(mode="after")
@@ -45,7 +44,7 @@ class DataArgs(ArgsModel):
             raise ValueError(f"file {self.file!r}: data files are .json, .yaml, .yml or .toml")
         parse_path(self.path)
         given = [n for n in ("exists", "matches", "type") if getattr(self, n) is not None]
-        given += [n for n in ("equals", "contains") if getattr(self, n) is not _MISSING]
+        given += [n for n in ("equals", "contains") if getattr(self, n) is not MISSING]
         if len(given) != 1:
             raise ValueError(
                 f"give exactly one of exists, equals, matches, contains, type (got {', '.join(given) or 'none'})"
@@ -97,7 +96,7 @@ def _parse(path: Any, rel: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, default=str) if value is not _MISSING else "(missing)"
+    text = json.dumps(value, default=str) if value is not MISSING else "(missing)"
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -105,18 +104,18 @@ def data(args: DataArgs, ctx: CheckContext) -> None:
     value = lookup(load(ctx, args.file), parse_path(args.path))
     where = f"{args.file}:{args.path or '.'}"
     if args.exists is not None:
-        if (value is not _MISSING) != args.exists:
+        if (value is not MISSING) != args.exists:
             fail(f"{where} {'is missing' if args.exists else 'exists but should not'}")
         return
-    if value is _MISSING:
+    if value is MISSING:
         fail(f"{where} is missing")
-    if args.equals is not _MISSING:
+    if args.equals is not MISSING:
         if value != args.equals or type(value) is bool and type(args.equals) is not bool:
             fail(f"{where}: expected {_show(args.equals)}, got {_show(value)}")
     elif args.matches is not None:
         if not isinstance(value, (str, int, float)) or ctx.search(re.compile(args.matches), str(value)) is None:
             fail(f"{where}: {_show(value)} does not match /{args.matches}/")
-    elif args.contains is not _MISSING:
+    elif args.contains is not MISSING:
         ok = (
             isinstance(value, (list, dict))
             and args.contains in value
@@ -135,7 +134,7 @@ def _describe(args: DataArgs) -> str:
         if getattr(args, name) is not None:
             return f"data {args.file}:{args.path or '.'} {name} {getattr(args, name)!r}"
     for name in ("equals", "contains"):
-        if getattr(args, name) is not _MISSING:
+        if getattr(args, name) is not MISSING:
             return f"data {args.file}:{args.path or '.'} {name} {_show(getattr(args, name))}"
     return f"data {args.file}"
 
