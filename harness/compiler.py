@@ -44,6 +44,7 @@ class Check:
     timeout: float
     retry_for: float = 0.0
     skip: str | None = None
+    inprocess: bool = False  # cheap: re-checked after every later task (see CheckKind)
     text: str | None = None  # the sentence, for string criteria
     source: dict[str, Any] = field(default_factory=dict)  # the mapping form, for --co
 
@@ -141,6 +142,7 @@ class Compiler:
             timeout=timeout,
             retry_for=common.retry_for,
             skip=common.skip,
+            inprocess=kind.inprocess,
             text=text,
             source=mapping,
         )

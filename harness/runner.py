@@ -89,11 +89,18 @@ class PlanRunner:
         self.workdir = workdir
         self.states: dict[str, str] = {}
         self.passed: list[Item] = []  # tasks that passed, for regression checks
+        # (task id, criterion number) of regressions reported and not yet healed:
+        # a broken criterion is blamed once, on the task after which it first failed.
+        self.broken: set[tuple[str, int]] = set()
+        # passed task id -> the first task an executor performed after it: the
+        # earliest that could have broken a criterion only re-checked at the end.
+        self.next_performed: dict[str, str] = {}
         self.prerequisites_failed = False
         self.strict = bool(self.config.option.strict)
 
     def run(self, items: list[Item]) -> None:
-        for item in items:
+        last_task = max((i for i, item in enumerate(items) if item.task is not None), default=-1)
+        for index, item in enumerate(items):
             if self.session.shouldstop:
                 return
             start = time.monotonic()
@@ -111,6 +118,8 @@ class PlanRunner:
                 if report.outcome == "passed":
                     self.passed.append(item)
             self.session.log(report)
+            if index == last_task and not self.session.shouldstop:
+                self._end_of_plan_regressions()
 
     def _report(self, item: Item, outcome: Outcome, **kw: object) -> ItemReport:
         return ItemReport(
@@ -157,22 +166,32 @@ class PlanRunner:
             plan=self.cplan.plan,
             config=self.config,
         )
+        for earlier in self.passed:
+            self.next_performed.setdefault(earlier.item_id, item.item_id)
         try:
             result: ExecutionResult = self.cplan.scope.hook.planrun_task_execute(
                 task=task, executor=executor, context=context
             )
         except StepTimeout as exc:
-            return self._report(item, "error", message=f"timed out: {exc}", executor=executor_name)
+            forget_paths()  # the executor changed the tree
+            return self._report(
+                item, "error", message=f"timed out: {exc}", executor=executor_name, criteria=self._regressions()
+            )
         except Exception as exc:
+            evidence = traceback.format_exc(limit=-5)
+            forget_paths()
             return self._report(
                 item,
                 "error",
                 message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
-                evidence=traceback.format_exc(limit=-5),
+                evidence=evidence,
                 executor=executor_name,
+                criteria=self._regressions(),
             )
-        finally:
-            forget_paths()  # the executor changed the tree
+        except BaseException:
+            forget_paths()
+            raise
+        forget_paths()
         common = dict(
             executor=executor_name,
             output=result.output,
@@ -180,30 +199,92 @@ class PlanRunner:
             tokens_out=result.tokens_out,
             attempts=result.attempts,
         )
+        # A step that failed, or an executor that gave up, may still have
+        # changed the tree: what it broke is blamed on it, not on the next task.
         if result.status == "blocked":
-            return self._report(item, "blocked", message=f"blocked: {result.message}", **common)
+            return self._report(
+                item, "blocked", message=f"blocked: {result.message}", criteria=self._regressions(), **common
+            )
         if result.status == "failed":
-            return self._report(item, "failed", message=result.message, evidence=result.evidence, **common)
+            return self._report(
+                item,
+                "failed",
+                message=result.message,
+                evidence=result.evidence,
+                criteria=self._regressions(),
+                **common,
+            )
         results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
         for r, held_before in zip(results, baseline):
             r.vacuous = held_before and r.outcome == "passed"
             if r.vacuous and self.config.option.strict:
                 r.outcome, r.message = "failed", "vacuous: it held before the task ran (--strict)"
-        results.extend(self._regressions(item))
+        results.extend(self._regressions())
         return self._report(item, outcome_of(results), criteria=results, **common)
 
-    def _regressions(self, current: Item) -> list[CriterionResult]:
-        """Criteria of earlier passed tasks that this task broke."""
+    def _regressions(self) -> list[CriterionResult]:
+        """In-process criteria of earlier passed tasks that the task just performed broke.
+
+        A criterion is blamed once, on the task after which it first failed;
+        once it holds again, breaking it again is blamed anew.
+        """
         broken = []
         for earlier in self.passed:
             for n, check in enumerate(earlier.checks, 1):
+                if not check.inprocess:
+                    continue  # re-checked once, at the end of the plan
+                key = (earlier.item_id, n)
                 r = evaluate(check, self.workdir, retry=False)
-                if r.outcome in ("failed", "error"):
+                if r.outcome not in ("failed", "error"):
+                    self.broken.discard(key)
+                elif key not in self.broken:
+                    self.broken.add(key)
                     r.name = f"regression: criterion {n} of task {earlier.item_id} ({check.name})"
                     r.outcome = "failed"
                     r.regression_of = earlier.item_id
                     broken.append(r)
         return broken
+
+    def _end_of_plan_regressions(self) -> None:
+        """Re-check, once, the criteria that run processes or reach the network.
+
+        Re-running them after every task would cost O(tasks²) commands. Only
+        criteria of passed tasks that some later task could have broken are
+        re-checked; one that fails is reported on an extra item,
+        ``PLANFILE::regressions``, blaming the first task performed after its
+        own.
+        """
+        results = []
+        for earlier in self.passed:
+            since = self.next_performed.get(earlier.item_id)
+            if since is None:
+                continue  # nothing ran after it
+            for n, check in enumerate(earlier.checks, 1):
+                if check.inprocess:
+                    continue
+                r = evaluate(check, self.workdir)
+                if r.outcome in ("failed", "error"):
+                    r.name = (
+                        f"regression (checked at the end of the plan): criterion {n} of task {earlier.item_id}"
+                        f" ({check.name}) no longer holds; it could have broken from task {since} on"
+                    )
+                    r.outcome = "failed"
+                    r.regression_of = earlier.item_id
+                    results.append(r)
+        if not results:
+            return
+        report = ItemReport(
+            nodeid=f"{self.cplan.display}::regressions",
+            plan=self.cplan.display,
+            item_id="regressions",
+            name="regressions checked at the end of the plan",
+            kind="verification",
+            outcome="failed",
+            location=self.cplan.source.locate(("tasks",), key=True),
+            criteria=results,
+        )
+        report.duration = sum(r.duration for r in results)
+        self.session.log(report)
 
 
 @hookimpl(trylast=True)

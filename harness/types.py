@@ -89,6 +89,10 @@ class CheckKind:
         criterion holds, raises :func:`planrun.fail` when it does not.
     :param describe: one-line display text for a given ``args``.
     :param default_timeout: seconds, when the criterion sets no ``timeout``.
+    :param inprocess: the check only reads files in this process (no
+        subprocess, no network), so it is cheap enough to re-check after every
+        later task. Kinds that do not say so are re-checked once, at the end of
+        the plan.
     """
 
     name: str
@@ -96,6 +100,7 @@ class CheckKind:
     function: CheckFunction
     describe: Callable[[Any], str] | None = None
     default_timeout: float = 60.0
+    inprocess: bool = False
 
 
 class ExecutorKind(NamedTuple):

@@ -141,4 +141,4 @@ def _describe(args: DataArgs) -> str:
 
 @hookimpl
 def planrun_register_checks() -> list[CheckKind]:
-    return [CheckKind("data", DataArgs, data, _describe, default_timeout=10)]
+    return [CheckKind("data", DataArgs, data, _describe, default_timeout=10, inprocess=True)]

@@ -168,14 +168,19 @@ def _describe_paths(name: str) -> Any:
 @hookimpl
 def planrun_register_checks() -> list[CheckKind]:
     return [
-        CheckKind("file_exists", PathsArgs, file_exists, _describe_paths("file_exists"), default_timeout=10),
-        CheckKind("file_absent", PathsArgs, file_absent, _describe_paths("file_absent"), default_timeout=10),
+        CheckKind(
+            "file_exists", PathsArgs, file_exists, _describe_paths("file_exists"), default_timeout=10, inprocess=True
+        ),
+        CheckKind(
+            "file_absent", PathsArgs, file_absent, _describe_paths("file_absent"), default_timeout=10, inprocess=True
+        ),
         CheckKind(
             "file_contains",
             ContainsArgs,
             file_contains,
             lambda a: f"file_contains {a.path} {a.needle}",
             default_timeout=10,
+            inprocess=True,
         ),
         CheckKind(
             "file_not_contains",
@@ -183,5 +188,6 @@ def planrun_register_checks() -> list[CheckKind]:
             file_not_contains,
             lambda a: f"file_not_contains {a.path} {a.needle}",
             default_timeout=10,
+            inprocess=True,
         ),
     ]
