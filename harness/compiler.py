@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from planrun.errors import CompileError
-from planrun.planfile import PlanSource, did_you_mean
+from planrun.planfile import PlanSource, did_you_mean, fields_at, shown
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
 
@@ -107,10 +107,10 @@ class Compiler:
         if unknown:
             key = unknown[0]
             if not isinstance(key, str):
-                raise self._error(at((key,), key=True), f"criterion key {key!r} is not a string")
+                raise self._error(at((key,), key=True), f"criterion key {shown(key)} is not a string")
             choices = [*self.registry.kinds, *COMMON_KEYS]
             hint = did_you_mean(key, choices)
-            msg = f"unknown check kind {key!r}" if not known else f"unknown key {key!r} in criterion"
+            msg = f"unknown check kind {shown(key)}" if not known else f"unknown key {shown(key)} in criterion"
             msg += f"; did you mean {hint!r}?" if hint else f" (known: {', '.join(sorted(self.registry.kinds))})"
             raise self._error(at((key,), key=True), msg)
         if not known:
@@ -128,9 +128,11 @@ class Compiler:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             sub = tuple(err["loc"])
-            raise self._error(
-                at((name, *sub), key=err["type"] == "extra_forbidden"), f"{name}: {_message(err)}"
-            ) from None
+            msg = f"{name}: {_message(err)}"
+            if err["type"] == "extra_forbidden":
+                hint = did_you_mean(str(sub[-1]), fields_at(tuple(p for p in sub[:-1] if not _is_tag(p)), kind.args))
+                msg += f"; did you mean {hint!r}?" if hint else ""
+            raise self._error(at((name, *sub), key=err["type"] == "extra_forbidden"), msg) from None
         display = common.name or text or (kind.describe(args) if kind.describe else f"{name} {mapping[name]!r}")
         timeout = common.timeout if common.timeout is not None else kind.default_timeout
         return Check(
@@ -192,7 +194,11 @@ def _message(err: Any) -> str:
     elif err["type"] in ("float_type", "int_type") and isinstance(value, bool):
         msg += " (YAML reads yes/no/true/false as a boolean)"
     if err["type"] == "extra_forbidden":
-        return f"unknown key {err['loc'][-1]!r}"
+        return f"unknown key {shown(err['loc'][-1])}"
+    if err["type"] == "missing" and err["loc"]:
+        owner = ".".join(str(p) for p in err["loc"][:-1] if not _is_tag(p))
+        msg = f"required key {err['loc'][-1]!r} missing"
+        return f"{owner}: {msg}" if owner else msg
     if isinstance(value, float) and not math.isfinite(value):
         msg = f"{value} is not a finite number"
     return f"{loc}: {msg}" if loc else msg

@@ -52,6 +52,7 @@ _LEAD_LIMIT = 200
 _DEEP_LEAD = re.compile(rf"\n[ \t?:-]{{{_LEAD_LIMIT}}}")
 _DEEP_FIRST_LEAD = re.compile(rf"[ \t?:-]{{{_LEAD_LIMIT}}}")
 _BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+_KEY_ONLY = re.compile(r"[ \t]+[A-Za-z_$][\w$-]*[ \t]*$")
 
 
 class _PlanLoader(_Base):  # type: ignore[misc,valid-type]
@@ -182,7 +183,7 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
     except PlanError:
         raise
     except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, display) from None
+        raise _yaml_error(exc, display, text) from None
     except ReaderError as exc:
         raise _reader_error(exc, text, display) from None
     except yaml.YAMLError as exc:
@@ -501,20 +502,48 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
     return line, index - start + 1
 
 
-def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> PlanError:
+def _yaml_error(exc: yaml.MarkedYAMLError, display: str, text: str) -> PlanError:
+    mark = exc.problem_mark or exc.context_mark
+    before, char = _around(text, mark)
     if exc.problem == "but found another document":  # get_single_node's
         message = _SECOND_DOCUMENT
+    elif "cannot start any token" in (exc.problem or "") and char in "`@":
+        # The usual cause: - `pytest` passes, a sentence criterion left unquoted.
+        message = f"a plain value cannot start with {char!r}; quote it"
+        rest = _BREAK.split(text)[mark.line][mark.column :].split(" #")[0].strip()
+        if "[" not in before and "{" not in before and rest.isprintable() and len(rest) <= 80:
+            message += f": {_quoted(rest)}"
     else:
         message = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context:
             message += f" ({exc.context})"
         if (exc.problem or "").startswith("mapping values are not allowed"):
-            # The usual cause: `run: echo '{"a": 1}'`, a plain value with ': ' in it.
-            message += "; a value that contains ': ' must be quoted or written as a block (|)"
-    mark = exc.problem_mark or exc.context_mark
+            if _KEY_ONLY.match(before):
+                # Only indentation and a key-like word before the ':': a key
+                # indented deeper than the keys above it continues their value.
+                message += "; is this key indented more than the keys above it?"
+            else:
+                # `run: echo '{"a": 1}'`: a plain value with ': ' in it.
+                message += "; a value that contains ': ' must be quoted or written as a block (|)"
     if mark is None:
         return PlanError(message, display, 1, 1)
     return _at(mark, message, display)
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a single-quoted YAML scalar."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _around(text: str, mark: Any) -> tuple[str, str]:
+    """The text of ``mark``'s line before it, and the character at it ('' if none)."""
+    if mark is None:
+        return "", ""
+    lines = _BREAK.split(text)
+    if mark.line >= len(lines):
+        return "", ""
+    line = lines[mark.line]
+    return line[: mark.column], line[mark.column : mark.column + 1]
 
 
 def _reader_error(exc: ReaderError, text: str, display: str) -> PlanError:
@@ -554,8 +583,12 @@ def _bad_scalar(root: Node, exc: Exception, display: str) -> PlanError:
                 probe.construct_object(node)
             except (ValueError, TypeError, AttributeError, OverflowError) as found:
                 what = _TAG_NAMES.get(node.tag, node.tag)
-                message = f"cannot read {node.value!r} as {what}"
+                text = node.value
+                shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+                message = f"cannot read {shown} as {what}"
                 detail = str(found) if isinstance(found, ValueError) else ""
+                if "integer string conversion" in detail:  # CPython's int/str digit limit
+                    detail = "too many digits"
                 if detail:
                     message += f": {detail}"
                 if not node.style and Resolver().resolve(ScalarNode, node.value, (True, False)) == node.tag:

@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from planrun.errors import PlanError
@@ -87,14 +88,35 @@ def _number_errors(node: Any, loc: tuple[Any, ...], source: PlanSource) -> typin
     elif isinstance(node, float) and not math.isfinite(node):
         yield source.error(loc, f"{_dotted(loc)}: {node} is not a finite number")
     elif isinstance(node, (int, float)) and not isinstance(node, bool) and not -MAX_NUMBER < node < MAX_NUMBER:
-        yield source.error(loc, f"{_dotted(loc)}: {node:g} is out of range")
+        yield source.error(loc, f"{_dotted(loc)}: {shown(node)} is out of range (-{MAX_NUMBER:,} to {MAX_NUMBER:,})")
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for messages, kept short: a 4,000-digit integer has no printable ``repr``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        try:
+            digits = len(str(abs(value)))
+        except ValueError:  # past CPython's int -> str digit limit
+            digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"a {digits}-digit {'negative ' if value < 0 else ''}number"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{shown(part)}]"
+        else:
+            out += f".{_part(part)}" if out else _part(part)
     return out or "plan"
+
+
+def _part(part: Any) -> str:
+    return part if isinstance(part, str) and len(part) <= 80 else shown(part)
 
 
 def _most_specific(errors: list[Any], source: PlanSource) -> list[Any]:
@@ -115,14 +137,15 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     kind = err["type"]
     if kind == "extra_forbidden":
         key = loc[-1]
-        msg = f"unknown key {key!r}"
-        hint = did_you_mean(str(key), _fields_at(loc[:-1]))
+        msg = f"unknown key {shown(key)}"
+        hint = did_you_mean(str(key), fields_at(loc[:-1]))
         if hint:
             msg += f"; did you mean {hint!r}?"
         return source.error(loc, msg, key=True)
+    if kind == "missing":  # located at the mapping that lacks the key
+        owner = _data_loc(loc[:-1], source)
+        return source.error(owner, f"{_dotted(owner)}: required key {shown(loc[-1])} missing")
     where = _dotted(_data_loc(loc, source))
-    if kind == "missing":
-        return source.error(loc[:-1], f"{where}: required key missing")
     value = err.get("input")
     msg = err["msg"]
     if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
@@ -130,6 +153,8 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
         msg = f"expected a string, but YAML reads this unquoted value as a {kind_name} ({value}); quote it"
     elif kind == "string_type" and isinstance(value, dict):
         msg = "expected a string, got a mapping (an unquoted ': ' starts one); quote the string"
+    elif kind == "list_type" and isinstance(value, str) and not _holds_mappings(_data_loc(loc, source)):
+        msg = f"expected a list; write [{flow_item(value)}]"
     elif kind == "value_error":
         msg = msg.removeprefix("Value error, ")
     elif kind == "string_pattern_mismatch":
@@ -148,9 +173,9 @@ def _data_loc(loc: tuple[Any, ...], source: PlanSource) -> tuple[Any, ...]:
     return kept
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys valid at ``loc`` (a mapping inside the plan)."""
-    model: type[BaseModel] = Plan
+def fields_at(loc: tuple[Any, ...], root: type[BaseModel] = Plan) -> list[str]:
+    """The keys valid at ``loc``, a mapping inside a ``root`` (the plan, or a check's arguments)."""
+    model: type[BaseModel] = root
     for part in loc:
         if isinstance(part, int):
             continue
@@ -160,6 +185,28 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
             return []
         model = inner
     return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _holds_mappings(loc: tuple[Any, ...]) -> bool:
+    """Whether the list field at ``loc`` holds models (``tasks``), not strings."""
+    model: type[BaseModel] | None = Plan
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field else None
+    field = model.model_fields.get(str(loc[-1])) if model is not None and loc else None
+    return field is not None and _model_in(field.annotation) is not None
+
+
+def flow_item(value: str) -> str:
+    """``value`` as it can be written inside ``[...]``: bare if YAML reads it back unchanged, else quoted."""
+    try:
+        if yaml.safe_load(f"[{value}]") == [value]:
+            return value
+    except yaml.YAMLError:
+        pass
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -198,6 +245,7 @@ def check_graph(plan: Plan, source: PlanSource) -> list[PlanError]:
             if dep not in seen:
                 hint = did_you_mean(dep, list(seen))
                 extra = f"; did you mean {hint!r}?" if hint else ""
+                extra += f" (tasks in this plan: {_listing(list(seen))})"
                 errors.append(
                     source.error(
                         ("tasks", i, "depends_on", j), f"task {task.id!r} depends on unknown task {dep!r}{extra}"
@@ -212,6 +260,12 @@ def check_graph(plan: Plan, source: PlanSource) -> list[PlanError]:
         index = seen[cycle[0]]
         errors.append(source.error(("tasks", index, "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
     return errors
+
+
+def _listing(names: list[str], limit: int = 10) -> str:
+    """``a, b, c``, capped: a plan of 500 tasks does not print 500 ids."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit} more)"
 
 
 def find_cycle(plan: Plan) -> list[str] | None:

@@ -42,7 +42,7 @@ CASES = [
     (
         "unknown-depends-on",
         "plan: p\n" + T + "    depends_on: [ghost]\n    criteria: [{file_exists: x}]\n",
-        "6:18: task 'a' depends on unknown task 'ghost'",
+        "6:18: task 'a' depends on unknown task 'ghost' (tasks in this plan: a)",
     ),
     (
         "cycle",
@@ -65,7 +65,7 @@ CASES = [
     ("empty-file", "", "1:1: empty plan file"),
     ("comments-only", "# nothing here\n", "1:1: empty plan file"),
     ("top-level-list", "- plan: p\n", "1:1: a plan file must be a mapping"),
-    ("missing-title", T + "    criteria: [{file_exists: x}]\n", "1:1: plan: required key missing"),
+    ("missing-title", T + "    criteria: [{file_exists: x}]\n", "1:1: plan: required key 'plan' missing"),
     ("no-tasks", "plan: p\ntasks: []\n", "2:8: tasks: List should have at least 1 item"),
     (
         "id-no",
@@ -192,7 +192,7 @@ CASES = [
     (
         "unknown-arg",
         "plan: p\n" + T + "    criteria:\n      - file_contains: {path: x, patern: y}\n",
-        "7:34: file_contains: unknown key 'patern'",
+        "7:34: file_contains: unknown key 'patern'; did you mean 'pattern'?",
     ),
     (
         "absolute-path",
