@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,16 +72,28 @@ class Compiler:
             mapping = self.hook.planrun_compile_criterion(text=raw, location=where, config=self.config)
             if mapping is None:
                 judge = " or enable --judge" if "llm_judge" in self.registry.kinds else ""
-                raise self._error(
-                    where,
-                    f"criterion {raw!r} is not machine-checkable; write it as a check (e.g. file_contains){judge}",
-                )
+                forms = closest_forms(raw, self._sentence_forms())
+                if not forms:
+                    hint = "write it as a check (e.g. file_contains)"
+                else:
+                    hint = "write it as " + " or ".join(repr(form) for form, _ in forms)
+                    hint += f", or as a check (e.g. {forms[0][1]})"
+                raise self._error(where, f"criterion {raw!r} is not machine-checkable; {hint}{judge}")
             return self._compile_mapping(mapping, where, None, text=raw)
         if not isinstance(raw, dict):
             raise self._error(
                 where, f"a criterion is a string or a mapping with one check kind, not {type(raw).__name__}"
             )
         return self._compile_mapping(raw, where, (source, loc))
+
+    def _sentence_forms(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """The ``SENTENCE_FORMS`` each criterion compiler in scope declares (see plugins/strings.py)."""
+        forms: list[tuple[str, str, tuple[str, ...]]] = []
+        for impl in self.hook.planrun_compile_criterion.get_hookimpls():
+            declared = getattr(impl.plugin, "SENTENCE_FORMS", None)
+            if isinstance(declared, (list, tuple)):
+                forms.extend(f for f in declared if isinstance(f, tuple) and len(f) == 3)
+        return forms
 
     def _error(self, where: Location, message: str) -> CompileError:
         return CompileError(message, where.path, where.line or None, where.col or None)
@@ -181,6 +195,67 @@ class Compiler:
             errors[0].errors = errors  # type: ignore[attr-defined]
             raise errors[0]
         return compiled
+
+
+_HTTP_METHODS = frozenset("GET POST PUT PATCH DELETE HEAD OPTIONS".split())
+_TOKEN = re.compile(r"`[^`]*`?|https?://\S+|\S+")
+_PLACEHOLDERS = frozenset({"PATH", "METHOD", "URL", "NNN"})
+
+
+def _shape(text: str, *, template: bool = False) -> list[str]:
+    """A sentence as tokens: quoted spans, URLs, methods, statuses and paths become placeholders."""
+    out = []
+    for token in _TOKEN.findall(text):
+        if token.startswith("`"):
+            out.append("`X`")
+            continue
+        word = token.strip(".,;:!?\"'()")
+        if not word:
+            continue
+        if word.startswith(("http://", "https://")):
+            out.append("URL")
+        elif template and word in _PLACEHOLDERS:
+            out.append(word)
+        elif not template and word.upper() in _HTTP_METHODS and word.isupper():
+            out.append("METHOD")
+        elif not template and re.fullmatch(r"[1-5]\d\d", word):
+            out.append("NNN")
+        elif not template and ("/" in word or re.search(r"\w\.\w", word)):
+            out.append("PATH")
+        else:
+            out.append(word.lower())
+    return out
+
+
+def _similarity(a: list[str], b: list[str]) -> float:
+    """Dice coefficient of the longest common subsequence, words matching when spelt alike."""
+    if not a or not b:
+        return 0.0
+    prev = [0.0] * (len(b) + 1)
+    for x in a:
+        row = [0.0]
+        for j, y in enumerate(b):
+            same = x == y or (len(x) > 3 and len(y) > 3 and difflib.SequenceMatcher(None, x, y).ratio() >= 0.8)
+            row.append(prev[j] + 1 if same else max(prev[j + 1], row[j]))
+        prev = row
+    return 2 * prev[-1] / (len(a) + len(b))
+
+
+def closest_forms(text: str, forms: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str]]:
+    """The sentence forms ``text`` came closest to, best first: ``[(form, kind), ...]``, at most two.
+
+    Nothing when no form shares enough of its shape (prose stays prose).
+    """
+    shape = _shape(text)
+    scored = []
+    for form, kind, variants in forms:
+        best = max((_similarity(shape, _shape(v, template=True)) for v in (form, *variants)), default=0.0)
+        scored.append((best, form, kind))
+    scored.sort(key=lambda s: -s[0])
+    if not scored or scored[0][0] < 0.5:
+        return []
+    top = scored[0][0]
+    return [(form, kind) for score, form, kind in scored[:2] if score >= top - 0.05]
 
 
 def _message(err: Any) -> str:

@@ -9,8 +9,13 @@ from planrun import hookimpl
 
 _CMD = r"`(?P<cmd>[^`]+)`"
 _PATH = r"`?(?P<path>[^\s`]+)`?"
-# A bare word is a path only if it looks like one: a slash or a file extension.
+# In "PATH exists", "PATH contains `X`" and "PATH is deleted" a bare word is a
+# path (LICENSE, Makefile), unless it is one of the words prose starts with.
 _LOOKS_LIKE_PATH = re.compile(r"^(?:\.?/)?[\w.*?\[\]-]+(?:/[\w.*?\[\]-]*)*$")
+_PROSE = frozenset(
+    "it this that these those there here everything something nothing anything all each every one none"
+    " which what who output result code file files directory folder".split()
+)
 
 _PATTERNS: list[tuple[re.Pattern[str], Any]] = [
     (
@@ -47,8 +52,47 @@ _PATTERNS: list[tuple[re.Pattern[str], Any]] = [
 ]
 
 
+#: The sentence forms above, for the hint on a sentence that compiles to
+#: nothing: ``(form, check kind, ways people write it)``, with the
+#: placeholders CMD, TEXT, PATH, METHOD, URL and NNN. The compiler reads this
+#: attribute from every plugin that implements ``planrun_compile_criterion``.
+SENTENCE_FORMS: list[tuple[str, str, tuple[str, ...]]] = [
+    (
+        "`CMD` passes",
+        "command",
+        ("`CMD` passes", "`CMD` succeeds", "`CMD` exits 0", "`CMD` runs successfully", "`CMD` works", "`CMD` is green"),
+    ),
+    ("`CMD` outputs `TEXT`", "command", ("`CMD` outputs `TEXT`", "`CMD` prints `TEXT`", "`CMD` shows `TEXT`")),
+    (
+        "PATH exists",
+        "file_exists",
+        ("PATH exists", "File PATH exists", "PATH is present", "PATH is created", "PATH was created"),
+    ),
+    (
+        "PATH contains `TEXT`",
+        "file_contains",
+        ("PATH contains `TEXT`", "PATH has `TEXT`", "PATH includes `TEXT`", "PATH mentions `TEXT`"),
+    ),
+    (
+        "PATH is deleted",
+        "file_absent",
+        (
+            "PATH is deleted",
+            "PATH is removed",
+            "PATH does not exist",
+            "PATH is gone",
+            "PATH is absent",
+            "PATH was removed",
+            "PATH was deleted",
+        ),
+    ),
+    ("HTTP METHOD URL returns NNN", "http", ("HTTP METHOD URL returns NNN", "METHOD URL returns NNN")),
+]
+
+
 def _is_path(word: str) -> bool:
-    return bool(_LOOKS_LIKE_PATH.match(word)) and ("/" in word or "." in word.strip("."))
+    bare = word.strip(".")
+    return bool(_LOOKS_LIKE_PATH.match(word)) and bare != "" and bare.lower() not in _PROSE
 
 
 def compile_sentence(text: str) -> dict[str, Any] | None:

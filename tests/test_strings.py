@@ -46,7 +46,7 @@ def test_sentence_compiles(sentence: str, compiled: dict[str, object]) -> None:
     "sentence",
     [
         "Model exports User type",
-        "Everything exists",  # a bare word is not a path
+        "Everything exists",  # prose: not a path, though a bare word can be one
         "Users can log in",
         "`unterminated passes",
     ],
@@ -129,3 +129,109 @@ def test_a_conftest_compiler_runs_before_the_built_in_one(planrunner: Planrunner
     result = planrunner.run("--co", "s.plan.yaml")
     result.stdout.fnmatch_lines(["""    'no file junk.txt' -> {"file_absent": "junk.txt"}*"""])
     assert planrunner.run("s.plan.yaml").ret == ExitCode.OK
+
+
+# -- bare words are paths where the sentence says so (issue 6, item 24) ----------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "compiled"),
+    [
+        ("LICENSE exists", {"file_exists": "LICENSE"}),
+        ("`LICENSE` exists", {"file_exists": "LICENSE"}),
+        ("Makefile exists.", {"file_exists": "Makefile"}),
+        ("File Dockerfile exists", {"file_exists": "Dockerfile"}),
+        ("the directory src exists", {"file_exists": "src"}),
+        ("Makefile contains `all:`", {"file_contains": {"path": "Makefile", "text": "all:"}}),
+        ("the file Procfile contains `web:`", {"file_contains": {"path": "Procfile", "text": "web:"}}),
+        ("LICENSE is deleted", {"file_absent": "LICENSE"}),
+        ("CHANGES is removed", {"file_absent": "CHANGES"}),
+        ("Dockerfile does not exist", {"file_absent": "Dockerfile"}),
+    ],
+)
+def test_a_bare_word_is_a_path_in_the_file_forms(sentence: str, compiled: dict[str, object]) -> None:
+    assert compile_sentence(sentence) == compiled
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "It exists",
+        "This exists.",
+        "Nothing is deleted",
+        "output contains `ok`",
+        "The output contains `ok`",
+        "Everything is removed",
+        ". exists",
+        "User model exists",
+        "LICENSE file exists",
+    ],
+)
+def test_prose_is_still_not_a_path(sentence: str) -> None:
+    assert compile_sentence(sentence) is None
+
+
+def test_readme_sentences_run_end_to_end(planrunner: Planrunner) -> None:
+    planrunner.makefile("LICENSE", "MIT\n")
+    planrunner.makefile("Makefile", "all:\n\ttrue\n")
+    planrunner.makeplan(
+        "s",
+        "plan: s\ntasks:\n  - id: t\n    name: T\n    criteria:\n"
+        "      - LICENSE exists\n      - 'Makefile contains `all:`'\n      - CHANGES is deleted\n",
+    )
+    result = planrunner.run("--verify-only", "-v", "s.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    result.stdout.fnmatch_lines(
+        ["    LICENSE exists PASSED", "    Makefile contains `all:` PASSED", "    CHANGES is deleted PASSED"]
+    )
+
+
+# -- the not-checkable hint names the closest sentence forms --------------------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "hint"),
+    [
+        ("`make` works", "write it as '`CMD` passes', or as a check (e.g. command)"),
+        ("`npm run build` completes", "write it as '`CMD` passes', or as a check (e.g. command)"),
+        ("`ls` shows `a`", "write it as '`CMD` outputs `TEXT`', or as a check (e.g. command)"),
+        ("README.md has `x`", "write it as 'PATH contains `TEXT`', or as a check (e.g. file_contains)"),
+        ("Makefile mentions `all:`", "write it as 'PATH contains `TEXT`', or as a check (e.g. file_contains)"),
+        ("README.md is present", "write it as 'PATH exists', or as a check (e.g. file_exists)"),
+        ("old.txt was removed", "write it as 'PATH is deleted', or as a check (e.g. file_absent)"),
+        ("curl returns 200", "write it as 'HTTP METHOD URL returns NNN', or as a check (e.g. http)"),
+        ("Model exports User type", "write it as a check (e.g. file_contains)"),
+        ("Users can log in", "write it as a check (e.g. file_contains)"),
+    ],
+)
+def test_not_checkable_hint_names_the_closest_forms(planrunner: Planrunner, sentence: str, hint: str) -> None:
+    quoted = "'" + sentence.replace("'", "''") + "'"
+    planrunner.makeplan(
+        "s", f"plan: s\ntasks:\n  - id: t\n    name: T\n    run: touch ran\n    criteria:\n      - {quoted}\n"
+    )
+    result = planrunner.run("s.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED
+    expected = f"s.plan.yaml:7:9: criterion {sentence!r} is not machine-checkable; {hint}"
+    assert expected in result.stdout.lines, result
+    assert result.no_traceback()
+    assert not (planrunner.path / "ran").exists()
+
+
+def test_a_plugin_compiler_s_forms_are_offered_too(planrunner: Planrunner) -> None:
+    planrunner.makeconftest(
+        """
+        import planrun
+
+        SENTENCE_FORMS = [("PATH is tidy", "tidy", ("PATH is tidy",))]
+
+        @planrun.hookimpl
+        def planrun_compile_criterion(text):
+            return None
+        """
+    )
+    planrunner.makeplan("s", "plan: s\ntasks:\n  - id: t\n    name: T\n    criteria: ['notes.md is tidy']\n")
+    result = planrunner.run("s.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["s.plan.yaml:5:16: criterion 'notes.md is tidy' is not machine-checkable; write it as 'PATH is tidy', *"]
+    )
