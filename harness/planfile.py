@@ -131,6 +131,9 @@ def _most_specific(errors: list[Any], source: PlanSource) -> list[Any]:
     return kept
 
 
+_EXPECTED = {"string_type": "a string", "list_type": "a list", "model_type": "a mapping", "dict_type": "a mapping"}
+
+
 def _translate(err: Any, source: PlanSource) -> PlanError:
     """One pydantic error -> one located, readable PlanError."""
     loc = tuple(err["loc"])
@@ -148,7 +151,9 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     where = _dotted(_data_loc(loc, source))
     value = err.get("input")
     msg = err["msg"]
-    if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
+    if value is None and kind in _EXPECTED:
+        msg = f"expected {_EXPECTED[kind]}, but the value is empty"
+    elif kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
         kind_name = "boolean" if isinstance(value, bool) else "date" if isinstance(value, datetime.date) else "number"
         msg = f"expected a string, but YAML reads this unquoted value as a {kind_name} ({value}); quote it"
     elif kind == "string_type" and isinstance(value, dict):

@@ -434,3 +434,62 @@ def test_empty_file(tmp_path: Path, text: str) -> None:
 def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, where: str, kind: str) -> None:
     path, err = load_error(tmp_path, text)
     assert str(err) == f"{path}:{where}: a plan file must be a mapping of keys (plan:, tasks:, ...), found {kind}"
+
+
+class _PurePlanLoader(yaml.SafeLoader):
+    yaml_constructors = dict(SafeConstructor.yaml_constructors)
+    yaml_multi_constructors = dict(SafeConstructor.yaml_multi_constructors)
+
+
+@pytest.fixture(params=["libyaml", "python"])
+def both_loaders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the loader planrun picked, and again with PyYAML's pure-Python one (other messages)."""
+    if request.param == "python":
+        monkeypatch.setattr(loader, "_PlanLoader", _PurePlanLoader)
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "plan: p\ncriteria:\n  - `pytest` passes\n",
+            "3:5: a plain value cannot start with '`'; quote it: '`pytest` passes'",
+        ),
+        ("plan: `it's` here  # note\n", "1:7: a plain value cannot start with '`'; quote it: '`it''s` here'"),
+        ("plan: [`x`, y]\n", "1:8: a plain value cannot start with '`'; quote it"),
+        ("plan: @me\n", "1:7: a plain value cannot start with '@'; quote it: '@me'"),
+    ],
+)
+def test_a_leading_backtick_or_at_says_quote_it(tmp_path: Path, both_loaders: str, text: str, message: str) -> None:
+    path, err = load_error(tmp_path, text)
+    assert str(err) == f"{path}:{message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            "plan: p\ntasks:\n  - id: a\n    name: A\n      run: x\n",
+            "5:10",
+            "is this key indented more than the keys above it?",
+        ),
+        ("plan: p\n  tasks: []\n", "2:8", "is this key indented more than the keys above it?"),
+        (
+            'plan: p\nrun: echo {"a": 1}\n',
+            "2:15",
+            "a value that contains ': ' must be quoted or written as a block (|)",
+        ),
+        (
+            "plan: a\n  long title: here\n",
+            "2:13",
+            "a value that contains ': ' must be quoted or written as a block (|)",
+        ),
+    ],
+)
+def test_mapping_values_hint_tells_indentation_from_quoting(
+    tmp_path: Path, both_loaders: str, text: str, where: str, hint: str
+) -> None:
+    path, err = load_error(tmp_path, text)
+    assert str(err).startswith(f"{path}:{where}: mapping values are not allowed")
+    assert str(err).endswith(f"; {hint}")

@@ -77,6 +77,23 @@ MISSING = [
 ]
 
 
+EMPTY = [
+    ("title", "plan:\ntasks:\n" + TASK, "1:6: plan: expected a string, but the value is empty"),
+    ("tasks", "plan: p\ntasks:\n", "2:7: tasks: expected a list, but the value is empty"),
+    (
+        "name",
+        "plan: p\ntasks:\n" + TASK.replace("name: A", "name:"),
+        "4:10: tasks[0].name: expected a string, but the value is empty",
+    ),
+    ("task", "plan: p\ntasks:\n" + TASK + "  -\n", "7:4: tasks[1]: expected a mapping, but the value is empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in EMPTY], ids=[c[0] for c in EMPTY])
+def test_empty_value_says_so(planrunner: Planrunner, text: str, expected: str) -> None:
+    assert_collection_error(planrunner, text, expected)
+
+
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in MISSING], ids=[c[0] for c in MISSING])
 def test_missing_key_is_named(planrunner: Planrunner, text: str, expected: str) -> None:
     out = assert_collection_error(planrunner, text, expected)
