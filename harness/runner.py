@@ -254,6 +254,7 @@ class PlanRunner:
         ``PLANFILE::regressions``, blaming the first task performed after its
         own.
         """
+        forget_paths()
         results = []
         for earlier in self.passed:
             since = self.next_performed.get(earlier.item_id)
