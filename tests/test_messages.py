@@ -256,6 +256,7 @@ HUGE = [
         ("count", "    criteria: [{{file_contains: {{path: x, text: y, count: {v}}}}}]\n", 58),
         ("http-status", "    criteria: [{{http: {{url: 'http://127.0.0.1/', status: {v}}}}}]\n", 58),
     ],
+    ids=["timeout", "retry-for", "count", "http-status"],
 )
 def test_huge_number_is_a_located_error(
     planrunner: Planrunner, value: str, expected: str, where: str, template: str, col: int
