@@ -128,5 +128,5 @@ def test_http_only_http_urls(check: CheckRun) -> None:
     result = check("http: 'file:///etc/passwd'")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        ["c.plan.yaml:6:15: http: url 'file:///etc/passwd': only http and https URLs are checked"]
+        ["c.plan.yaml:6:15: http: url: 'file:///etc/passwd': only http and https URLs are checked"]
     )
