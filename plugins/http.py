@@ -188,6 +188,8 @@ def _exchange(
             sock.settimeout(deadline.left())
             chunk = response.read1(min(1 << 16, MAX_BODY + 1 - size))
             if not chunk:
+                if response.length:  # the server closed before sending the Content-Length it announced
+                    raise http_client.IncompleteRead(b"".join(chunks), response.length)
                 break
             chunks.append(chunk)
             size += len(chunk)
