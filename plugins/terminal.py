@@ -168,7 +168,8 @@ class TerminalReporter:
 
     def write_block(self, text: str, style: str | None = None, indent: str = "  ", *, evidence: bool = False) -> None:
         """Write the lines of ``text`` indented, each cut to fit: evidence to the width, messages to LONG_LINE."""
-        limit = LONG_LINE if not evidence or self.verbosity >= 2 else max(self.width - len(indent), 20)
+        limit = LONG_LINE if not evidence or self.verbosity >= 2 else self.width
+        limit = max(limit - len(indent), 20)
         lines = [indent + cut(line, limit) for line in text.splitlines()]
         if lines:
             self.write_line("\n".join(lines), style)
