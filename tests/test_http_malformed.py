@@ -7,6 +7,7 @@ collection errors.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -50,6 +51,9 @@ ANSWERS: dict[str, bytes] = {
     "/to-bad-port": _response("302 Found", b"", "Location: http://127.0.0.1:84301/"),
     "/to-space": _response("302 Found", b"", "Location: /a b"),
     "/to-ok": _response("302 Found", b"", "Location: /ok"),
+    "/see-other": _response("303 See Other", b"", "Location: /ok"),
+    "/keep-method": _response("307 Temporary Redirect", b"", "Location: /ok"),
+    "/no-location": _response("302 Found", b"moved, but where?"),
 }
 
 
@@ -93,6 +97,14 @@ class RawServer:
                     if not chunk:
                         return
                     data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+                while length and len(body) < int(length.group(1)):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    body += chunk
+                data = head + b"\r\n\r\n" + body
                 self.requests.append(data)
                 path = data.split(b" ", 2)[1].decode("latin-1")
                 if path == "/drip":
@@ -214,6 +226,28 @@ def test_a_followed_redirect_sends_no_credentials_to_another_server(check: Check
     assert b"Authorization: Bearer s3cret" in raw.requests[-1]
     assert len(other.requests) == 1
     assert b"s3cret" not in other.requests[0] and b"X-Kept: kept" in other.requests[0]
+
+
+def test_a_redirect_without_location_is_not_a_success(check: CheckRun, raw: RawServer) -> None:
+    result = check(f"http: '{raw.url}/no-location'")
+    _assert_one_line_failure(result, f"GET {raw.url}/no-location: expected a success status, got 302")
+    assert check(f"http: {{url: '{raw.url}/no-location', status: 302}}").ret == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("path", "method_after", "body_after"),
+    [("/to-ok", "GET", False), ("/see-other", "GET", False), ("/keep-method", "POST", True)],
+)
+def test_redirects_are_followed_as_browsers_do(
+    check: CheckRun, raw: RawServer, path: str, method_after: str, body_after: bool
+) -> None:
+    result = check(f"http: {{method: POST, url: '{raw.url}{path}', json: {{k: v}}, body_contains: fine}}")
+    assert result.ret == ExitCode.OK, result
+    first, second = raw.requests[-2:]
+    assert first.startswith(f"POST {path} ".encode()) and first.endswith(b'{"k": "v"}')
+    assert second.startswith(f"{method_after} /ok ".encode())
+    assert second.endswith(b'{"k": "v"}') is body_after
+    assert (b"Content-Type: application/json" in second) is body_after
 
 
 # -- compile time: located collection errors, nothing runs ---------------------
