@@ -8,7 +8,7 @@ from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, U
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
-from planrun.reports import CriterionResult, ItemReport
+from planrun.reports import CriterionResult, ItemReport, printable
 from planrun.types import (
     ArgsModel,
     CheckContext,
@@ -63,5 +63,6 @@ __all__ = [
     "lookup",
     "main",
     "parse_path",
+    "printable",
     "skip",
 ]

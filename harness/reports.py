@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +22,35 @@ _STATUS: dict[str, tuple[str, str]] = {
     "skipped": ("s", "SKIPPED"),
     "interrupted": ("!", "INTERRUPTED"),
 }
+
+
+# Everything outside printable ASCII and printable Latin-1 is looked at one by one (see printable()).
+_SUSPECT = re.compile(r"[^\t\n\x20-\x7e\xa1-\xac\xae-\xff]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(char: str) -> str:
+    if char.isprintable() or unicodedata.category(char) == "Zs":
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control or format character shown escaped.
+
+    Newlines and tabs stay. Every other character that Python does not call
+    printable (C0 and C1 controls, DEL, bidi and other format characters such
+    as U+202E, line and paragraph separators, lone surrogates, private-use and
+    unassigned code points) becomes a Python-style escape: ESC is shown as
+    ``\\x1b``, U+202E as ``\\u202e``. Spaces of any width stay. Everything
+    planrun prints that comes from a plan or a workdir goes through this, so
+    file contents and command output cannot move the cursor, retitle the
+    window or reorder what the reader sees.
+    """
+    return _SUSPECT.sub(lambda m: _shown(m.group()), text)
 
 
 @dataclass

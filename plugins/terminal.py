@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -10,12 +11,13 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from planrun import CriterionResult, ItemReport, __version__, hookimpl
+from planrun import CriterionResult, ItemReport, __version__, hookimpl, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from planrun.config import Config
+    from planrun.pluginmanager import PlanrunPluginManager
     from planrun.session import Session
 
 _LETTER = {"passed": ".", "failed": "F", "error": "E", "blocked": "B", "skipped": "s", "interrupted": "!"}
@@ -34,13 +36,80 @@ _SUMMARY_ORDER = ("failed", "passed", "skipped", "deselected", "blocked", "inter
 
 _PLURALS = {"criterion": "criteria"}
 
+#: What the ``-r`` characters select for the short summary, as pytest's (f includes blocked: both fail the run).
+_REPORT_CHARS = {
+    "f": ("failed", "blocked"),
+    "E": ("error", "interrupted"),
+    "s": ("skipped",),
+    "B": ("blocked",),
+    "p": ("passed",),
+    "P": (),  # the PASSES section
+}
+_REPORT_ALIASES = {"a": "sBEf", "A": "PpsBEf"}
+#: A line of a message or a summary is never printed longer than this (evidence: the terminal width).
+LONG_LINE = 500
+#: ``--durations`` hides items faster than this unless ``-vv``, as pytest does.
+DURATIONS_MIN = 0.005
+
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word if n == 1 else _PLURALS.get(word, word + 's')}"
 
 
-def _indent(text: str, prefix: str = "  ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())
+def _reportchars(text: str) -> str:
+    """``-r CHARS``: the letters in order, with ``a``/``A`` expanded and ``N`` clearing what came before."""
+    chars = ""
+    for char in text:
+        if char == "N":
+            chars = ""
+        elif char in _REPORT_ALIASES or char in _REPORT_CHARS:
+            chars += "".join(c for c in _REPORT_ALIASES.get(char, char) if c not in chars)
+        else:
+            known = "".join([*_REPORT_CHARS, *_REPORT_ALIASES, "N"])
+            raise argparse.ArgumentTypeError(f"unknown character {char!r} in {text!r} (known: {known})")
+    return chars
+
+
+def _durations(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {text!r}")
+    return value
+
+
+def cut(line: str, width: int) -> str:
+    """``line`` made printable and at most ``width`` characters, ending with how much was cut."""
+    shown = printable(line[: width + 1])
+    if len(line) <= width and len(shown) <= width:
+        return shown
+    # Reserve room for the marker, then keep the longest prefix whose escaped form fits.
+    room = max(width - len(f"... [{len(line)} more characters]"), 1)
+    lo, hi = 0, min(room, len(line))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(printable(line[:mid])) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return f"{printable(line[:lo])}... [{len(line) - lo} more characters]"
+
+
+def want_color(choice: str, file: Any) -> bool:
+    """Colour or not, as pytest decides: ``--color``, then PY_COLORS, NO_COLOR, FORCE_COLOR, then a TTY."""
+    if choice in ("yes", "no"):
+        return choice == "yes"
+    env = os.environ
+    if env.get("PY_COLORS") in ("0", "1"):
+        return env["PY_COLORS"] == "1"
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(file, "isatty", None)
+    return bool(isatty and isatty()) and env.get("TERM") != "dumb"
 
 
 class TerminalReporter:
@@ -53,18 +122,20 @@ class TerminalReporter:
         option = config.option
         self.verbosity: int = option.verbose - option.quiet
         self.tb: str = option.tb
-        color = getattr(option, "color", "auto")
-        plain = color == "no" or (color == "auto" and bool(os.environ.get("NO_COLOR")))
+        self.reportchars: str = getattr(option, "reportchars", "fE")
+        file = file or sys.stdout
+        self.colored = want_color(getattr(option, "color", "auto"), file)
+        # Colour is decided above, not by rich's own reading of the environment.
         self.console: Console = Console(
-            file=file or sys.stdout,
-            force_terminal=True if color == "yes" else None,
-            color_system=None if plain else "auto",
+            file=file,
+            force_terminal=self.colored,
+            no_color=not self.colored,
+            color_system="standard" if self.colored else None,
             highlight=False,
             markup=False,
             emoji=False,
             soft_wrap=True,
         )
-        self.colored = self.console.color_system is not None
         self.width = self.console.width
         self.file = self.console.file
         self.session: Session | None = None
@@ -79,6 +150,8 @@ class TerminalReporter:
     # -- writing ----------------------------------------------------------
 
     def write(self, text: str, style: str | None = None) -> None:
+        """The one way out to the terminal: every control character in ``text`` is shown escaped."""
+        text = printable(text)
         if self.colored and style:
             from rich.text import Text
 
@@ -92,6 +165,14 @@ class TerminalReporter:
         if self.column:
             self.write("\n")
         self.write(text + "\n", style)
+
+    def write_block(self, text: str, style: str | None = None, indent: str = "  ", *, evidence: bool = False) -> None:
+        """Write the lines of ``text`` indented, each cut to fit: evidence to the width, messages to LONG_LINE."""
+        limit = LONG_LINE if not evidence or self.verbosity >= 2 else self.width
+        limit = max(limit - len(indent), 20)
+        lines = [indent + cut(line, limit) for line in text.splitlines()]
+        if lines:
+            self.write_line("\n".join(lines), style)
 
     def write_sep(self, char: str, title: str | None = None, style: str | None = None) -> None:
         if title:
@@ -112,23 +193,35 @@ class TerminalReporter:
         if self.verbosity < 0:
             return
         self.write_sep("=", "plan session starts", "bold")
-        plugins = ", ".join(self.config.pluginmanager.plugin_names())
-        py = platform.python_version()
-        self.write_line(f"planrun {__version__}, python {py}, rootdir: {self.config.rootdir}, plugins: {plugins}")
+        for line in self.header_lines():
+            self.write_line(line)
+
+    def header_lines(self) -> list[str]:
+        """``platform``, ``rootdir``, ``configfile`` and third-party ``plugins`` lines, as pytest's header."""
+        import pluggy
+
+        config = self.config
+        lines = [
+            f"platform {sys.platform} -- Python {platform.python_version()}, "
+            f"planrun-{__version__}, pluggy-{pluggy.__version__}",
+            f"rootdir: {config.rootdir}",
+        ]
+        if config.inipath is not None:
+            inipath = config.inipath
+            try:
+                lines.append(f"configfile: {inipath.relative_to(config.rootdir)}")
+            except ValueError:
+                lines.append(f"configfile: {inipath}")
+        plugins = third_party_plugins(config.pluginmanager)
+        if plugins:
+            lines.append(f"plugins: {', '.join(plugins)}")
+        return lines
 
     @hookimpl
     def planrun_collection_finish(self, session: Session) -> None:
         self.total = len(session.items)
         if self.verbosity >= 0:
-            tasks = sum(1 for i in session.items if i.kind == "task")
-            criteria = sum(len(i.checks) for i in session.items)
-            plans = len({id(i.cplan) for i in session.items})
-            line = f"collected {_plural(plans, 'plan')}, {_plural(tasks, 'task')}, {_plural(criteria, 'criterion')}"
-            if session.deselected:
-                line += f" / {len(session.deselected)} deselected"
-            if session.collection_errors:
-                line += f" / {_plural(len(session.collection_errors), 'error')}"
-            self.write_line(line, "bold")
+            self.write_line(collected_line(session), "bold")
             self.write_line()
         if self.config.option.collectonly:
             self._list_items(session)
@@ -201,6 +294,8 @@ class TerminalReporter:
         if self.config.option.collectonly:
             self._collect_only_summary(session)
             return result
+        if self.reports and self.verbosity >= 0:
+            self.write_line()  # pytest's blank line between the progress and what follows
         self.summary(session, session.exitstatus)
         return result
 
@@ -215,6 +310,7 @@ class TerminalReporter:
         self._errors_section(session)
         self._failures_section()
         self._warnings_section()
+        self._passes_section()
         self.config.hook.planrun_terminal_summary(terminalreporter=self, exitstatus=exitstatus, config=self.config)
         self._short_summary(session)
         if session.collection_errors:
@@ -230,27 +326,28 @@ class TerminalReporter:
         where = str(report.location)
         if self.tb == "line":
             if report.message:
-                self.write_line(f"{where}: {report.message}")
+                self.write_block(f"{where}: {report.message.splitlines()[0]}", indent="")
             for _, c in report.failed_criteria:
-                self.write_line(f"{c.location}: {c.name} - {c.message}")
+                first = c.message.splitlines()[0] if c.message else c.outcome
+                self.write_block(f"{c.location}: {c.name} - {first}", indent="")
             return
         header = f"{'ERROR at ' if report.outcome == 'error' else ''}{report.nodeid}"
         self.write_sep("_", header, "red bold")
         if report.message:
-            self.write_line(report.message, "red")
+            self.write_block(report.message, "red", indent="")
             if report.evidence and self.tb == "long":
-                self.write_line(_indent(report.evidence))
+                self.write_block(report.evidence, evidence=True)
             self.write_line(f"  {where}")
         total = len(report.criteria)
         for n, c in report.failed_criteria:
             self._criterion(n, total, c)
 
     def _criterion(self, n: int, total: int, c: CriterionResult) -> None:
-        self.write_line(f"criterion {n}/{total}  {c.name}", "bold")
+        self.write_block(f"criterion {n}/{total}  {c.name}", "bold", indent="")
         if c.message:
-            self.write_line(_indent(c.message), "red")
+            self.write_block(c.message, "red")
         if c.evidence and self.tb == "long":
-            self.write_line(_indent(c.evidence))
+            self.write_block(c.evidence, evidence=True)
         self.write_line(f"  {c.location}")
 
     def _errors_section(self, session: Session) -> None:
@@ -264,7 +361,7 @@ class TerminalReporter:
         for path, errs in by_file.items():
             self.write_sep("_", f"ERROR collecting {path}", "red bold")
             for err in errs:
-                self.write_line(str(err), "red")
+                self.write_block(str(err), "red", indent="")
         if self.tb != "no":
             for report in errors:
                 self._detail(report)
@@ -277,31 +374,45 @@ class TerminalReporter:
         for report in failures:
             self._detail(report)
 
-    def _warnings(self) -> list[str]:
-        return [w for r in self.reports for w in r.warnings]
+    def _passes_section(self) -> None:
+        """``-rP``: the output of the items that passed, as pytest's PASSES section."""
+        passes = [r for r in self.reports if r.outcome == "passed" and r.output] if "P" in self.reportchars else []
+        if not passes:
+            return
+        self.write_sep("=", "PASSES", "green")
+        for report in passes:
+            self.write_sep("_", report.nodeid, "green")
+            self.write_sep("-", f"output of {report.executor or 'the executor'}")
+            self.write_block(report.output, indent="", evidence=True)
+
+    def warnings(self) -> list[str]:
+        """Config warnings first, then the items' (vacuous criteria): what the final line counts."""
+        return [*getattr(self.config, "warnings", []), *(w for r in self.reports for w in r.warnings)]
 
     def _warnings_section(self) -> None:
-        warnings = self._warnings()
+        warnings = self.warnings()
         if not warnings:
             return
         self.write_sep("=", "warnings summary", "yellow")
         for w in warnings:
-            self.write_line(w)
+            self.write_block(w, indent="")
 
     def _short_summary(self, session: Session) -> None:
         lines: list[tuple[str, str]] = []
-        for err in session.collection_errors:
-            lines.append(("error", f"ERROR {err.path} - {err.message}"))
-        for r in self.reports:
-            if r.outcome in ("passed",):
-                continue
-            reason = r.short_reason
-            lines.append((r.outcome, f"{r.outcome.upper()} {r.nodeid}" + (f" - {reason}" if reason else "")))
+        for char in self.reportchars:
+            outcomes = _REPORT_CHARS[char]
+            if "error" in outcomes:
+                lines.extend(("error", f"ERROR {err.path} - {err.message}") for err in session.collection_errors)
+            for r in self.reports:
+                if r.outcome not in outcomes or (char == "f" and "B" in self.reportchars and r.outcome == "blocked"):
+                    continue
+                reason = r.short_reason
+                lines.append((r.outcome, f"{r.outcome.upper()} {r.nodeid}" + (f" - {reason}" if reason else "")))
         if not lines:
             return
         self.write_sep("=", "short plan summary info", "bold")
         for outcome, line in lines:
-            self.write_line(line, _STYLE[outcome])
+            self.write_line(cut(line, LONG_LINE), _STYLE[outcome])
 
     def _tokens_line(self) -> None:
         agent = [r for r in self.reports if r.tokens_in or r.tokens_out]
@@ -319,7 +430,7 @@ class TerminalReporter:
             counts["deselected"] = len(session.deselected)
         if session.collection_errors:
             counts["error"] = counts.get("error", 0) + len(session.collection_errors)
-        warnings = len(self._warnings())
+        warnings = len(self.warnings())
         if warnings:
             counts["warnings"] = warnings
         return counts
@@ -344,6 +455,8 @@ class TerminalReporter:
             self.write_sep("=", text, style)
 
     def _collect_only_summary(self, session: Session) -> None:
+        if session.items and self.verbosity >= 0:
+            self.write_line()
         if session.collection_errors:
             self._errors_section(session)
             self._short_summary(session)
@@ -360,6 +473,80 @@ class TerminalReporter:
         else:
             self.write_sep("=", text, "yellow" if not n else "green")
         self.file.flush()
+
+
+def collected_line(session: Session) -> str:
+    """``collected 15 items (3 plans, 10 tasks, 35 criteria)``, with pytest's ``/ N ...`` suffixes.
+
+    The items are what the final line counts; the parenthesis says what the
+    selected ones are made of.
+    """
+    selected = session.items
+    total = len(selected) + len(session.deselected)
+    line = f"collected {_plural(total, 'item')}"
+    if session.collection_errors:
+        line += f" / {_plural(len(session.collection_errors), 'error')}"
+    if session.deselected:
+        line += f" / {len(session.deselected)} deselected / {len(selected)} selected"
+    if selected:
+        tasks = sum(1 for i in selected if i.kind == "task")
+        criteria = sum(len(i.checks) for i in selected)
+        plans = len({id(i.cplan) for i in selected})
+        line += f" ({_plural(plans, 'plan')}, {_plural(tasks, 'task')}, {_plural(criteria, 'criterion')})"
+    return line
+
+
+def third_party_plugins(pm: PlanrunPluginManager) -> list[str]:
+    """Loaded plugins that are not planrun's built-ins nor conftests, as ``dist-version`` (pytest's header)."""
+    shown: list[str] = []
+    for name in pm.loaded_names:
+        if name in pm.builtin_names or os.path.isabs(name):
+            continue
+        label = pm.versions.get(name, name).removeprefix("planrun-")
+        if label not in shown:
+            shown.append(label)
+    return shown
+
+
+@hookimpl
+def planrun_addoption(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("terminal reporting")
+    group.add_argument(
+        "-r",
+        dest="reportchars",
+        metavar="CHARS",
+        type=_reportchars,
+        default="fE",
+        help="short summary of: (f)ailed and blocked, (E)rror, (s)kipped, (B)locked, (p)assed, (P)assed with "
+        "output, (a)ll except passed, (A)ll, (N)one (default fE)",
+    )
+    group.add_argument(
+        "--durations",
+        type=_durations,
+        metavar="N",
+        default=None,
+        help="show the N slowest items (0 for all)",
+    )
+
+
+@hookimpl
+def planrun_terminal_summary(terminalreporter: TerminalReporter, config: Config) -> None:
+    """``--durations N``: the slowest items, as pytest's "slowest durations" section."""
+    n = config.getoption("durations")
+    if n is None:
+        return
+    tr = terminalreporter
+    reports = sorted(tr.reports, key=lambda r: r.duration, reverse=True)
+    if n:
+        reports = reports[:n]
+    tr.write_sep("=", "slowest durations" if not n else f"slowest {n} durations")
+    shown = [r for r in reports if tr.verbosity >= 2 or r.duration >= DURATIONS_MIN]
+    for r in shown:
+        tr.write_line(f"{r.duration:.2f}s {r.nodeid}")
+    hidden = len(reports) - len(shown)
+    if hidden:
+        tr.write_line()
+        tr.write_line(f"({hidden} durations < {DURATIONS_MIN:g}s hidden.  Use -vv to show these durations.)")
 
 
 @hookimpl(trylast=True)

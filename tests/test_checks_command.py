@@ -70,7 +70,7 @@ def test_command_retry_for_waits_until_it_passes(check: CheckRun) -> None:
 
 
 def test_command_skip_key(check: CheckRun) -> None:
-    result = check("{command: 'exit 1', skip: flaky on CI}")
+    result = check("{command: 'exit 1', skip: flaky on CI}", None, "-rs")
     assert result.ret == ExitCode.OK
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED c.plan.yaml::t*"])

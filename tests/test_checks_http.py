@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,21 @@ import pytest
 from planrun import ExitCode
 
 from .conftest import CheckRun
+
+# Set when the module's server shuts down: /slow answers then, not seconds later during another test.
+RELEASE = threading.Event()
+
+
+class Server(ThreadingHTTPServer):
+    # Join the handler threads on close, so that none outlives this module and writes
+    # into another test's captured output (#27: the stray BrokenPipeError traceback).
+    daemon_threads = False
+    block_on_close = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client stopped reading on purpose (/big, /slow): not worth a traceback
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -36,7 +52,7 @@ class Handler(BaseHTTPRequestHandler):
             "/loop": lambda: self._send(302, b"", Location="/loop"),
             "/ftp": lambda: self._send(302, b"", Location="ftp://127.0.0.1/x"),
             "/big": lambda: self._send(200, b"x" * (2 << 20)),
-            "/slow": lambda: (threading.Event().wait(3), self._send(200, b"late")),
+            "/slow": lambda: (RELEASE.wait(30), self._send(200, b"late")),
         }
         routes.get(self.path, lambda: self._send(404, b"no such page"))()
 
@@ -51,14 +67,17 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    RELEASE.clear()
+    httpd = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
+        RELEASE.set()
         httpd.shutdown()
         httpd.server_close()
+        thread.join()
 
 
 @pytest.mark.parametrize(
@@ -128,5 +147,5 @@ def test_http_only_http_urls(check: CheckRun) -> None:
     result = check("http: 'file:///etc/passwd'")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        ["c.plan.yaml:6:15: http: url 'file:///etc/passwd': only http and https URLs are checked"]
+        ["c.plan.yaml:6:15: http: url: 'file:///etc/passwd': only http and https URLs are checked"]
     )

@@ -8,7 +8,7 @@ from .conftest import CheckRun
 
 
 def test_manual_is_skipped_with_its_text(check: CheckRun) -> None:
-    result = check("manual: The login page looks right")
+    result = check("manual: The login page looks right", None, "-rs")
     assert result.ret == ExitCode.OK
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED c.plan.yaml::t - manual: The login page looks right"])

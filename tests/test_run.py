@@ -39,10 +39,12 @@ def test_all_pass_exit_0_and_report_shape(planrunner: Planrunner) -> None:
     result.stdout.fnmatch_lines(
         [
             "*= plan session starts =*",
-            "planrun *, python *, rootdir: *, plugins: command, data, files, http, manual, selection, shell, strings, terminal",
-            "collected 1 plan, 4 tasks, 4 criteria",
+            "platform * -- Python *, planrun-*, pluggy-*",
+            f"rootdir: {planrunner.path}",
+            "collected 4 items (1 plan, 4 tasks, 4 criteria)",
             "",
             "chain.plan.yaml ....*100%]",
+            "",
             "*= 4 passed in *s =*",
         ]
     )
@@ -51,7 +53,7 @@ def test_all_pass_exit_0_and_report_shape(planrunner: Planrunner) -> None:
 
 def test_failed_task_skips_its_dependents_with_the_reason(planrunner: Planrunner) -> None:
     planrunner.makeplan("chain", CHAIN.replace("{two_run}", "echo nope"))
-    result = planrunner.run("chain.plan.yaml")
+    result = planrunner.run("-rfs", "chain.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
@@ -99,7 +101,7 @@ def test_failed_prerequisites_skip_the_plan_and_count_as_an_error(planrunner: Pl
         "p",
         "plan: p\nprerequisites: [{file_exists: package.json}]\ntasks:\n  - id: t\n    name: T\n    run: touch ran.txt\n    criteria: [{file_exists: ran.txt}]\n",
     )
-    result = planrunner.run("p.plan.yaml")
+    result = planrunner.run("-rEs", "p.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.assert_outcomes(errors=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -270,7 +272,7 @@ def test_keyword_selection(planrunner: Planrunner) -> None:
     planrunner.makeplan("chain", CHAIN.replace("{two_run}", "touch two.txt"))
     result = planrunner.run("--verify-only", "-k", "side or (Second and not third)", "chain.plan.yaml")
     result.assert_outcomes(failed=2, deselected=2)
-    result.stdout.fnmatch_lines(["collected 1 plan, 2 tasks, 2 criteria / 2 deselected"])
+    result.stdout.fnmatch_lines(["collected 4 items / 2 deselected / 2 selected (1 plan, 2 tasks, 2 criteria)"])
     result = planrunner.run("-k", "nothing-matches", "chain.plan.yaml")
     assert result.ret == ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(["*= 4 deselected in *"])
@@ -297,7 +299,7 @@ def test_exit_code_5_when_nothing_is_collected(planrunner: Planrunner) -> None:
     Path("empty").mkdir()
     result = planrunner.run("empty")
     assert result.ret == ExitCode.NO_TESTS_COLLECTED
-    result.stdout.fnmatch_lines(["collected 0 plans, 0 tasks, 0 criteria", "*= no plans ran in *"])
+    result.stdout.fnmatch_lines(["collected 0 items", "", "*= no plans ran in *"])
 
 
 def test_exit_code_4_for_usage_errors(planrunner: Planrunner) -> None:
