@@ -122,7 +122,7 @@ def planrunner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Planrunner:
     """A :class:`Planrunner` in an empty temporary folder that is also the cwd."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "80")
-    for name in ("NO_COLOR", "FORCE_COLOR", "PLANRUN_ADDOPTS", "PLANRUN_PLUGINS", "GITHUB_ACTIONS"):
+    for name in ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "PLANRUN_ADDOPTS", "PLANRUN_PLUGINS", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
     return Planrunner(tmp_path)
 

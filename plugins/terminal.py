@@ -254,6 +254,8 @@ class TerminalReporter:
     def planrun_runtest_logreport(self, report: ItemReport) -> None:
         self.reports.append(report)
         self.done += 1
+        # An item made during the run (``PLANFILE::regressions``) was not collected: grow the total.
+        self.total = max(self.total, self.done)
         if report.outcome in ("failed", "error", "blocked", "interrupted"):
             self.any_failed = True
         if self.verbosity > 0:

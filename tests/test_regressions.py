@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +290,18 @@ def test_no_end_of_plan_check_in_verify_only_runs_or_after_exitfirst(planrunner:
     assert "regressions" not in result.outstr
     runs = counter.read_text().count("x")
     assert runs == (1 if args == ("--verify-only",) else 2)
+
+
+def test_the_regressions_item_keeps_the_progress_at_most_100_percent(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        plan(
+            ("one", "echo one > a.txt", [{"command": "grep -q one a.txt"}]),
+            ("two", "echo two > a.txt", [exists("a.txt")]),
+        ),
+    )
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.re_match_lines([r"p\.plan\.yaml \.\.F +\[100%\]$"])
+    percents = [int(p) for p in re.findall(r"\[ *(\d+)%\]", result.outstr)]
+    assert percents and max(percents) == 100, result
