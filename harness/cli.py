@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from planrun.config import Config, ExitCode, find_rootdir, ini_args, make_parser, read_inicfg
+from planrun.config import (
+    Config,
+    ExitCode,
+    ParserExit,
+    find_rootdir,
+    ini_args,
+    make_parser,
+    positional_paths,
+    read_inicfg,
+    split_args,
+)
 from planrun.errors import PlanrunError
 from planrun.pluginmanager import PlanrunPluginManager
 
@@ -31,15 +40,18 @@ def _preparse_plugins(args: list[str]) -> list[str]:
 def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
     """Rootdir and config file, plugins, then the full command line."""
     invocation_dir = Path.cwd()
-    rootdir, inipath = find_rootdir(args, invocation_dir)
+    env_args = split_args(os.environ.get("PLANRUN_ADDOPTS", ""), "PLANRUN_ADDOPTS")
+    # Only positional paths choose the rootdir (never the value of -k or another option).
+    rootdir, inipath = find_rootdir(positional_paths(env_args + args), invocation_dir)
     inicfg = read_inicfg(inipath)
-    args = ini_args(inicfg, "addopts") + shlex.split(os.environ.get("PLANRUN_ADDOPTS", "")) + args
+    source = f"{inipath} [tool.planrun]"
+    args = ini_args(inicfg, "addopts", source) + env_args + args
     pm = PlanrunPluginManager()
-    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins"))
+    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins", source))
     pm._load_conftest(rootdir / "conftest.py")
     parser = make_parser()
     pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
-    option = parser.parse_args(args)
+    option = parser.parse_intermixed_args(args)
     pm.check_pending_plugins()
     return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
 
@@ -68,8 +80,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     try:
         try:
             config = build_config(args, plugins)
-        except SystemExit as exc:  # argparse after printing --help
-            return int(exc.code or 0)
+        except ParserExit as exc:  # argparse after printing --help
+            return exc.status
         if config.option.version:
             print(_version(config))
             return ExitCode.OK
@@ -77,12 +89,21 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     except PlanrunError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
+    except KeyboardInterrupt:
+        print("ERROR: interrupted while configuring", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except SystemExit as exc:  # a plugin's or conftest's hook asked Python to exit: nothing runs
+        print(f"ERROR: a plugin or conftest.py raised SystemExit({exc.code!r}) while planrun started", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
     return wrap_session(config)
 
 
 def _schema(args: list[str]) -> int:
     from planrun.model import json_schema
 
+    if args in (["-h"], ["--help"]):
+        print("usage: planrun schema\n\nPrint the JSON Schema of the plan file format.")
+        return ExitCode.OK
     if args:
         print(f"ERROR: planrun schema takes no arguments, got {' '.join(args)}", file=sys.stderr)
         return ExitCode.USAGE_ERROR

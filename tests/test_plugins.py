@@ -308,6 +308,7 @@ def test_conftest_serves_only_the_plans_below_it(planrunner: Planrunner) -> None
     planrunner.makeplan(
         "plans/b/second", "plan: b\ntasks:\n  - {id: t, name: T, criteria: [always, {everywhere: {}}]}\n"
     )
+    planrunner.makefile("planrun.toml", "")  # the rootdir, so its conftest.py serves every plan
     result = planrunner.run("plans")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["plans/b/second.plan.yaml:3:33: criterion 'always' is not machine-checkable*"])
