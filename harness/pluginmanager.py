@@ -88,9 +88,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too: loading a plugin must not end planrun
-            raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
-            ) from None
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from None
         self._register_checked(plugin, ep.name)
         self.loaded_names.append(ep.name)
         if ep.dist is not None:
