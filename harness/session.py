@@ -261,7 +261,8 @@ class Session:
     def _plan_files(self) -> list[tuple[Path, set[str] | None]]:
         """The plan files to collect, each with the item ids its node-id arguments name (``None``: all)."""
         config = self.config
-        args = config.option.paths or [str(config.rootdir / p) for p in ini_args(config.inicfg, "paths")] or ["."]
+        inipaths = ini_args(config.inicfg, "paths", f"{config.inipath} [tool.planrun]")
+        args = config.option.paths or [str(config.rootdir / p) for p in inipaths] or ["."]
         found: dict[str, tuple[Path, set[str] | None]] = {}
         for arg in args:
             name, sep, item_id = arg.partition("::")
