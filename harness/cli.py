@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from planrun.config import (
+    ArgumentParser,
     Config,
     ExitCode,
     ParserExit,
@@ -18,7 +19,7 @@ from planrun.config import (
     read_inicfg,
     split_args,
 )
-from planrun.errors import PlanrunError
+from planrun.errors import PlanrunError, UsageError
 from planrun.pluginmanager import PlanrunPluginManager
 
 
@@ -45,15 +46,33 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
     rootdir, inipath = find_rootdir(positional_paths(env_args + args), invocation_dir)
     inicfg = read_inicfg(inipath)
     source = f"{inipath} [tool.planrun]"
-    args = ini_args(inicfg, "addopts", source) + env_args + args
+    ini_addopts = ini_args(inicfg, "addopts", source)
+    args = ini_addopts + env_args + args
     pm = PlanrunPluginManager()
     pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins", source))
     pm._load_conftest(rootdir / "conftest.py")
     parser = make_parser()
     pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
-    option = parser.parse_intermixed_args(args)
+    try:
+        option = parser.parse_intermixed_args(args)
+    except UsageError as exc:
+        raise _blame(parser, exc, [(f"{source} addopts", ini_addopts), ("PLANRUN_ADDOPTS", env_args)]) from None
     pm.check_pending_plugins()
     return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
+
+
+def _blame(parser: ArgumentParser, exc: UsageError, sources: list[tuple[str, list[str]]]) -> UsageError:
+    """An error from the whole command line, named after the addopts source that causes it alone."""
+    for source, part in sources:
+        if not part:
+            continue
+        try:
+            parser.parse_intermixed_args(part)
+        except UsageError as alone:
+            return UsageError(f"{source}: {alone}")
+        except ParserExit:
+            pass
+    return exc
 
 
 def _version(config: Config) -> str:

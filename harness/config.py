@@ -209,7 +209,8 @@ def find_rootdir(paths: list[str], invocation_dir: Path) -> tuple[Path, Path | N
         path = Path(os.path.abspath(here / arg.partition("::")[0]))
         if os.path.exists(path):
             existing.append(path if path.is_dir() else path.parent)
-    ancestor = Path(os.path.commonpath(existing)) if existing else here
+    # Resolved, as every folder planrun compares with the rootdir (realpath: never an error on a loop).
+    ancestor = Path(os.path.realpath(os.path.commonpath(existing) if existing else here))
     for folder in (ancestor, *ancestor.parents):
         for name in CONFIG_FILES:
             candidate = folder / name

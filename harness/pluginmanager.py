@@ -138,7 +138,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         return unknown
 
     def _plugin_hookimpls(self, plugin: object) -> list[Any]:
-        impls = []
+        impls: list[Any] = []
         for caller in self.get_hookcallers(plugin) or ():
             impls.extend(impl for impl in caller.get_hookimpls() if impl.plugin is plugin)
         return impls

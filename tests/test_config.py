@@ -317,3 +317,44 @@ def test_schema_help(planrunner: Planrunner) -> None:
     result = planrunner.run("schema", "--bogus")
     assert result.ret == ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: planrun schema takes no arguments, got --bogus"])
+
+
+@pytest.mark.parametrize(
+    ("where", "opts", "message"),
+    [
+        ("env", "--bogus", "ERROR: PLANRUN_ADDOPTS: planrun: unrecognized arguments: --bogus"),
+        ("env", "--maxfail x", "ERROR: PLANRUN_ADDOPTS: planrun: argument --maxfail: not a whole number: 'x'"),
+        (
+            "ini",
+            "--maxfail",
+            "ERROR: */pyproject.toml [[]tool.planrun[]] addopts: planrun: argument --maxfail: expected one argument",
+        ),
+        ("ini", "--tb=huge", "ERROR: */pyproject.toml [[]tool.planrun[]] addopts: planrun: argument --tb: invalid*"),
+    ],
+)
+def test_bad_options_in_addopts_name_their_source(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch, where: str, opts: str, message: str
+) -> None:
+    planrunner.makeplan("p", TOUCH)
+    if where == "env":
+        monkeypatch.setenv("PLANRUN_ADDOPTS", opts)
+    else:
+        planrunner.makefile("pyproject.toml", f"[tool.planrun]\naddopts = '{opts}'\n")
+    refused(planrunner.run("p.plan.yaml"), message)
+
+
+def test_bad_option_on_the_command_line_is_not_blamed_on_addopts(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANRUN_ADDOPTS", "-v")
+    planrunner.makeplan("p", TOUCH)
+    refused(planrunner.run("--bogus", "p.plan.yaml"), "ERROR: planrun: unrecognized arguments: --bogus")
+
+
+def test_conftest_interrupted_while_importing(planrunner: Planrunner) -> None:
+    planrunner.makeconftest("raise KeyboardInterrupt\n")
+    planrunner.makeplan("p", TOUCH)
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED
+    result.stderr.fnmatch_lines(["ERROR: interrupted while configuring"])
+    assert result.no_traceback() and not Path("made.txt").exists()
