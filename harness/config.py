@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import enum
+import io
 import os
 import shlex
 import sys
@@ -189,7 +191,8 @@ def positional_paths(args: list[str]) -> list[str]:
     """The PATHS of a command line (option values never count), read with the core options only."""
     parser = make_parser()
     try:
-        known, _ = parser.parse_known_intermixed_args(args)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # --help
+            known, _ = parser.parse_known_intermixed_args(args)
     except (UsageError, ParserExit):
         return []  # reported by the full parse, with the plugins' options known
     return list(known.paths)

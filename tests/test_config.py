@@ -358,3 +358,11 @@ def test_conftest_interrupted_while_importing(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.INTERRUPTED
     result.stderr.fnmatch_lines(["ERROR: interrupted while configuring"])
     assert result.no_traceback() and not Path("made.txt").exists()
+
+
+def test_help_is_printed_once(planrunner: Planrunner) -> None:
+    for args in (("--help",), ("-k", "x", "-h", "p.plan.yaml")):
+        result = planrunner.run(*args)
+        assert result.ret == ExitCode.OK
+        assert result.outstr.count("usage: planrun") == 1, result
+        assert result.errstr == ""
