@@ -10,6 +10,7 @@ import io
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -264,13 +265,17 @@ def split_args(text: str, source: str) -> list[str]:
         raise UsageError(f"{source}: cannot split {text!r}: {str(exc).lower()}") from None
 
 
-def unknown_ini_keys(inicfg: dict[str, Any], inipath: Path | None) -> list[str]:
-    """Warnings for keys ``[tool.planrun]`` does not know, with a did-you-mean."""
+def unknown_ini_keys(inicfg: dict[str, Any], inipath: Path | None, options: Iterable[str] = ()) -> list[str]:
+    """Warnings for keys ``[tool.planrun]`` does not know, with a did-you-mean.
+
+    :param options: the option names (argparse dests) of the run: a plugin's option is a known key.
+    """
     found = []
+    known = sorted(KNOWN_INI_KEYS.union(options))
     for key in inicfg:
-        if key in KNOWN_INI_KEYS:
+        if key in known:
             continue
-        close = difflib.get_close_matches(str(key), sorted(KNOWN_INI_KEYS), n=1)
+        close = difflib.get_close_matches(str(key), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         found.append(f"{inipath}: unknown config option {key!r}{hint}")
     return found
@@ -297,7 +302,7 @@ class Config:
         self.invocation_dir = invocation_dir
         self.stash: dict[Any, Any] = {}
         #: Messages for the warnings summary (unknown config keys, what a copy skipped, ...).
-        self.warnings: list[str] = unknown_ini_keys(inicfg, inipath)
+        self.warnings: list[str] = unknown_ini_keys(inicfg, inipath, set(vars(option)))
         if option.timeout is None:
             timeout = inicfg.get("timeout", DEFAULT_TASK_TIMEOUT)
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:

@@ -181,6 +181,17 @@ def test_unknown_config_keys_warn_with_a_did_you_mean(planrunner: Planrunner) ->
     ]
 
 
+def test_a_plugin_option_is_a_known_config_key(planrunner: Planrunner) -> None:
+    planrunner.makeconftest("def planrun_addoption(parser):\n    parser.add_argument('--my-flag')\n")
+    planrunner.makefile("planrun.toml", "my_flag = 'x'\nmy_flg = 'y'\n")
+    planrunner.makeplan("p", TOUCH)
+    seen = Seen()
+    assert planrunner.run("p.plan.yaml", plugins=[seen]).ret == ExitCode.OK
+    assert seen.warnings == [
+        f"{planrunner.path / 'planrun.toml'}: unknown config option 'my_flg' (did you mean 'my_flag'?)"
+    ]
+
+
 # -- item 13: conftest.py and plugins -----------------------------------------------------------
 
 
