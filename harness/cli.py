@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from planrun.config import Config, ExitCode, find_rootdir, ini_args, make_parser, read_inicfg
-from planrun.errors import PlanrunError
+from planrun.config import (
+    ArgumentParser,
+    Config,
+    ExitCode,
+    ParserExit,
+    find_rootdir,
+    ini_args,
+    make_parser,
+    positional_paths,
+    read_inicfg,
+    split_args,
+)
+from planrun.errors import PlanrunError, UsageError
 from planrun.pluginmanager import PlanrunPluginManager
 
 
@@ -31,17 +41,38 @@ def _preparse_plugins(args: list[str]) -> list[str]:
 def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
     """Rootdir and config file, plugins, then the full command line."""
     invocation_dir = Path.cwd()
-    rootdir, inipath = find_rootdir(args, invocation_dir)
+    env_args = split_args(os.environ.get("PLANRUN_ADDOPTS", ""), "PLANRUN_ADDOPTS")
+    # Only positional paths choose the rootdir (never the value of -k or another option).
+    rootdir, inipath = find_rootdir(positional_paths(env_args + args), invocation_dir)
     inicfg = read_inicfg(inipath)
-    args = ini_args(inicfg, "addopts") + shlex.split(os.environ.get("PLANRUN_ADDOPTS", "")) + args
+    source = f"{inipath} [tool.planrun]"
+    ini_addopts = ini_args(inicfg, "addopts", source)
+    args = ini_addopts + env_args + args
     pm = PlanrunPluginManager()
-    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins"))
+    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins", source))
     pm._load_conftest(rootdir / "conftest.py")
     parser = make_parser()
     pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
-    option = parser.parse_args(args)
+    try:
+        option = parser.parse_intermixed_args(args)
+    except UsageError as exc:
+        raise _blame(parser, exc, [(f"{source} addopts", ini_addopts), ("PLANRUN_ADDOPTS", env_args)]) from None
     pm.check_pending_plugins()
     return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
+
+
+def _blame(parser: ArgumentParser, exc: UsageError, sources: list[tuple[str, list[str]]]) -> UsageError:
+    """An error from the whole command line, named after the addopts source that causes it alone."""
+    for source, part in sources:
+        if not part:
+            continue
+        try:
+            parser.parse_intermixed_args(part)
+        except UsageError as alone:
+            return UsageError(f"{source}: {alone}")
+        except ParserExit:
+            pass
+    return exc
 
 
 def _version(config: Config) -> str:
@@ -68,8 +99,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     try:
         try:
             config = build_config(args, plugins)
-        except SystemExit as exc:  # argparse after printing --help
-            return int(exc.code or 0)
+        except ParserExit as exc:  # argparse after printing --help
+            return exc.status
         if config.option.version:
             print(_version(config))
             return ExitCode.OK
@@ -77,12 +108,21 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     except PlanrunError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
+    except KeyboardInterrupt:
+        print("ERROR: interrupted while configuring", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except SystemExit as exc:  # a plugin's or conftest's hook asked Python to exit: nothing runs
+        print(f"ERROR: a plugin or conftest.py raised SystemExit({exc.code!r}) while planrun started", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
     return wrap_session(config)
 
 
 def _schema(args: list[str]) -> int:
     from planrun.model import json_schema
 
+    if args in (["-h"], ["--help"]):
+        print("usage: planrun schema\n\nPrint the JSON Schema of the plan file format.")
+        return ExitCode.OK
     if args:
         print(f"ERROR: planrun schema takes no arguments, got {' '.join(args)}", file=sys.stderr)
         return ExitCode.USAGE_ERROR

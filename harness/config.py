@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import enum
+import io
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -47,6 +51,19 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(status)
+
+
+class ParserExit(Exception):
+    """argparse is done (``--help`` was printed): leave with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
 
 def _positive(text: str) -> float:
     try:
@@ -55,6 +72,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (0 < value < 10**7):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _maxfail(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {text!r}")
     return value
 
 
@@ -88,7 +115,9 @@ def make_parser() -> ArgumentParser:
     g.add_argument(
         "-x", "--exitfirst", action="store_const", const=1, dest="maxfail", help="stop after the first failure"
     )
-    g.add_argument("--maxfail", type=_count, metavar="N", default=0, help="stop after N failures or errors")
+    g.add_argument(
+        "--maxfail", type=_maxfail, metavar="N", default=0, help="stop after N failures or errors (0: no limit)"
+    )
     g.add_argument(
         "--co",
         "--collect-only",
@@ -143,42 +172,113 @@ def make_parser() -> ArgumentParser:
     return p
 
 
-def find_rootdir(args: list[str], invocation_dir: Path) -> tuple[Path, Path | None]:
-    """The nearest ancestor of the first path argument with pyproject.toml or planrun.toml."""
-    first = next((a for a in args if not a.startswith("-") and os.path.exists(a)), None)
-    start = (invocation_dir / first).resolve() if first else invocation_dir.resolve()
-    if start.is_file():
-        start = start.parent
-    for folder in (start, *start.parents):
-        for name in ("planrun.toml", "pyproject.toml"):
+#: The config file names, in the order they are looked for in each folder.
+CONFIG_FILES = ("planrun.toml", "pyproject.toml")
+#: The keys ``[tool.planrun]`` knows; others are warnings (plugins may add theirs to this set).
+KNOWN_INI_KEYS = {
+    "paths",
+    "executor",
+    "model",
+    "base_url",
+    "judge",
+    "plugins",
+    "max_attempts",
+    "timeout",
+    "addopts",
+}
+
+
+def positional_paths(args: list[str]) -> list[str]:
+    """The PATHS of a command line (option values never count), read with the core options only."""
+    parser = make_parser()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # --help
+            known, _ = parser.parse_known_intermixed_args(args)
+    except (UsageError, ParserExit):
+        return []  # reported by the full parse, with the plugins' options known
+    return list(known.paths)
+
+
+def find_rootdir(paths: list[str], invocation_dir: Path) -> tuple[Path, Path | None]:
+    """The rootdir and config file, by pytest's rule.
+
+    The common ancestor of the given paths (their file parts, for node ids;
+    paths that do not exist are ignored), then the nearest folder at or above
+    it holding ``planrun.toml`` or ``pyproject.toml``; else the common
+    ancestor itself. With no paths: the same search from ``invocation_dir``.
+    """
+    here = Path(os.path.abspath(invocation_dir))
+    existing = []
+    for arg in paths:
+        path = Path(os.path.abspath(here / arg.partition("::")[0]))
+        if os.path.exists(path):
+            existing.append(path if path.is_dir() else path.parent)
+    # Resolved, as every folder planrun compares with the rootdir (realpath: never an error on a loop).
+    ancestor = Path(os.path.realpath(os.path.commonpath(existing) if existing else here))
+    for folder in (ancestor, *ancestor.parents):
+        for name in CONFIG_FILES:
             candidate = folder / name
             if candidate.is_file():
                 return folder, candidate
-    return invocation_dir.resolve(), None
+    return ancestor, None
 
 
 def read_inicfg(path: Path | None) -> dict[str, Any]:
+    """``[tool.planrun]`` of ``path`` (all of ``planrun.toml``; its ``[tool.planrun]`` if it has one)."""
     if path is None:
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: {exc}") from None
-    section = data.get("tool", {}).get("planrun")
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    tool = data.get("tool")
+    if tool is not None and not isinstance(tool, dict):
+        raise UsageError(f"{path}: 'tool' must be a table, got {_toml_kind(tool)}")
+    section = (tool or {}).get("planrun")
     if section is None and path.name == "planrun.toml":
         section = data
     if section is not None and not isinstance(section, dict):
-        raise UsageError(f"{path}: [tool.planrun] must be a table")
+        raise UsageError(f"{path}: [tool.planrun] must be a table, got {_toml_kind(section)}")
     return section or {}
 
 
-def ini_args(inicfg: dict[str, Any], key: str) -> list[str]:
+def _toml_kind(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}
+    return next((kind for t, kind in kinds.items() if isinstance(value, t)), type(value).__name__)
+
+
+def ini_args(inicfg: dict[str, Any], key: str, source: str = "[tool.planrun]") -> list[str]:
+    """A list-of-words option: a string (split like a shell) or a list of strings."""
     value = inicfg.get(key, [])
     if isinstance(value, str):
-        return shlex.split(value)
+        return split_args(value, f"{source} {key}")
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise UsageError(f"[tool.planrun] {key} must be a string or a list of strings")
+    raise UsageError(f"{source} {key} must be a string or a list of strings")
+
+
+def split_args(text: str, source: str) -> list[str]:
+    """``text`` split like a shell; an error names ``source`` (``PLANRUN_ADDOPTS``)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: cannot split {text!r}: {str(exc).lower()}") from None
+
+
+def unknown_ini_keys(inicfg: dict[str, Any], inipath: Path | None, options: Iterable[str] = ()) -> list[str]:
+    """Warnings for keys ``[tool.planrun]`` does not know, with a did-you-mean.
+
+    :param options: the option names (argparse dests) of the run: a plugin's option is a known key.
+    """
+    found = []
+    known = sorted(KNOWN_INI_KEYS.union(options))
+    for key in inicfg:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        found.append(f"{inipath}: unknown config option {key!r}{hint}")
+    return found
 
 
 class Config:
@@ -201,6 +301,8 @@ class Config:
         self.inicfg = inicfg
         self.invocation_dir = invocation_dir
         self.stash: dict[Any, Any] = {}
+        #: Messages for the warnings summary (unknown config keys, what a copy skipped, ...).
+        self.warnings: list[str] = unknown_ini_keys(inicfg, inipath, set(vars(option)))
         if option.timeout is None:
             timeout = inicfg.get("timeout", DEFAULT_TASK_TIMEOUT)
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:

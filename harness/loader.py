@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +142,54 @@ def load_yaml(path: str | os.PathLike[str], *, display: str | None = None, max_b
     """
     name = display if display is not None else os.fspath(path)
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise _too_big(name, size, max_bytes)
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+        # Never block on what is opened (a FIFO), and judge the file that was opened, not the path.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
-        raise PlanError(f"cannot read the plan file: {exc.strerror or exc}", name, 1, 1) from None
-    return load_yaml_text(data, name, max_bytes=max_bytes)
+        raise _unreadable(path, name, exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PlanError(f"not a regular file ({file_kind(st.st_mode)})", name)
+        if st.st_size > max_bytes:
+            raise _too_big(name, st.st_size, max_bytes)
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise _unreadable(path, name, exc) from None
+    finally:
+        os.close(fd)
+    return load_yaml_text(b"".join(chunks), name, max_bytes=max_bytes)
+
+
+def _unreadable(path: str | os.PathLike[str], name: str, exc: OSError) -> PlanError:
+    if exc.errno == errno.ELOOP:
+        return PlanError("cannot read the plan file: a symlink loop", name)
+    if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+        try:
+            return PlanError(f"not a regular file ({file_kind(os.stat(path).st_mode)})", name)
+        except OSError:
+            pass
+    return PlanError(f"cannot read the plan file: {exc.strerror or exc}", name, 1, 1)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for messages ("a FIFO")."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
 def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN_BYTES) -> YamlDoc:

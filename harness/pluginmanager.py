@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,9 +35,13 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self._conftests: dict[Path, ModuleType | None] = {}
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        """``planrun_*`` functions are hooks, decorated or not (as pytest takes ``pytest_*`` ones)."""
         if not name.startswith("planrun_"):
             return None
-        return super().parse_hookimpl_opts(plugin, name)
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and inspect.isroutine(inspect.getattr_static(plugin, name, None)):
+            return {}
+        return opts
 
     # -- loading -----------------------------------------------------------
 
@@ -80,8 +85,10 @@ class PlanrunPluginManager(pluggy.PluginManager):
             return
         try:
             plugin = ep.load()
-        except Exception as exc:
-            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: loading a plugin must not end planrun
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from None
         self._register_checked(plugin, ep.name)
         self.loaded_names.append(ep.name)
         if ep.dist is not None:
@@ -99,8 +106,10 @@ class PlanrunPluginManager(pluggy.PluginManager):
             module = importlib.import_module(name)
         except ImportError as exc:
             raise UsageError(f"plugin {name!r} not found: {exc}") from None
-        except Exception as exc:
-            raise PluginError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: importing a plugin must not end planrun
+            raise PluginError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from None
         self._register_checked(module, name)
         self.loaded_names.append(name)
 
@@ -109,6 +118,33 @@ class PlanrunPluginManager(pluggy.PluginManager):
             self.register(plugin, name)
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {name!r}: {exc}") from None
+        self._refuse_unknown_hooks(plugin, f"plugin {name!r}")
+
+    def _refuse_unknown_hooks(self, plugin: object, what: str) -> None:
+        """A ``planrun_*`` function that is no hook is a misspelling: an error, with a did-you-mean."""
+        for impl_name in sorted(self._unknown_hooks(plugin)):
+            known = [n.removeprefix("planrun_") for n in self._hook_names()]
+            close = difflib.get_close_matches(impl_name.removeprefix("planrun_"), known, n=1)
+            hint = f" (did you mean 'planrun_{close[0]}'?)" if close else ""
+            self.unregister(plugin)
+            raise PluginError(f"{what} implements unknown hook {impl_name!r}{hint}")
+
+    def _unknown_hooks(self, plugin: object) -> list[str]:
+        unknown = []
+        for impl in self._plugin_hookimpls(plugin):
+            caller = getattr(self.hook, impl.function.__name__, None)
+            if not impl.optionalhook and (caller is None or caller.spec is None):
+                unknown.append(impl.function.__name__)
+        return unknown
+
+    def _plugin_hookimpls(self, plugin: object) -> list[Any]:
+        impls: list[Any] = []
+        for caller in self.get_hookcallers(plugin) or ():
+            impls.extend(impl for impl in caller.get_hookimpls() if impl.plugin is plugin)
+        return impls
+
+    def _hook_names(self) -> list[str]:
+        return sorted(n for n in dir(hookspecs) if n.startswith("planrun_"))
 
     # -- conftest.py ---------------------------------------------------------
 
@@ -133,13 +169,14 @@ class PlanrunPluginManager(pluggy.PluginManager):
         if module is None:
             module = _import_file(path)
         self._conftests[path] = module
-        if not any(n.startswith("planrun_") for n in dir(module)):
-            return
-        self.register(module, str(path))
+        if not any(self.parse_hookimpl_opts(module, n) is not None for n in dir(module)):
+            return  # no planrun hooks (a conftest for pytest only; planrun_* values are no hooks)
+        try:
+            self.register(module, str(path))
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{path}: {exc}") from None
+        self._refuse_unknown_hooks(module, str(path))
         self.loaded_names.append(str(path))
-        unknown = [n for n in dir(module) if n.startswith("planrun_") and getattr(self.hook, n).spec is None]
-        for hook_name in unknown:
-            warnings.warn(f"{path}: unknown hook {hook_name!r} ignored", stacklevel=1)
 
     def hooks_for(self, folder: Path, rootdir: Path) -> tuple[tuple[int, ...], Any]:
         """The hooks that apply to plans in ``folder``, as pytest scopes conftests.
@@ -160,17 +197,10 @@ class PlanrunPluginManager(pluggy.PluginManager):
         return key, (_SubsetHooks(self, excluded) if excluded else self.hook)
 
     def check_pending_plugins(self) -> None:
-        """A misspelt ``planrun_`` hook in an installed plugin is an error (conftests only warn)."""
-        conftests = {m for m in self._conftests.values() if m is not None}
-        for name in dir(self.hook):
-            if not name.startswith("planrun_"):
-                continue
-            caller = getattr(self.hook, name)
-            if caller.spec is not None:
-                continue
-            for impl in caller.get_hookimpls():
-                if impl.plugin not in conftests and not impl.hookwrapper and not impl.optionalhook:
-                    raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}")
+        """A misspelt ``planrun_`` hook in any plugin (objects handed to ``main`` too) is an error."""
+        for plugin in self.get_plugins():
+            if self._unknown_hooks(plugin):
+                self._refuse_unknown_hooks(plugin, f"plugin {self.get_name(plugin)!r}")
 
     def plugin_names(self) -> list[str]:
         """The loaded plugins for the header and ``--version``, in load order."""
@@ -199,7 +229,10 @@ def _import_file(path: Path) -> ModuleType:
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
         del sys.modules[modname]
-        raise PluginError(f"{path}: conftest failed to import: {type(exc).__name__}: {exc}") from exc
+        raise
+    except BaseException as exc:  # SystemExit too: a conftest must not end planrun
+        del sys.modules[modname]
+        raise PluginError(f"{path}: conftest failed to import: {type(exc).__name__}: {exc}") from None
     return module

@@ -153,7 +153,8 @@ class PlanRunner:
         executor_name = self.session.executor_name_for(item)
         if executor_name is None or item.task is None:
             results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
-            return self._report(item, outcome_of(results), criteria=results)
+            message = "dependency verified, not run" if item.verify_only else ""
+            return self._report(item, outcome_of(results), criteria=results, message=message)
         return self._run_task(item, item.task, executor_name)
 
     def _run_task(self, item: Item, task: Task, executor_name: str) -> ItemReport:

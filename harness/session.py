@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import errno
 import os
+import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -18,6 +22,7 @@ from planrun.compiler import Check, Compiler
 from planrun.config import ExitCode, ini_args
 from planrun.errors import PlanError, PlanrunError, UsageError
 from planrun.hookspecs import hookimpl
+from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
 from planrun.reports import ItemReport
@@ -52,6 +57,8 @@ class Item:
         self.location = location
         self.task = task
         self.nodeid = f"{cplan.display}::{item_id}"
+        #: A deselected dependency kept to be verified, not performed (``-k``/node ids in an inplace workspace).
+        self.verify_only = False
 
     @property
     def keywords(self) -> list[str]:
@@ -115,6 +122,10 @@ class CollectedPlan:
         self.checks = checks
         self.scope = scope
         self.items: list[Item] = []
+        #: The item ids named by node-id arguments (``x.plan.yaml::task``); ``None``: the whole plan.
+        self.selected_ids: set[str] | None = None
+        #: Where this plan's items ran (set by :meth:`Session.workspace`, for reporters).
+        self.workdir: Path | None = None
 
     @property
     def source(self) -> PlanSource:
@@ -184,6 +195,7 @@ class Session:
         self.start_time = time.time()
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
+        self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
 
     def scope_for(self, folder: Path) -> Scope:
         """The :class:`Scope` of plans in ``folder`` (loading its conftest.py files first)."""
@@ -197,7 +209,7 @@ class Session:
     def executor_name_for(self, item: Item) -> str | None:
         """Which executor performs ``item`` (SPEC section 4), or ``None`` for verify-only."""
         opt = self.config.option
-        if item.task is None or opt.verify_only:
+        if item.task is None or opt.verify_only or item.verify_only:
             return None
         if item.task.run is not None:
             return "shell"
@@ -208,7 +220,7 @@ class Session:
     def collect(self) -> None:
         config = self.config
         files = list(self._plan_files())
-        for path in files:
+        for path, ids in files:
             display = config.display_path(path)
             try:
                 scope = self.scope_for(path.parent)
@@ -221,8 +233,16 @@ class Session:
             except PlanError as exc:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
+            if ids is not None:
+                _check_node_ids(cplan, ids)
+                cplan.selected_ids = ids
             self.plans.append(cplan)
             self.items.extend(cplan.items)
+        if not self.plans and not self.collection_errors and self._yaml_only:
+            folders = ", ".join(sorted(self._yaml_only))
+            config.warnings.append(
+                f"no plan files collected: {folders} holds .yaml files, but plan files are named *.plan.yaml"
+            )
 
     def _check_plan(self, cplan: CollectedPlan) -> None:
         """What can only be checked against this run: the workdir and the executors."""
@@ -238,20 +258,33 @@ class Session:
                 raise cplan.source.error(("executor",), f"unknown executor {name!r} (known: {known})")
             raise UsageError(f"unknown executor {name!r} (known: {known})")
 
-    def _plan_files(self) -> Iterator[Path]:
+    def _plan_files(self) -> list[tuple[Path, set[str] | None]]:
+        """The plan files to collect, each with the item ids its node-id arguments name (``None``: all)."""
         config = self.config
-        args = config.option.paths or [str(config.rootdir / p) for p in ini_args(config.inicfg, "paths")] or ["."]
-        seen: set[Path] = set()
+        inipaths = ini_args(config.inicfg, "paths", f"{config.inipath} [tool.planrun]")
+        args = config.option.paths or [str(config.rootdir / p) for p in inipaths] or ["."]
+        found: dict[str, tuple[Path, set[str] | None]] = {}
         for arg in args:
-            path = Path(arg)
-            if not path.exists():
-                raise UsageError(f"file or directory not found: {arg}")
-            found = [path] if path.is_file() else _walk(path)
-            for f in found:
-                key = f.resolve()
-                if key not in seen:
-                    seen.add(key)
-                    yield f
+            name, sep, item_id = arg.partition("::")
+            path = Path(name)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                raise UsageError(_missing(name, exc)) from None
+            if sep and stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"{arg}: a node id names a plan file, and {name} is a directory")
+            if stat.S_ISDIR(st.st_mode):
+                files = _walk(path, self._yaml_only)
+            else:
+                files = [path]  # whatever it is: the loader refuses what is not a regular file
+            for f in files:
+                key = os.path.realpath(f)
+                ids: set[str] | None = {item_id} if sep else None
+                if key in found:
+                    before = found[key][1]
+                    ids = None if before is None or ids is None else before | ids
+                found[key] = (found[key][0] if key in found else f, ids)
+        return list(found.values())
 
     def deselect(self, items: list[Item]) -> None:
         """Record items a plugin removed from ``session.items``."""
@@ -277,15 +310,26 @@ class Session:
         mode = cplan.plan.workspace
         base = cplan.base_workdir(self.config.rootdir)
         if mode == "inplace":
+            cplan.workdir = base
             yield base
             return
-        tmp = Path(tempfile.mkdtemp(prefix=f"planrun-{cplan.plan.id}-"))
+        # The plan id can be as long as a file name: the folder name must stay short and plain.
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", cplan.plan.id or "plan")[:40]
+        tmp = Path(tempfile.mkdtemp(prefix=f"planrun-{label}-"))
         try:
             if mode == "copy":
-                workdir = tmp / base.name
-                shutil.copytree(base, workdir, symlinks=True, ignore=_ignore_for_copy)
+                workdir = tmp / (base.name or "workdir")
+                skipped = copy_workdir(base, workdir, avoid=tmp)
+                if skipped:
+                    shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+                    self.config.warnings.append(
+                        f"{cplan.display}: workspace copy skipped {len(skipped)} "
+                        f"{'entry' if len(skipped) == 1 else 'entries'} (only files, folders and links are copied):"
+                        f" {shown}"
+                    )
             else:
                 workdir = tmp
+            cplan.workdir = workdir
             yield workdir
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -295,16 +339,110 @@ class Session:
         self.config.hook.planrun_runtest_logreport(report=report)
 
 
-def _ignore_for_copy(folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in (".git", ".planrun", ".venv", "node_modules", "__pycache__")}
+#: What ``workspace: copy`` leaves out of the copy.
+COPY_IGNORED = frozenset({".git", ".planrun", ".venv", "node_modules", "__pycache__"})
 
 
-def _walk(root: Path) -> list[Path]:
+def printable(text: str) -> str:
+    """A name from the workdir, safe to print: control characters escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def copy_workdir(src: Path, dst: Path, *, avoid: Path) -> list[str]:
+    """Copy ``src`` to ``dst``: folders, regular files and symlinks (as links, never followed).
+
+    Anything else (FIFOs, sockets, devices, unreadable entries) is skipped;
+    the folder ``avoid`` (the destination's parent) is never copied into itself.
+
+    :return: the skipped entries, relative to ``src``, with the reason.
+    """
+    skipped: list[str] = []
+    ast = os.stat(avoid)
+    avoid_key = (ast.st_dev, ast.st_ino)
+    os.mkdir(dst, 0o700)
+    folders: list[tuple[Path, int]] = [(dst, stat.S_IMODE(os.stat(src).st_mode))]
+    pending: list[tuple[Path, Path, str]] = [(src, dst, "")]
+    while pending:
+        source, target, rel = pending.pop()
+        try:
+            with os.scandir(source) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(f"{printable(rel or '.')} ({exc.strerror or 'unreadable'})")
+            continue
+        for entry in entries:
+            if entry.name in COPY_IGNORED:
+                continue
+            name = rel + entry.name
+            to = target / entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    os.symlink(os.readlink(entry.path), to)
+                elif stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) == avoid_key:
+                        continue  # the workspace itself (TMPDIR inside the workdir)
+                    os.mkdir(to, 0o700)
+                    folders.append((to, stat.S_IMODE(st.st_mode)))
+                    pending.append((Path(entry.path), to, name + "/"))
+                elif stat.S_ISREG(st.st_mode):
+                    _copy_file(entry.path, to)
+                else:
+                    skipped.append(f"{printable(name)} ({file_kind(st.st_mode)})")
+            except OSError as exc:
+                skipped.append(f"{printable(name)} ({exc.strerror or type(exc).__name__})")
+    for folder, mode in reversed(folders):
+        os.chmod(folder, mode | stat.S_IRWXU)  # stays removable
+    return sorted(skipped)
+
+
+def _copy_file(source: str, target: Path) -> None:
+    """Copy one regular file, checking what was opened (it may have been swapped for a FIFO or a link)."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(0, file_kind(st.st_mode))
+        with open(target, "xb") as out:
+            shutil.copyfileobj(f, out)
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _missing(arg: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"symlink loop: {arg}"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        broken = " (a broken symlink)" if os.path.islink(arg) else ""
+        return f"file or directory not found: {arg}{broken}"
+    return f"cannot use {arg}: {exc.strerror or exc}"
+
+
+def _walk(root: Path, yaml_only: set[str] | None = None) -> list[Path]:
+    """The plan files under ``root``; a folder named like a plan file is reported as one (the loader refuses it)."""
     found: list[Path] = []
+    plain_yaml: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        found.extend(Path(dirpath, d) for d in sorted(dirnames) if d.endswith(PLAN_SUFFIXES))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS and not d.endswith(PLAN_SUFFIXES)
+        )
         found.extend(Path(dirpath, f) for f in sorted(filenames) if f.endswith(PLAN_SUFFIXES))
+        if any(f.endswith((".yaml", ".yml")) for f in filenames):
+            plain_yaml.append(dirpath)
+    if not found and plain_yaml and yaml_only is not None:
+        yaml_only.add(str(root))
     return found
+
+
+def _check_node_ids(cplan: CollectedPlan, ids: set[str]) -> None:
+    known = [item.item_id for item in cplan.items]
+    for item_id in sorted(ids - set(known)):
+        close = difflib.get_close_matches(item_id, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(
+            f"{cplan.display}::{item_id}: no such item{hint}; the plan has: {', '.join(known) or 'nothing'}"
+        )
 
 
 def _exit_status(session: Session) -> int:

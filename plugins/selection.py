@@ -17,8 +17,15 @@ _TOKENS = re.compile(r"\s*(?:(\()|(\))|([\w:+\-.\[\]\\/*]+))")
 Matcher = Callable[[list[str]], bool]
 
 
+_PRECEDENCE = {"or": 1, "and": 2, "not": 3}
+
+
 def compile_keyword(expr: str) -> Matcher:
-    """``-k`` expressions: words match as case-insensitive substrings; ``and``, ``or``, ``not``, parentheses."""
+    """``-k`` expressions: words match as case-insensitive substrings; ``and``, ``or``, ``not``, parentheses.
+
+    Parsed and evaluated without recursion (a shunting-yard to postfix), so
+    deep nesting and long chains cost memory in proportion, never the stack.
+    """
     tokens: list[str] = []
     pos = 0
     text = expr.strip()
@@ -32,57 +39,59 @@ def compile_keyword(expr: str) -> Matcher:
             pos += 1
     if not tokens:
         raise UsageError("-k: empty expression")
-    index = 0
-
-    def peek() -> str | None:
-        return tokens[index] if index < len(tokens) else None
-
-    def take() -> str:
-        nonlocal index
-        index += 1
-        return tokens[index - 1]
-
-    def binary(word: str, operand: Callable[[], Matcher], both: Callable[[bool, bool], bool]) -> Callable[[], Matcher]:
-        """A left-associative chain ``operand (word operand)*``."""
-
-        def parse() -> Matcher:
-            left = operand()
-            while peek() == word:
-                take()
-                left = _combine(left, operand(), both)
-            return left
-
-        return parse
-
-    def not_expr() -> Matcher:
-        if peek() == "not":
-            take()
-            inner = not_expr()
-            return lambda kw: not inner(kw)
-        if peek() == "(":
-            take()
-            inner = or_expr()
-            if peek() != ")":
-                raise UsageError(f"-k {expr!r}: missing ')'")
-            take()
-            return inner
-        word = peek()
-        if word is None or word in (")", "and", "or"):
-            raise UsageError(f"-k {expr!r}: expected a word, got {word or 'the end'!r}")
-        take()
-        needle = word.lower()
-        return lambda kw: any(needle in k for k in kw)
-
-    and_expr = binary("and", not_expr, lambda a, b: a and b)
-    or_expr = binary("or", and_expr, lambda a, b: a or b)
-    matcher = or_expr()
-    if index != len(tokens):
-        raise UsageError(f"-k {expr!r}: unexpected {tokens[index]!r}")
-    return matcher
+    postfix: list[str] = []  # words as "=word", operators by name
+    ops: list[str] = []
+    want_operand = True
+    for token in tokens:
+        if want_operand:
+            if token in ("not", "("):
+                ops.append(token)
+            elif token in (")", "and", "or"):
+                raise UsageError(f"-k {expr!r}: expected a word, got {token!r}")
+            else:
+                postfix.append("=" + token.lower())
+                want_operand = False
+        elif token in ("and", "or"):
+            while ops and ops[-1] != "(" and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[token]:
+                postfix.append(ops.pop())
+            ops.append(token)
+            want_operand = True
+        elif token == ")":
+            while ops and ops[-1] != "(":
+                postfix.append(ops.pop())
+            if not ops:
+                raise UsageError(f"-k {expr!r}: unexpected ')'")
+            ops.pop()
+        else:
+            raise UsageError(f"-k {expr!r}: unexpected {token!r}")
+    if want_operand:
+        raise UsageError(f"-k {expr!r}: expected a word, got 'the end'")
+    while ops:
+        op = ops.pop()
+        if op == "(":
+            raise UsageError(f"-k {expr!r}: missing ')'")
+        postfix.append(op)
+    return _Postfix(postfix)
 
 
-def _combine(a: Matcher, b: Matcher, both: Callable[[bool, bool], bool]) -> Matcher:
-    return lambda kw: both(a(kw), b(kw))
+class _Postfix:
+    """A compiled ``-k`` expression: evaluated with a value stack."""
+
+    def __init__(self, program: list[str]) -> None:
+        self.program = program
+
+    def __call__(self, keywords: list[str]) -> bool:
+        stack: list[bool] = []
+        for op in self.program:
+            if op[0] == "=":
+                needle = op[1:]
+                stack.append(any(needle in k for k in keywords))
+            elif op == "not":
+                stack[-1] = not stack[-1]
+            else:
+                right = stack.pop()
+                stack[-1] = (stack[-1] and right) if op == "and" else (stack[-1] or right)
+        return stack[0]
 
 
 class Stopper:
@@ -110,18 +119,39 @@ def planrun_sessionstart(session: Session) -> None:
 
 @hookimpl
 def planrun_collection_modifyitems(session: Session, config: Config, items: list[Item]) -> None:
+    """``-k`` and node-id arguments select; the dependencies of what they select come along (SPEC section 4)."""
     expr = config.option.keyword
-    if not expr:
+    matches = compile_keyword(expr) if expr else None
+    if matches is None and all(item.cplan.selected_ids is None for item in items):
         return
-    matches = compile_keyword(expr)
-    selected = [item for item in items if matches(item.keywords)]
+
+    def wanted(item: Item) -> bool:
+        ids = item.cplan.selected_ids
+        if ids is not None and item.item_id not in ids:
+            return False
+        return matches is None or matches(item.keywords)
+
+    selected = {id(item) for item in items if wanted(item)}
+    # A deselected dependency of a selected task: in a fresh (temp/copy) workspace nothing of it can
+    # hold yet, so it runs; in place it is verified instead of performed.
+    by_task = {(id(item.cplan), item.item_id): item for item in items if item.task is not None}
+    pending = [item for item in items if id(item) in selected and item.task is not None]
+    while pending:
+        item = pending.pop()
+        assert item.task is not None
+        for dep in item.task.depends_on:
+            needed = by_task.get((id(item.cplan), dep))
+            if needed is None or id(needed) in selected:
+                continue
+            selected.add(id(needed))
+            needed.verify_only = item.cplan.plan.workspace == "inplace"
+            pending.append(needed)
     # Prerequisites gate a plan's tasks: they stay while anything of their plan is selected.
-    chosen = {id(item.cplan) for item in selected if item.kind != "prerequisites"}
+    chosen = {id(item.cplan) for item in items if id(item) in selected}
     keep = [
-        item for item in items if id(item.cplan) in chosen and (item.kind == "prerequisites" or matches(item.keywords))
+        item for item in items if id(item) in selected or (item.kind == "prerequisites" and id(item.cplan) in chosen)
     ]
-    kept = {id(item) for item in keep}
-    deselected = [item for item in items if id(item) not in kept]
-    if deselected:
-        session.deselect(deselected)
+    if len(keep) != len(items):
+        kept = {id(item) for item in keep}
+        session.deselect([item for item in items if id(item) not in kept])
         items[:] = keep

@@ -136,12 +136,12 @@ def test_conftest_adds_a_check_kind_for_plans_below_it(planrunner: Planrunner) -
     result.stdout.fnmatch_lines(["criterion 2/2  even {'n': 3}", "  3 is odd"])
 
 
-def test_conftest_with_an_unknown_hook_warns(planrunner: Planrunner) -> None:
+def test_conftest_with_an_unknown_hook_is_an_error(planrunner: Planrunner) -> None:
     planrunner.makeconftest("import planrun\n\n@planrun.hookimpl\ndef planrun_made_up_hook():\n    pass\n")
     planrunner.makeplan("p", PLAN)
-    with pytest.warns(UserWarning, match="unknown hook 'planrun_made_up_hook' ignored"):
-        result = planrunner.run("p.plan.yaml")
-    assert result.ret == ExitCode.OK
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: */conftest.py implements unknown hook 'planrun_made_up_hook'"])
 
 
 def test_conftest_import_error_is_a_usage_error(planrunner: Planrunner) -> None:
@@ -176,7 +176,9 @@ def test_plugin_with_a_misspelt_hook_is_an_error(planrunner: Planrunner) -> None
 
     result = planrunner.run(".", plugins=[Typo()])
     assert result.ret == ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: plugin * implements unknown hook 'planrun_register_check'"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: plugin * implements unknown hook 'planrun_register_check' (did you mean 'planrun_register_checks'?)"]
+    )
 
 
 def test_plugin_executor_performs_tasks_without_run_steps(planrunner: Planrunner) -> None:
@@ -308,6 +310,7 @@ def test_conftest_serves_only_the_plans_below_it(planrunner: Planrunner) -> None
     planrunner.makeplan(
         "plans/b/second", "plan: b\ntasks:\n  - {id: t, name: T, criteria: [always, {everywhere: {}}]}\n"
     )
+    planrunner.makefile("planrun.toml", "")  # the rootdir, so its conftest.py serves every plan
     result = planrunner.run("plans")
     assert result.ret == ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["plans/b/second.plan.yaml:3:33: criterion 'always' is not machine-checkable*"])
