@@ -21,6 +21,7 @@ from planrun.config import (
 )
 from planrun.errors import PlanrunError, UsageError
 from planrun.pluginmanager import PlanrunPluginManager
+from planrun.reports import printable
 
 
 def _preparse_plugins(args: list[str]) -> list[str]:
@@ -106,7 +107,7 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
             return ExitCode.OK
         config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
     except PlanrunError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+        print(f"ERROR: {printable(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
     except KeyboardInterrupt:
         print("ERROR: interrupted while configuring", file=sys.stderr)

@@ -25,7 +25,7 @@ from planrun.hookspecs import hookimpl
 from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
-from planrun.reports import ItemReport
+from planrun.reports import ItemReport, printable
 from planrun.types import Executor, Location
 
 if TYPE_CHECKING:
@@ -343,11 +343,6 @@ class Session:
 COPY_IGNORED = frozenset({".git", ".planrun", ".venv", "node_modules", "__pycache__"})
 
 
-def printable(text: str) -> str:
-    """A name from the workdir, safe to print: control characters escaped."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
 def copy_workdir(src: Path, dst: Path, *, avoid: Path) -> list[str]:
     """Copy ``src`` to ``dst``: folders, regular files and symlinks (as links, never followed).
 
@@ -521,7 +516,7 @@ def wrap_session(config: Config) -> int:
 
 
 def _print_error(exc: BaseException) -> None:
-    print(f"ERROR: {exc}", file=sys.stderr)
+    print(f"ERROR: {printable(str(exc))}", file=sys.stderr)
 
 
 # -- the core's default hook implementations ------------------------------

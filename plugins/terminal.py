@@ -262,6 +262,9 @@ class TerminalReporter:
             word = report.outcome.upper()
             if self.column:
                 self.write("\n")
+            if report.plan != self.current_plan:
+                self.current_plan = report.plan
+                self._workdir_line(report.plan)
             self.write(f"{report.nodeid} ")
             self.write(word, _STYLE[report.outcome])
             self._write_progress()
@@ -278,6 +281,14 @@ class TerminalReporter:
             self._write_progress(self.done - 1)
         self.current_plan = report.plan
         self.write(_LETTER[report.outcome], _STYLE[report.outcome])
+
+    def _workdir_line(self, plan: str) -> None:
+        """``-v``: where the plan's tasks run and its criteria look."""
+        session = self.session
+        for cplan in session.plans if session is not None else ():
+            if cplan.display == plan and cplan.workdir is not None:
+                self.write_line(f"{plan}: workdir {cplan.workdir}")
+                return
 
     def _write_progress(self, done: int | None = None) -> None:
         """End the progress line with the share of items reported so far (``done``)."""

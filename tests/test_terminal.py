@@ -431,3 +431,37 @@ def test_config_warnings_are_shown_and_counted(planrunner: Planrunner) -> None:
     )
     result.assert_outcomes(passed=1, warnings=1)
     assert_no_raw_control(result)
+
+
+def test_verbose_shows_each_plan_s_workdir(planrunner: Planrunner) -> None:
+    planrunner.makefile("sub/keep.txt", "x\n")
+    planrunner.makeplan(
+        "a", "plan: a\nworkdir: sub\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: keep.txt}]}\n"
+    )
+    planrunner.makeplan(
+        "b", "plan: b\nworkspace: temp\ntasks:\n  - {id: t, name: T, run: touch x, criteria: [{file_exists: x}]}\n"
+    )
+    result = planrunner.run("-v", "a.plan.yaml", "b.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    result.stdout.fnmatch_lines(
+        [f"a.plan.yaml: workdir {planrunner.path / 'sub'}", "a.plan.yaml::t PASSED*", "b.plan.yaml: workdir */planrun-b-*"]
+    )
+    quiet = planrunner.run("a.plan.yaml")
+    assert "workdir" not in quiet.outstr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["\x1b]0;TITLE\x07\x1b[2J.plan.yaml"],  # a missing path, echoed in the usage error
+        ["-k", "a\x1b[2Jb"],  # a -k expression, echoed in its error
+        ["--executor", "\x1b[31mred", "p.plan.yaml"],  # an unknown executor name
+    ],
+)
+def test_usage_errors_escape_what_they_echo(planrunner: Planrunner, args: list[str]) -> None:
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: x}]}\n")
+    result = planrunner.run(*args)
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr.startswith("ERROR: ") and len(result.errstr.splitlines()) == 1, result
+    assert "\x1b" not in result.errstr and "\x07" not in result.errstr
+    assert "\\x1b" in result.errstr
