@@ -70,7 +70,7 @@ def _count(text: str) -> int:
 
 def _directory(text: str) -> Path:
     path = Path(text)
-    if not path.is_dir():
+    if not text or not path.is_dir():
         raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
     return path.resolve()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import io
 import re
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -103,51 +102,64 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return ArgsModel.compile_regex(pattern, re.MULTILINE)
 
 
-_CHUNK = 1 << 20  # characters per read when a literal is searched in a stream
-_CONTEXT = 1 << 16  # characters kept before the current chunk, for the excerpt
+_CHUNK = 1 << 20  # bytes per read when a literal is searched in a stream
+_CONTEXT = 1 << 16  # bytes kept before the current chunk, for the excerpt
 
 
 class _Scan(NamedTuple):
     found: int  # matches seen, at most the limit asked for
     head: str  # the start of the file, for "nearest lines"
-    line: int  # 0-based line of the first match (when count > 0)
+    line: int  # 0-based line of the first match (when found)
     window: str  # text around the first match
     window_line: int  # 0-based line number of the window's first line
 
 
-def _scan_literal(ctx: CheckContext, rel: str, needle: str, limit: int) -> _Scan:
-    """Count non-overlapping ``needle`` in ``rel`` (up to ``limit``), reading in bounded chunks.
+def _scan_literal(ctx: CheckContext, rel: str, text: str, limit: int) -> _Scan:
+    """Count non-overlapping ``text`` in ``rel`` (up to ``limit``), reading in bounded chunks.
 
-    Any file size works: one chunk, ``len(needle) - 1`` characters of overlap
-    and a little context are held. Newlines read as ``\\n``, as in
-    :meth:`CheckContext.read_text`.
+    Any file size works: one chunk, ``len(needle) - 1`` bytes of overlap and a
+    little context are held. Newlines read as ``\\n`` (``\\r\\n`` and ``\\r``
+    translated), as in :meth:`CheckContext.read_text`, so both paths agree.
     """
-    count, head, line, window, window_line = 0, "", 0, "", 0
-    with ctx.open(rel) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
-        buf, prev = "", ""  # prev: the text just before buf, for context
+    needle = text.encode("utf-8")
+    found, head, line, window, window_line = 0, b"", 0, b"", 0
+    if "\r" in text:  # no \r survives newline translation
+        limit = 0
+    with ctx.open(rel) as f:
+        buf, prev = b"", b""  # prev: the bytes just before buf, for context
         dropped_lines = 0  # newlines in everything before buf
-        while count < limit:
-            chunk = f.read(_CHUNK)
-            if not head:
-                head = chunk[:_CHUNK]
-            if not chunk:
+        held = b""  # a \r at the end of a chunk waits for a \n
+        while found < limit:
+            data = f.read(_CHUNK)
+            if not data and not held:
                 break
+            chunk, held = held + data, b""
+            if data and chunk.endswith(b"\r"):  # not at the end of the file
+                chunk, held = chunk[:-1], b"\r"
+            if b"\r" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if not head:
+                head = chunk
             buf += chunk
             pos = 0
-            while count < limit:
+            while found < limit:
                 at = buf.find(needle, pos)
                 if at < 0:
                     break
-                if count == 0:
-                    line = dropped_lines + buf.count("\n", 0, at)
-                    window, window_line = prev + buf, dropped_lines - prev.count("\n")
-                count += 1
+                if found == 0:
+                    line = dropped_lines + buf.count(b"\n", 0, at)
+                    window, window_line = prev + buf, dropped_lines - prev.count(b"\n")
+                found += 1
                 pos = at + len(needle)
             keep = max(pos, len(buf) - len(needle) + 1)
-            dropped_lines += buf.count("\n", 0, keep)
+            dropped_lines += buf.count(b"\n", 0, keep)
             prev = (prev + buf[:keep])[-_CONTEXT:]
             buf = buf[keep:]
-    return _Scan(count, head, line, window, window_line)
+    return _Scan(found, _decode(head), line, _decode(window), window_line)
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _count(ctx: CheckContext, regex: re.Pattern[str], text: str, limit: int) -> int:
