@@ -417,7 +417,10 @@ class CheckContext(_Context):
         root = _realdir(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
         matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
-        fd = os.open(root, _DIR_FLAGS)
+        try:
+            fd = os.open(root, _DIR_FLAGS)
+        except OSError as exc:
+            fail(f"the workdir cannot be read: {exc.strerror or exc}")
         try:
             matcher.expand(fd, root, "", parts, 0)
         finally:

@@ -580,3 +580,12 @@ def test_values_shown_in_messages_are_bounded_and_printable(check: CheckRun, nam
     assert result.no_traceback() and "check crashed" not in result.outstr, result
     line = next(x for x in result.outstr.splitlines() if x.startswith(f"  {name}:") or "does not parse" in x)
     assert len(line) < 300 and line.isprintable(), line
+
+
+@pytest.mark.parametrize("path", ["a[" + "9" * 5000 + "]", "a[-" + "1" * 30 + "]", "x." * 3000 + "["])
+def test_a_data_path_python_cannot_read_is_a_located_error(check: CheckRun, path: str) -> None:
+    result = check(f"data: {{file: a.json, path: '{path}', exists: true}}")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    line = next(x for x in result.outstr.splitlines() if x.startswith("c.plan.yaml:6:15: "))
+    assert "cannot parse data path" in line and len(line) < 250, line
+    assert result.no_traceback(), result
