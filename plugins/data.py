@@ -199,21 +199,39 @@ def data(args: DataArgs, ctx: CheckContext) -> None:
         if value != args.equals or type(value) is bool and type(args.equals) is not bool:
             fail(f"{where}: expected {_show(args.equals)}, got {_show(value)}")
     elif args.matches is not None:
-        text = value if isinstance(value, str) else _show(value) if isinstance(value, (int, float)) else None
+        text = _matchable(value)
         if text is None or ctx.search(ArgsModel.compile_regex(args.matches), text) is None:
             fail(f"{where}: {_show(value)} does not match /{args.matches}/")
     elif args.contains is not MISSING:
-        ok = (
-            isinstance(value, (list, dict))
-            and args.contains in value
-            or (isinstance(value, str) and isinstance(args.contains, str) and args.contains in value)
-        )
-        if not ok:
+        if not _contains(value, args.contains):
             fail(f"{where}: {_show(value)} does not contain {_show(args.contains)}")
     elif args.type is not None:
         types = _TYPES[args.type]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             fail(f"{where}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+
+
+def _matchable(value: Any) -> str | None:
+    """The text a ``matches`` regex sees: strings, and numbers as Python writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        try:
+            return str(value)
+        except ValueError:  # an integer with more digits than Python converts
+            return None
+    return None
+
+
+def _contains(value: Any, item: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(item, str) and item in value
+    if isinstance(value, dict):
+        try:
+            return item in value
+        except TypeError:  # an unhashable item (a list, a mapping) is never a key
+            return False
+    return isinstance(value, list) and item in value
 
 
 def _describe(args: DataArgs) -> str:

@@ -589,3 +589,18 @@ def test_a_data_path_python_cannot_read_is_a_located_error(check: CheckRun, path
     line = next(x for x in result.outstr.splitlines() if x.startswith("c.plan.yaml:6:15: "))
     assert "cannot parse data path" in line and len(line) < 250, line
     assert result.no_traceback(), result
+
+
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ("contains: [a]", 'd.json:deps: {"a": 1} does not contain ["a"]'),
+        ("contains: {a: 1}", 'd.json:deps: {"a": 1} does not contain {"a": 1}'),
+        ("matches: '^1'", 'd.json:deps: {"a": 1} does not match /^1/'),
+    ],
+)
+def test_data_tests_on_a_mapping_fail_cleanly_with_any_argument(check: CheckRun, test: str, message: str) -> None:
+    result = check(f"data: {{file: d.json, path: deps, {test}}}", {"d.json": '{"deps": {"a": 1}}'})
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert f"\n  {message}\n" in result.outstr, result
+    assert result.no_traceback() and "check crashed" not in result.outstr, result
