@@ -94,6 +94,11 @@ def fd_realpath(fd: int, path: str) -> str | None:
             real = ""
         if real.startswith("/"):
             return real.removesuffix(" (deleted)")
+    return _realpath_by_inode(fd, path)
+
+
+def _realpath_by_inode(fd: int, path: str) -> str | None:
+    """The realpath of ``path``, if it still names the inode open as ``fd`` (where /proc is missing)."""
     real = os.path.realpath(path)
     try:
         st, rst = os.fstat(fd), os.stat(real)

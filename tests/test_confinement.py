@@ -300,6 +300,38 @@ def test_many_matches_are_listed_bounded(check: CheckRun) -> None:
     result.stdout.fnmatch_lines(["  exists but should not: f00.log, f01.log, *, f09.log and 40 more"])
 
 
+def test_a_racer_flipping_a_folder_never_makes_a_glob_list_outside_names(planrunner: Planrunner, outside: Path) -> None:
+    """``sub`` flips between a real folder and a symlink out: no message ever names what is outside."""
+    (outside / "hidden-name-7.txt").write_text("x")
+    n = 200
+    kinds = ["file_absent: 'sub/*'", "file_absent: 'sub/**'", "file_exists: 'sub/hidden*'", "file_absent: '*/*'"]
+    criteria = "".join(f"      - {kinds[i % len(kinds)]}\n" for i in range(n))
+    planrunner.makeplan("p", f"plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n{criteria}")
+    with _racer("sub", outside, "txt x"):
+        result = planrunner.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "hidden-name-7" not in result.outstr, result
+    assert result.no_traceback(), result
+
+
+def test_the_inode_fallback_never_names_a_file_that_was_swapped(tmp_path: Path) -> None:
+    """Without /proc a descriptor's path is the realpath only if it is the very inode opened."""
+    from planrun.types import _realpath_by_inode
+
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    os.symlink("a", tmp_path / "link")
+    fd = os.open(tmp_path / "link", os.O_RDONLY)
+    try:
+        assert _realpath_by_inode(fd, str(tmp_path / "link")) == str(tmp_path / "a")
+        os.replace(tmp_path / "b", tmp_path / "a")  # the name now holds another inode
+        assert _realpath_by_inode(fd, str(tmp_path / "link")) is None
+        os.remove(tmp_path / "a")
+        assert _realpath_by_inode(fd, str(tmp_path / "link")) is None
+    finally:
+        os.close(fd)
+
+
 # -- 3. a plan's workdir stays inside the rootdir; --workdir overrides -----------
 
 PLAN = """\
