@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +145,10 @@ def _racer(name: str, outside: Path, content: str) -> Iterator[None]:
     """A process flipping ``name`` between a real file (or folder) and a symlink to ``outside``."""
     proc = subprocess.Popen([sys.executable, "-c", _RACER, name, str(outside), content], stdin=subprocess.DEVNULL)
     try:
+        for _ in range(10_000):  # until the racer has started (a hang guard, not a timing)
+            if os.path.lexists(name):
+                break
+            time.sleep(0.001)
         yield
     finally:
         proc.kill()
@@ -303,7 +308,7 @@ def test_many_matches_are_listed_bounded(check: CheckRun) -> None:
 def test_a_racer_flipping_a_folder_never_makes_a_glob_list_outside_names(planrunner: Planrunner, outside: Path) -> None:
     """``sub`` flips between a real folder and a symlink out: no message ever names what is outside."""
     (outside / "hidden-name-7.txt").write_text("x")
-    n = 200
+    n = 1000
     kinds = ["file_absent: 'sub/*'", "file_absent: 'sub/**'", "file_exists: 'sub/hidden*'", "file_absent: '*/*'"]
     criteria = "".join(f"      - {kinds[i % len(kinds)]}\n" for i in range(n))
     planrunner.makeplan("p", f"plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n{criteria}")
