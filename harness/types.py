@@ -421,6 +421,8 @@ class CheckContext(_Context):
         """
         root = _realdir(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        if os.path.isabs(pattern) or ".." in parts:
+            return [], [pattern]
         matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
         try:
             fd = os.open(root, _DIR_FLAGS)
