@@ -204,6 +204,32 @@ def test_the_read_helper_never_returns_outside_content_under_a_racer(
     assert outcomes <= {"harmless\n", "", "race.txt resolves outside the workdir", "race.txt does not exist"}
 
 
+@pytest.mark.parametrize("rel", ["/etc/passwd", "../secret.txt", "d/../../secret.txt"])
+def test_the_read_helpers_refuse_paths_that_leave_the_workdir_by_name(tmp_path: Path, rel: str) -> None:
+    """Plans cannot write these (compile errors); a plugin passing them to ``ctx.read_*`` fails its check."""
+    (tmp_path / "w" / "d").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text(LEAK)
+    ctx = CheckContext(tmp_path / "w", 10)
+    for read in (ctx.read_bytes, ctx.read_text, ctx.open):
+        with pytest.raises(CheckFailed) as info:
+            read(rel)
+        assert info.value.message == f"{rel} resolves outside the workdir"
+
+
+def test_the_read_helpers_bound_what_they_return(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_bytes(b"a\r\nb\rc\xff\n")
+    ctx = CheckContext(tmp_path, 10, max_file_bytes=8)
+    assert ctx.read_text("f.txt") == "a\nb\nc\ufffd\n"
+    assert ctx.read_bytes("f.txt", limit=8) == b"a\r\nb\rc\xff\n"
+    with pytest.raises(
+        CheckFailed, match=r"^f.txt is 8 bytes, over the 7-byte limit \(raise it with --max-file-bytes\)$"
+    ):
+        ctx.read_bytes("f.txt", limit=7)
+    with ctx.open("f.txt") as f:
+        assert f.read(1) == b"a"
+        assert ctx.read(f, "f.txt") == b"\r\nb\rc\xff\n"
+
+
 # -- 2. file_exists / file_absent never follow a symlink out -------------------
 
 
