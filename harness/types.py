@@ -80,7 +80,7 @@ def _inside(real: str, root: str) -> bool:
     return real == root or os.path.commonpath((root, real)) == root
 
 
-def fd_realpath(fd: int, path: str) -> str | None:
+def _fd_realpath(fd: int, path: str) -> str | None:
     """The real path of the object open as ``fd`` (opened through ``path``), or ``None``.
 
     Linux names an open file in ``/proc/self/fd``; elsewhere the realpath of
@@ -107,13 +107,13 @@ def _realpath_by_inode(fd: int, path: str) -> str | None:
     return real if (st.st_dev, st.st_ino) == (rst.st_dev, rst.st_ino) else None
 
 
-def fd_inside(fd: int, path: str, root: str) -> bool:
+def _fd_inside(fd: int, path: str, root: str) -> bool:
     """The object open as ``fd`` (opened through ``path``) lies inside the real directory ``root``."""
-    real = fd_realpath(fd, path)
+    real = _fd_realpath(fd, path)
     return real is not None and _inside(real, root)
 
 
-def read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
+def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
     """The rest of open file ``f`` (named ``rel`` in messages); fails beyond ``limit`` bytes."""
     size = os.fstat(f.fileno()).st_size
     if size > limit:
@@ -259,7 +259,7 @@ class _Matcher:
                 if literal and not _inside(os.path.realpath(os.path.join(real, name)), self.root):
                     self.outside.append(path)
                 return
-            resolved = fd_realpath(child, os.path.join(real, name))
+            resolved = _fd_realpath(child, os.path.join(real, name))
             if resolved is None or not _inside(resolved, self.root):
                 os.close(child)
                 if literal:
@@ -490,13 +490,16 @@ class CheckContext(_Context):
                 fail(f"{rel} does not exist")
             fail(f"{rel} cannot be opened: {exc.strerror or exc}")
         try:
-            if not fd_inside(fd, full, root):
+            if not _fd_inside(fd, full, root):
                 fail(f"{rel} resolves outside the workdir")
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 fail(f"{rel} is not a regular file")
             if use_path:  # reopen the very file we checked, through its /proc name
-                opened = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+                try:
+                    opened = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+                except OSError as exc:
+                    fail(f"{rel} cannot be opened: {exc.strerror or exc}")
                 os.close(fd)
                 fd = opened
                 again = os.fstat(fd)
@@ -512,7 +515,7 @@ class CheckContext(_Context):
 
         ``limit`` defaults to :attr:`file_limit` (``--max-file-bytes``, 64 MiB).
         """
-        return read_capped(f, rel, self.file_limit if limit is None else limit)
+        return _read_capped(f, rel, self.file_limit if limit is None else limit)
 
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         """The bytes of ``rel`` (see :meth:`open`); fails if there are more than ``limit``.
