@@ -416,8 +416,9 @@ class CheckContext(_Context):
         ``pattern`` is a path or a glob (``*``, ``?``, ``[...]``, ``**``; a
         wildcard skips dot-names unless it starts with ``.``). The walk never
         leaves the workdir: a literal component or a match that is a symlink
-        leading outside goes to ``outside`` (fail on it), a wildcard folder
-        leading outside is not searched, and ``**`` follows no symlinked folder.
+        leading outside goes to ``outside`` (fail on it; a plain path is named
+        as written), a wildcard folder leading outside is not searched, and
+        ``**`` follows no symlinked folder.
         """
         root = _realdir(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
@@ -432,6 +433,8 @@ class CheckContext(_Context):
             matcher.expand(fd, root, "", parts, 0)
         finally:
             os.close(fd)
+        if matcher.outside and not _GLOB_CHARS.search(pattern):
+            return [], [pattern]  # a plain path: name it as written
         return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
 
     def path(self, rel: str) -> Path:

@@ -249,11 +249,11 @@ def linked_out(outside: Path) -> Path:
 @pytest.mark.parametrize(
     ("criterion", "message"),
     [
-        ("file_absent: sub/out/present.txt", "sub/out resolves outside the workdir"),
-        ("file_absent: sub/out/missing.txt", "sub/out resolves outside the workdir"),
+        ("file_absent: sub/out/present.txt", "sub/out/present.txt resolves outside the workdir"),
+        ("file_absent: sub/out/missing.txt", "sub/out/missing.txt resolves outside the workdir"),
         ("file_absent: 'sub/out/*'", "sub/out resolves outside the workdir"),
         ("file_absent: 'sub/out/**'", "sub/out resolves outside the workdir"),
-        ("file_exists: sub/out/present.txt", "sub/out resolves outside the workdir"),
+        ("file_exists: sub/out/present.txt", "sub/out/present.txt resolves outside the workdir"),
         ("file_exists: 'sub/out/*.txt'", "sub/out resolves outside the workdir"),
         ("file_exists: 'sub/o?t/[ph]*.txt'", "not found: sub/o?t/[ph]*.txt"),
         ("file_exists: 'sub/*/present.txt'", "not found: sub/*/present.txt"),
