@@ -95,6 +95,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not text or not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return path.resolve()
+
+
 def make_parser() -> ArgumentParser:
     """The core options; plugins add theirs through ``planrun_addoption``."""
     p = ArgumentParser(
@@ -151,6 +158,20 @@ def make_parser() -> ArgumentParser:
         metavar="N",
         default=1 << 20,
         help="refuse plan files larger than this (default 1 MiB)",
+    )
+    g.add_argument(
+        "--workdir",
+        type=_directory,
+        metavar="PATH",
+        default=None,
+        help="run every plan against this folder, overriding the plans' workdir (which must stay inside the rootdir)",
+    )
+    g.add_argument(
+        "--max-file-bytes",
+        type=_count,
+        metavar="N",
+        default=64 << 20,
+        help="a check reads at most this much of one file (default 64 MiB; literal text is searched in any size)",
     )
     g = p.add_argument_group("reporting")
     g.add_argument("-v", "--verbose", action="count", default=0, help="list every item and criterion")

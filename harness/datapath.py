@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN = re.compile(r"""([^.\[\]"']+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
+# An index has at most 18 digits: a longer one is no index (and Python would refuse to convert it).
+_TOKEN = re.compile(r"""([^.\[\]"']+)|\[(-?\d{1,18})\]|\["([^"]*)"\]|\['([^']*)'\]""")
 
 
 class _Missing:
@@ -31,13 +32,18 @@ def parse_path(path: str) -> list[str | int]:
     for m in _TOKEN.finditer(path):
         between = path[pos : m.start()]
         if between not in ("", ".") or (between == "" and pos and m.group(1)):
-            raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
+            raise ValueError(f"cannot parse data path {_short(path)} at {_short(path[pos:])}")
         name, index, dq, sq = m.groups()
         parts.append(int(index) if index is not None else next(p for p in (name, dq, sq) if p is not None))
         pos = m.end()
     if pos != len(path):
-        raise ValueError(f"cannot parse data path {path!r} at {path[pos:]!r}")
+        raise ValueError(f"cannot parse data path {_short(path)} at {_short(path[pos:])}")
     return parts
+
+
+def _short(text: str, width: int = 60) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= width else shown[: width - 4] + "...'"
 
 
 def lookup(doc: Any, parts: list[str | int]) -> Any:

@@ -26,7 +26,7 @@ from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
 from planrun.reports import ItemReport, printable
-from planrun.types import Executor, Location
+from planrun.types import Executor, Location, set_max_file_bytes
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -172,10 +172,13 @@ class CollectedPlan:
                 )
             )
 
-    def base_workdir(self, rootdir: Path) -> Path:
+    def base_workdir(self, rootdir: Path, override: Path | None = None) -> Path:
+        """The tree the plan runs against: ``--workdir``, else its ``workdir`` (real path), else the rootdir."""
+        if override is not None:
+            return override
         if self.plan.workdir is None:
             return rootdir
-        return (self.path.parent / self.plan.workdir).resolve()
+        return Path(os.path.realpath(self.path.parent / self.plan.workdir))  # never raises on a symlink loop
 
 
 class Session:
@@ -246,8 +249,19 @@ class Session:
 
     def _check_plan(self, cplan: CollectedPlan) -> None:
         """What can only be checked against this run: the workdir and the executors."""
-        if cplan.plan.workspace != "temp" and not cplan.base_workdir(self.config.rootdir).is_dir():
-            raise cplan.source.error(("workdir",), f"workdir {cplan.plan.workdir!r} is not a directory")
+        option = self.config.option
+        set_max_file_bytes(option.max_file_bytes)  # the run's read bound reaches every CheckContext
+        if option.workdir is None and cplan.plan.workdir is not None:
+            # A plan names a tree inside the rootdir; another tree is the caller's choice (--workdir).
+            root = self.config.rootdir.resolve()
+            if not cplan.base_workdir(root).is_relative_to(root):  # compares components
+                raise cplan.source.error(
+                    ("workdir",),
+                    f"workdir {cplan.plan.workdir!r} resolves outside the rootdir {root}"
+                    " (to run against another tree pass --workdir PATH)",
+                )
+            if cplan.plan.workspace != "temp" and not cplan.base_workdir(root).is_dir():
+                raise cplan.source.error(("workdir",), f"workdir {cplan.plan.workdir!r} is not a directory")
         names = {self.executor_name_for(item) for item in cplan.items} - {None}
         executors = cplan.scope.executors
         for name in sorted(names):  # type: ignore[type-var]
@@ -308,7 +322,7 @@ class Session:
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
         mode = cplan.plan.workspace
-        base = cplan.base_workdir(self.config.rootdir)
+        base = cplan.base_workdir(self.config.rootdir, self.config.option.workdir)
         if mode == "inplace":
             cplan.workdir = base
             yield base

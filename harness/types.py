@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import abc
+import fnmatch
 import os
 import re
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -39,6 +42,16 @@ class Location(NamedTuple):
 # Directory realpaths, cached: criteria ask for the same folders again and
 # again. The runner forgets them whenever something may have changed the tree.
 _REALDIRS: dict[str, str] = {}
+# Bumped by forget_paths(): caches of file contents (data documents) compare
+# against it, so nothing read before a step or a command is trusted after it.
+_GENERATION = 0
+
+#: Default bound on what a check reads from one file (``--max-file-bytes``).
+DEFAULT_MAX_FILE_BYTES = 64 << 20
+_MAX_FILE_BYTES = DEFAULT_MAX_FILE_BYTES
+
+_PROC_FD = os.path.isdir("/proc/self/fd")
+_O_PATH: int = getattr(os, "O_PATH", 0)
 
 
 def _realdir(path: str) -> str:
@@ -50,14 +63,226 @@ def _realdir(path: str) -> str:
 
 
 def forget_paths() -> None:
-    """Drop cached realpaths (the tree may have changed)."""
+    """Drop cached realpaths and file contents (the tree may have changed)."""
+    global _GENERATION
     _REALDIRS.clear()
+    _GENERATION += 1
+
+
+def set_max_file_bytes(limit: int) -> None:
+    """Set the run's bound on bytes read from one file (``--max-file-bytes``)."""
+    global _MAX_FILE_BYTES
+    _MAX_FILE_BYTES = limit
+
+
+def _inside(real: str, root: str) -> bool:
+    """``real`` is ``root`` or below it, compared by path components (never string prefixes)."""
+    return real == root or os.path.commonpath((root, real)) == root
+
+
+def _fd_realpath(fd: int, path: str) -> str | None:
+    """The real path of the object open as ``fd`` (opened through ``path``), or ``None``.
+
+    Linux names an open file in ``/proc/self/fd``; elsewhere the realpath of
+    ``path`` counts only if it is the very inode ``fd`` holds, so a symlink
+    swapped between the open and this call is never taken for what was opened.
+    """
+    if _PROC_FD:
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = ""
+        if real.startswith("/"):
+            return real.removesuffix(" (deleted)")
+    return _realpath_by_inode(fd, path)
+
+
+def _realpath_by_inode(fd: int, path: str) -> str | None:
+    """The realpath of ``path``, if it still names the inode open as ``fd`` (where /proc is missing)."""
+    real = os.path.realpath(path)
+    try:
+        st, rst = os.fstat(fd), os.stat(real)
+    except OSError:
+        return None
+    return real if (st.st_dev, st.st_ino) == (rst.st_dev, rst.st_ino) else None
+
+
+def _fd_inside(fd: int, path: str, root: str) -> bool:
+    """The object open as ``fd`` (opened through ``path``) lies inside the real directory ``root``."""
+    real = _fd_realpath(fd, path)
+    return real is not None and _inside(real, root)
+
+
+def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
+    """The rest of open file ``f`` (named ``rel`` in messages); fails beyond ``limit`` bytes."""
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
+        fail(f"{rel} is {size} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
+    return data
+
+
+def compile_regex(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """Compile a regex written in a plan; every way it can fail is a :class:`ValueError`.
+
+    ``re.error``, but also ``OverflowError`` (``a{4294967296}``) and
+    ``RecursionError`` (deep nesting), which pydantic would not turn into a
+    located compile error by themselves.
+    """
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {_short(pattern)}: {exc}") from None
+    except (OverflowError, RecursionError, MemoryError, ValueError, TypeError) as exc:
+        raise ValueError(f"invalid regex {_short(pattern)}: {exc or type(exc).__name__}") from None
+
+
+def _short(text: str, width: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= width else shown[: width - 4] + "...'"
+
+
+_GLOB_CHARS = re.compile(r"[*?[]")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_MAX_DEPTH = 200  # folders below this depth are not searched by a glob
+
+
+@lru_cache(maxsize=1024)
+def _component_regex(part: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(part))
+
+
+class _Matcher:
+    """Expands one path or glob inside the workdir, never through a symlink out of it.
+
+    It walks directory descriptors (``O_NOFOLLOW`` for real folders), so a
+    folder swapped for a symlink mid-walk is never listed. A literal component
+    or a final match that resolves outside is recorded in ``outside``; a
+    wildcard folder leading outside is not descended; ``**`` follows no
+    symlinked folder at all (no cycles, no escapes).
+    """
+
+    def __init__(self, root: str, dirs_only: bool) -> None:
+        self.root = root
+        self.dirs_only = dirs_only
+        self.found: list[str] = []
+        self.outside: list[str] = []
+
+    def expand(self, fd: int, real: str, rel: str, parts: list[str], depth: int) -> None:
+        if not parts:
+            self.found.append(rel or ".")
+            return
+        head, rest = parts[0], parts[1:]
+        if head == "**":
+            if rest:
+                self.expand(fd, real, rel, rest, depth)
+            elif rel:
+                self.found.append(rel)
+            for name, is_dir, _ in self._entries(fd, "*"):
+                if not rest:
+                    self._final(fd, real, rel, name)
+                if is_dir and depth < _MAX_DEPTH:
+                    self._descend(fd, real, rel, name, parts, depth, follow=False)
+            return
+        if not _GLOB_CHARS.search(head):
+            try:
+                st = os.lstat(head, dir_fd=fd)
+            except OSError:
+                return
+            if not rest:
+                self._final(fd, real, rel, head, st)
+            elif stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                self._descend(fd, real, rel, head, rest, depth, follow=True, literal=True)
+            return
+        for name, is_dir, is_link in self._entries(fd, head):
+            if not rest:
+                self._final(fd, real, rel, name)
+            elif (is_dir or is_link) and depth < _MAX_DEPTH:
+                self._descend(fd, real, rel, name, rest, depth, follow=True)
+
+    def _entries(self, fd: int, part: str) -> list[tuple[str, bool, bool]]:
+        """Names in folder ``fd`` matching glob component ``part``: (name, real folder, symlink)."""
+        regex = _component_regex(part)
+        hidden = part.startswith(".")
+        try:
+            with os.scandir(fd) as it:
+                entries = [
+                    (e.name, e.is_dir(follow_symlinks=False), e.is_symlink())
+                    for e in it
+                    if (hidden or not e.name.startswith(".")) and regex.match(e.name)
+                ]
+        except OSError:
+            return []
+        return sorted(entries)
+
+    def _final(self, fd: int, real: str, rel: str, name: str, st: os.stat_result | None = None) -> None:
+        path = _join(rel, name)
+        try:
+            st = st or os.lstat(name, dir_fd=fd)
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(os.path.join(real, name))
+            if not _inside(target, self.root):
+                self.outside.append(path)
+                return
+            if self.dirs_only and not os.path.isdir(target):
+                return
+        elif self.dirs_only and not stat.S_ISDIR(st.st_mode):
+            return
+        self.found.append(path)
+
+    def _descend(
+        self,
+        fd: int,
+        real: str,
+        rel: str,
+        name: str,
+        parts: list[str],
+        depth: int,
+        *,
+        follow: bool,
+        literal: bool = False,
+    ) -> None:
+        path = _join(rel, name)
+        try:
+            child = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            child_real = os.path.join(real, name)
+        except OSError:
+            if not follow:
+                return
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                if literal and not _inside(os.path.realpath(os.path.join(real, name)), self.root):
+                    self.outside.append(path)
+                return
+            resolved = _fd_realpath(child, os.path.join(real, name))
+            if resolved is None or not _inside(resolved, self.root):
+                os.close(child)
+                if literal:
+                    self.outside.append(path)
+                return
+            child_real = resolved
+        try:
+            self.expand(child, child_real, path, parts, depth + 1)
+        finally:
+            os.close(child)
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
 
 
 class ArgsModel(BaseModel):
     """Base for check argument models: unknown keys are errors, types strict."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    #: :func:`compile_regex`: for validators of regex arguments (every failure a located error).
+    compile_regex = staticmethod(compile_regex)
 
 
 def _relative_path(value: str) -> str:
@@ -173,30 +398,145 @@ class CheckContext(_Context):
     timeout: float
     location: Location | None = None
 
+    #: Bytes a read may return; ``None`` means the run's ``--max-file-bytes``.
+    max_file_bytes: int | None = None
+
+    @property
+    def file_limit(self) -> int:
+        """The most bytes :meth:`read_bytes` and :meth:`read_text` return before failing."""
+        return _MAX_FILE_BYTES if self.max_file_bytes is None else self.max_file_bytes
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever something ran that may have changed the tree (a step, a command).
+
+        A check that caches what it read keys the cache on this, never on
+        file stamps alone (a step can rewrite a file keeping size and mtime).
+        """
+        return _GENERATION
+
+    def glob(self, pattern: str) -> tuple[list[str], list[str]]:
+        """``(found, outside)``: workdir-relative paths matching ``pattern``, and those resolving outside.
+
+        ``pattern`` is a path or a glob (``*``, ``?``, ``[...]``, ``**``; a
+        wildcard skips dot-names unless it starts with ``.``). The walk never
+        leaves the workdir: a literal component or a match that is a symlink
+        leading outside goes to ``outside`` (fail on it; a plain path is named
+        as written), a wildcard folder leading outside is not searched, and
+        ``**`` follows no symlinked folder.
+        """
+        root = _realdir(os.fspath(self.workdir))
+        parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        if os.path.isabs(pattern) or ".." in parts:
+            return [], [pattern]
+        matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
+        try:
+            fd = os.open(root, _DIR_FLAGS)
+        except OSError as exc:
+            fail(f"the workdir cannot be read: {exc.strerror or exc}")
+        try:
+            matcher.expand(fd, root, "", parts, 0)
+        finally:
+            os.close(fd)
+        if matcher.outside and not _GLOB_CHARS.search(pattern):
+            return [], [pattern]  # a plain path: name it as written
+        return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+
     def path(self, rel: str) -> Path:
-        """Resolve ``rel`` under the workdir; a symlink that leads outside fails the check."""
+        """Resolve ``rel`` under the workdir; a symlink that leads outside fails the check.
+
+        This checks a path: anything that then opens it can meet another file
+        (a symlink swapped in between). To read a file use :meth:`open`,
+        :meth:`read_bytes` or :meth:`read_text`, which verify what they opened.
+        """
         root = _realdir(os.fspath(self.workdir))
         head, tail = os.path.split(rel)
         base = _realdir(os.path.join(root, head)) if head else root
         full = os.path.join(base, tail) if tail else base
         if tail and os.path.islink(full):
             full = os.path.realpath(full)
-        if os.path.commonpath((root, full)) != root:  # compares components, not string prefixes
-            fail(f"{rel} resolves outside the workdir (to {full})")
+        if not _inside(full, root):
+            fail(f"{rel} resolves outside the workdir")
         return Path(full)
 
     def regular_file(self, rel: str) -> Path:
-        """Resolve ``rel`` and fail unless it is an existing regular file (never open a FIFO)."""
+        """Resolve ``rel`` and fail unless it is an existing regular file right now.
+
+        Check-then-use: the path may name another file by the time it is opened.
+        Checks that read a file use :meth:`open` / :meth:`read_bytes` / :meth:`read_text`.
+        """
         p = self.path(rel)
         try:
             st = p.stat()
         except FileNotFoundError:
             fail(f"{rel} does not exist")
-        import stat as _stat
-
-        if not _stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             fail(f"{rel} is not a regular file")
         return p
+
+    def open(self, rel: str) -> BinaryIO:
+        """Open ``rel`` for reading, then verify what was opened.
+
+        The open file must be a regular file whose real path lies inside the
+        workdir (symlinks that stay inside are fine); otherwise the check fails
+        with ``REL resolves outside the workdir``, ``REL is not a regular file``
+        or ``REL does not exist``. A FIFO or device never blocks the check and
+        nothing outside the workdir is read. A hard link is a file of the
+        workdir like any other: whoever made it could read its target already.
+        Returns a binary file object: read from it, never reopen ``rel``.
+        """
+        root = _realdir(os.fspath(self.workdir))
+        full = os.path.join(root, rel)
+        use_path = bool(_O_PATH) and _PROC_FD
+        flags = (_O_PATH if use_path else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
+        try:
+            fd = os.open(full, flags)
+        except OSError as exc:
+            if not _inside(os.path.realpath(full), root):
+                fail(f"{rel} resolves outside the workdir")
+            if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                fail(f"{rel} does not exist")
+            fail(f"{rel} cannot be opened: {exc.strerror or exc}")
+        try:
+            if not _fd_inside(fd, full, root):
+                fail(f"{rel} resolves outside the workdir")
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                fail(f"{rel} is not a regular file")
+            if use_path:  # reopen the very file we checked, through its /proc name
+                try:
+                    opened = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+                except OSError as exc:
+                    fail(f"{rel} cannot be opened: {exc.strerror or exc}")
+                os.close(fd)
+                fd = opened
+                again = os.fstat(fd)
+                if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+                    fail(f"{rel} changed while it was opened")
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def read(self, f: BinaryIO, rel: str, limit: int | None = None) -> bytes:
+        """The rest of ``f`` (from :meth:`open`, named ``rel``); fails beyond ``limit`` bytes.
+
+        ``limit`` defaults to :attr:`file_limit` (``--max-file-bytes``, 64 MiB).
+        """
+        return _read_capped(f, rel, self.file_limit if limit is None else limit)
+
+    def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        """The bytes of ``rel`` (see :meth:`open`); fails if there are more than ``limit``.
+
+        ``limit`` defaults to :attr:`file_limit` (``--max-file-bytes``, 64 MiB).
+        """
+        with self.open(rel) as f:
+            return self.read(f, rel, limit)
+
+    def read_text(self, rel: str, limit: int | None = None) -> str:
+        """:meth:`read_bytes` decoded as UTF-8 (bad bytes replaced), newlines made ``\\n``."""
+        text = self.read_bytes(rel, limit).decode("utf-8", errors="replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
     def search(self, pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
         """``pattern.search(text)`` under this check's time limit."""

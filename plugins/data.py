@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+import os
 import sys
 from typing import Any
 
@@ -52,52 +52,138 @@ class DataArgs(ArgsModel):
         if self.type is not None and self.type not in _TYPES:
             raise ValueError(f"type {self.type!r} is not one of {', '.join(_TYPES)}")
         if self.matches is not None:
-            try:
-                re.compile(self.matches)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.matches!r}: {exc}") from None
+            ArgsModel.compile_regex(self.matches)
         return self
 
 
-# Parsed documents by path, valid while (mtime, size, inode) stay the same:
-# plans check many values of one file. Checks never mutate what they read.
-_CACHE: dict[str, tuple[tuple[int, int, int], Any]] = {}
-_CACHE_SIZE = 64
+# Parsed documents by file identity: plans check many values of one file.
+# An entry holds while the file's (size, mtime, ctime) stay the same and
+# nothing ran since it was read (forget_paths() bumps the generation: a step
+# can rewrite a file keeping size and mtime, as ``cp -p`` does). Checks never
+# mutate what they read.
+_CACHE: dict[tuple[int, int, str], tuple[tuple[int, int, int], Any, int]] = {}
+_CACHE_ENTRIES = 64
+_CACHE_BYTES = 256 << 20
+_cache_state = {"generation": -1, "bytes": 0}
 
 
 def load(ctx: CheckContext, rel: str) -> Any:
-    path = ctx.regular_file(rel)
-    st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = _CACHE.get(str(path))
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    value = _parse(path, rel)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[str(path)] = (stamp, value)
+    """The parsed document ``rel`` (opened and verified by :meth:`CheckContext.open`)."""
+    generation = ctx.generation
+    if _cache_state["generation"] != generation:
+        _CACHE.clear()
+        _cache_state.update(generation=generation, bytes=0)
+    kind = rel.rsplit(".", 1)[-1]
+    with ctx.open(rel) as f:
+        st = os.fstat(f.fileno())
+        key, stamp = (st.st_dev, st.st_ino, kind), (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = _CACHE.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        raw = ctx.read(f, rel)
+    value = _parse(raw, rel)
+    while _CACHE and (len(_CACHE) >= _CACHE_ENTRIES or _cache_state["bytes"] + len(raw) > _CACHE_BYTES):
+        _cache_state["bytes"] -= _CACHE.pop(next(iter(_CACHE)))[2]
+    _CACHE[key] = (stamp, value, len(raw))
+    _cache_state["bytes"] += len(raw)
     return value
 
 
-def _parse(path: Any, rel: str) -> Any:
+def _parse(raw: bytes, rel: str) -> Any:
     try:
         if rel.endswith(".json"):
-            return json.loads(path.read_bytes())
+            return json.loads(raw)
         if rel.endswith(".toml"):
-            return tomllib.loads(path.read_text(encoding="utf-8"))
+            return tomllib.loads(raw.decode("utf-8"))
         import yaml
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(path.read_bytes(), Loader=loader)  # noqa: S506 - a safe loader
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail(f"{rel} does not parse: {exc}")
+        return yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+    except ValueError as exc:  # also UnicodeDecodeError, JSONDecodeError, TOMLDecodeError
+        if "integer string conversion" in str(exc):
+            fail(f"{rel} does not parse: a number has more than {sys.get_int_max_str_digits()} digits")
+        fail(f"{rel} does not parse: {_one_line(str(exc))}")
+    except RecursionError:
+        fail(f"{rel} does not parse: nested too deeply")
     except Exception as exc:  # yaml.YAMLError, without importing yaml up front
-        fail(f"{rel} does not parse: {type(exc).__name__}: {exc}")
+        fail(f"{rel} does not parse: {type(exc).__name__}: {_one_line(str(exc))}")
+
+
+_WIDTH = 200  # characters of a value or message shown
+
+
+def _one_line(text: str) -> str:
+    """``text`` (maybe quoting the file) as one bounded, printable line."""
+    text = " ".join(text.split())
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
+
+
+class _Full(Exception):
+    pass
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, default=str) if value is not MISSING else "(missing)"
-    return text if len(text) <= 200 else text[:197] + "..."
+    """``value`` as JSON-like text for a message: bounded, printable, whatever the value is.
+
+    Renders at most :data:`_WIDTH` characters, however big or deep the value
+    (or its YAML aliases) and however many digits its integers have.
+    """
+    if value is MISSING:
+        return "(missing)"
+    out: list[str] = []
+    room = [_WIDTH + 1]
+
+    def put(text: str) -> None:
+        out.append(text)
+        room[0] -= len(text)
+        if room[0] <= 0:
+            raise _Full
+
+    def walk(v: Any, depth: int) -> None:
+        if depth > 32:
+            put("...")
+        elif v is None or isinstance(v, (bool, float)):
+            put(json.dumps(v))
+        elif isinstance(v, int):
+            put(_int_text(v))
+        elif isinstance(v, str):
+            put(_quote(v[: _WIDTH + 1]))
+        elif isinstance(v, list):
+            put("[")
+            for i, item in enumerate(v):
+                put(", " if i else "")
+                walk(item, depth + 1)
+            put("]")
+        elif isinstance(v, dict):
+            put("{")
+            for i, (k, item) in enumerate(v.items()):
+                put(", " if i else "")
+                walk(k, depth + 1)
+                put(": ")
+                walk(item, depth + 1)
+            put("}")
+        else:  # dates and times from YAML or TOML
+            put(_quote(str(v)))
+
+    try:
+        walk(value, 0)
+    except _Full:
+        return "".join(out)[: _WIDTH - 3] + "..."
+    return "".join(out)
+
+
+def _quote(text: str) -> str:
+    shown = json.dumps(text, ensure_ascii=False)
+    return shown if shown.isprintable() else json.dumps(text)
+
+
+def _int_text(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # more digits than Python converts
+        return f"(an integer of {value.bit_length()} bits)"
 
 
 def data(args: DataArgs, ctx: CheckContext) -> None:
@@ -113,20 +199,39 @@ def data(args: DataArgs, ctx: CheckContext) -> None:
         if value != args.equals or type(value) is bool and type(args.equals) is not bool:
             fail(f"{where}: expected {_show(args.equals)}, got {_show(value)}")
     elif args.matches is not None:
-        if not isinstance(value, (str, int, float)) or ctx.search(re.compile(args.matches), str(value)) is None:
+        text = _matchable(value)
+        if text is None or ctx.search(ArgsModel.compile_regex(args.matches), text) is None:
             fail(f"{where}: {_show(value)} does not match /{args.matches}/")
     elif args.contains is not MISSING:
-        ok = (
-            isinstance(value, (list, dict))
-            and args.contains in value
-            or (isinstance(value, str) and isinstance(args.contains, str) and args.contains in value)
-        )
-        if not ok:
+        if not _contains(value, args.contains):
             fail(f"{where}: {_show(value)} does not contain {_show(args.contains)}")
     elif args.type is not None:
         types = _TYPES[args.type]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             fail(f"{where}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+
+
+def _matchable(value: Any) -> str | None:
+    """The text a ``matches`` regex sees: strings, and numbers as Python writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        try:
+            return str(value)
+        except ValueError:  # an integer with more digits than Python converts
+            return None
+    return None
+
+
+def _contains(value: Any, item: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(item, str) and item in value
+    if isinstance(value, dict):
+        try:
+            return item in value
+        except TypeError:  # an unhashable item (a list, a mapping) is never a key
+            return False
+    return isinstance(value, list) and item in value
 
 
 def _describe(args: DataArgs) -> str:

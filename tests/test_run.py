@@ -246,6 +246,11 @@ def test_workdir_is_relative_to_the_plan_file(planrunner: Planrunner) -> None:
     planrunner.makeplan(
         "plans/p", "plan: p\nworkdir: ../proj\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: src/x.py}]}\n"
     )
+    # Without a config file the rootdir is plans/ (the common ancestor), and ../proj is outside it.
+    result = planrunner.run("plans")
+    assert result.ret == ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["p.plan.yaml:2:10: workdir '../proj' resolves outside the rootdir *"])
+    planrunner.makefile("planrun.toml", "")  # the project's root: now proj/ is inside it
     assert planrunner.run("plans").ret == ExitCode.OK
 
 
