@@ -189,6 +189,8 @@ def _excerpt(text: str, center: int, width: int = 2, first: int = 0) -> str:
     everything read from the workdir is hostile when printed.
     """
     lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another
     lo, hi = max(0, center - width), min(len(lines), center + width + 1)
     return "\n".join(f"{'>' if i == center else ' '}{first + i + 1:5d} | {_show_line(lines[i])}" for i in range(lo, hi))
 

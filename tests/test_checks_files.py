@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -124,3 +125,19 @@ def test_file_not_contains(check: CheckRun) -> None:
     result.stdout.fnmatch_lines(
         ["  /print\\(/ found in src/app.py at line 4", "  *3 | def main() -> None:", "  >    4 |     print('hi')"]
     )
+
+
+@pytest.mark.parametrize(
+    ("criterion", "content"),
+    [
+        ("file_contains: {path: a.py, text: 'class Users'}", "import os\n\nclass User:\n    pass\n"),
+        ("file_contains: {path: a.py, pattern: 'class Users'}", "import os\n\nclass User:\n    pass\n"),
+        ("file_not_contains: {path: a.py, text: pass}", "import os\n\nclass User:\n    pass\n"),
+        ("file_not_contains: {path: a.py, pattern: pass}", "import os\n\nclass User:\n    pass\n"),
+    ],
+)
+def test_excerpts_end_at_the_last_line_of_the_file(check: CheckRun, criterion: str, content: str) -> None:
+    result = check(criterion, {"a.py": content})
+    assert result.ret == ExitCode.TESTS_FAILED
+    shown = [int(m[1]) for line in result.stdout.lines if (m := re.match(r"^\s*>?\s*(\d+) \| ", line))]
+    assert shown and max(shown) == 4, result  # the file has 4 lines, the last one ends with a newline
