@@ -45,3 +45,45 @@ def test_readme_conftest_example_adds_a_check(planrunner: Planrunner) -> None:
     result.stdout.fnmatch_lines(
         ["criterion 1/1  max_lines src/app.py 400", "  src/app.py has 500 lines, more than 400"]
     )
+
+
+def _table_after(heading: str) -> set[str]:
+    """The first-column names of the markdown table that follows ``heading``."""
+    text = README.read_text()
+    start = text.index(heading)
+    names = set()
+    for line in text[start:].splitlines()[1:]:
+        if names and not line.startswith("|"):
+            break
+        m = re.match(r"\| `([^`]+)` \|", line)
+        if m:
+            names.add(m.group(1))
+    return names
+
+
+def test_readme_documents_every_plan_and_task_field() -> None:
+    from planrun.model import EdgeCase, Plan, Task
+
+    plan_fields = {f.alias or n for n, f in Plan.model_fields.items()} - {"$schema"}
+    task_fields = {f.alias or n for n, f in Task.model_fields.items()} - {"file"}  # shorthand, in the files row
+    assert plan_fields <= _table_after("Every field of a plan:"), plan_fields - _table_after("Every field of a plan:")
+    assert task_fields <= _table_after("Every field of a task:"), task_fields - _table_after("Every field of a task:")
+    text = README.read_text()
+    assert "`file: X` is shorthand" in text
+    for name in EdgeCase.model_fields:
+        assert f"`{name}`" in text
+    actions = Task.model_fields["action"].annotation.__args__[0].__args__  # Literal[...] | None
+    for action in actions:
+        assert f"`{action}`" in text, action
+
+
+def test_readme_documents_every_outcome() -> None:
+    from typing import get_args
+
+    from planrun.reports import Outcome
+
+    text = README.read_text()
+    table = text[text.index("| outcome | letter | meaning |") :].split("\n\n")[0]
+    documented = {line.split("|")[1].strip() for line in table.splitlines()[2:]}
+    assert documented == set(get_args(Outcome))
+    assert "**vacuous**" in text and "**regression**" in text
