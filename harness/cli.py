@@ -91,10 +91,22 @@ def _schema(args: list[str]) -> int:
 
 
 def console_main() -> int:
-    """The ``planrun`` console script: exit with :func:`main`'s code."""
+    """The ``planrun`` console script: exit with :func:`main`'s code.
+
+    SIGINT and SIGTERM get one handler for the whole process: the first
+    interrupts the run (exit 2 after the partial report), any later one is
+    absorbed until the process has exited.
+    """
+    from planrun.session import install_interrupts
+
+    handler = install_interrupts()
     try:
         code = main()
+        handler.count += 1  # from here on, a signal only waits for the exit
         sys.stdout.flush()
+    except KeyboardInterrupt:  # before or after the session (startup, the final flush)
+        handler.count += 1
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`planrun --co | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
