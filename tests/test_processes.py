@@ -48,7 +48,7 @@ def test_step_over_the_task_timeout_is_killed_and_errors(planrunner: Planrunner)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "ERROR slow.plan.yaml::t - timed out: step 1/1 `echo $$ > sleeper.pid; exec sleep 30` killed after 1s (the task's timeout)"
+            "ERROR slow.plan.yaml::t - timed out: step 1/1 killed after 1s (the task's timeout): `echo $$ > sleeper.pid; exec sleep 30`"
         ]
     )
     assert _gone(int(Path("sleeper.pid").read_text()))
