@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from planrun.process import descendants, make_subreaper
+from planrun.process import descendants, make_subreaper, reap_new_children
 from planrun.testing import Planrunner, RunResult
 
 CheckRun = Callable[..., RunResult]
@@ -32,20 +30,12 @@ def leftover_processes() -> list[str]:
     return found
 
 
-def kill_leftovers() -> None:
-    for pid in descendants():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     left = leftover_processes()
     if not left:
         return
-    kill_leftovers()
+    reap_new_children(())  # kill and reap them all, so they do not outlive the session either
     print("\nERROR: the test session left processes running:\n  " + "\n  ".join(left))
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
