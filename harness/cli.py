@@ -95,8 +95,12 @@ def console_main() -> int:
 
     SIGINT and SIGTERM get one handler for the whole process: the first
     interrupts the run (exit 2 after the partial report), any later one is
-    absorbed until the process has exited.
+    absorbed until the process has exited. At the end they are ignored
+    outright: Python's shutdown would otherwise restore the default
+    dispositions, and a late signal would kill the process with 130 or 143.
     """
+    import signal
+
     from planrun.session import install_interrupts
 
     handler = install_interrupts()
@@ -104,11 +108,14 @@ def console_main() -> int:
         code = main()
         handler.count += 1  # from here on, a signal only waits for the exit
         sys.stdout.flush()
-    except KeyboardInterrupt:  # before or after the session (startup, the final flush)
+    except KeyboardInterrupt:  # outside the session (startup, the final flush)
         handler.count += 1
-        return ExitCode.INTERRUPTED
+        code = ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`planrun --co | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code

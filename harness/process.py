@@ -122,6 +122,12 @@ def _cut(name: str, text: str, parts: list[str], keep: int, omitted: int, total:
     shown_bytes = sum(len(line.encode("utf-8", "replace")) + 1 for line in real)
     if real and not text.endswith("\n"):
         shown_bytes -= 1  # the last line has no newline
+    if 0 < at and first < at:  # the head's last line is shown: was its newline the cap's own separator?
+        offset = sum(len(line) + 1 for line in parts[:at])
+        head = text[:offset].encode("utf-8", "replace")
+        tail = text[offset + len(marker) + 1 :].encode("utf-8", "replace")
+        if len(head) == len(tail) + 1:  # head and tail keep the same number of bytes: one was added
+            shown_bytes -= 1
     if total < 0:
         total = len(text.encode("utf-8", "replace")) - len(marker) - 1 + omitted
     note = f"[... {max(total - shown_bytes, 0)} bytes of {name} not shown ...]"
