@@ -24,9 +24,10 @@ def leftover_processes() -> list[str]:
     for pid in descendants():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = cmdline.strip() or f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"  # (inside exec)
         except OSError:
-            continue
-        found.append(f"{pid} {cmdline.strip()}")
+            continue  # gone meanwhile
+        found.append(f"{pid} {cmdline}")
     return found
 
 

@@ -181,8 +181,10 @@ def test_leftover_detection_finds_an_escaped_process(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     pid = int(proc.stdout)
+    deadline = time.monotonic() + 30
+    while b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until setsid has exec'd sleep
     try:
-        # (``setsid sleep 300`` until setsid has exec'd sleep)
         assert any(line.startswith(f"{pid} ") and line.endswith("sleep 300") for line in leftover_processes())
     finally:
         os.kill(pid, signal.SIGKILL)
@@ -195,8 +197,13 @@ def test_session_that_leaves_a_process_fails(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(conftest.replace("from .conftest", "from conftest"))
     (tmp_path / "test_leak.py").write_text(
         "import subprocess\n\n"
+        "import time\n"
+        "from pathlib import Path\n\n"
         "def test_leaks():\n"
         "    subprocess.run(['sh', '-c', 'setsid sleep 300 & echo $! > leak.pid'], check=True)\n"
+        "    pid = Path('leak.pid').read_text().strip()\n"
+        "    while b'sleep' not in Path(f'/proc/{pid}/cmdline').read_bytes():\n"
+        "        time.sleep(0.01)  # until setsid has exec'd sleep\n"
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_leak.py"],
@@ -209,5 +216,8 @@ def test_session_that_leaves_a_process_fails(tmp_path: Path) -> None:
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
     assert "ERROR: the test session left processes running:" in proc.stdout
-    assert any(line.startswith(f"  {pid} ") and line.endswith("sleep 300") for line in proc.stdout.splitlines())
+    assert any(line.startswith(f"  {pid} ") and line.endswith("sleep 300") for line in proc.stdout.splitlines()), (
+        pid,
+        proc.stdout,
+    )
     assert_gone(pid)  # and the hook killed it
