@@ -216,7 +216,7 @@ def test_stdout_matches_runs_under_the_commands_own_timeout(planrunner: Planrunn
     planrunner.makeplan(
         "p",
         "plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n"
-        "      - command: {run: 'printf \"%040d!\" 0', stdout_matches: '^(0|00)*$', timeout: 1}\n",
+        "      - command: {run: 'printf \"%060d!\" 0', stdout_matches: '^(0|00)*$', timeout: 1}\n",
     )
     result = planrunner.run("--verify-only", "p.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED, result
