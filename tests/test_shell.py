@@ -71,7 +71,7 @@ def test_custom_shell_gets_the_step_as_a_script_file(planrunner: Planrunner) -> 
     script = Path("done.txt").read_text()
     assert Path(script).name.startswith("planrun-step-")
     assert not Path(script).exists(), "the step's script file was left behind"
-    assert not str(Path(script).resolve()).startswith(str(Path.cwd().resolve()) + "/")  # not in the workdir
+    assert not Path(script).resolve().is_relative_to(Path.cwd().resolve())  # not in the workdir
 
 
 def test_custom_shell_failure_is_the_steps_failure(planrunner: Planrunner) -> None:
