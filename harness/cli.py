@@ -132,12 +132,31 @@ def _schema(args: list[str]) -> int:
 
 
 def console_main() -> int:
-    """The ``planrun`` console script: exit with :func:`main`'s code."""
+    """The ``planrun`` console script: exit with :func:`main`'s code.
+
+    SIGINT and SIGTERM get one handler for the whole process: the first
+    interrupts the run (exit 2 after the partial report), any later one is
+    absorbed until the process has exited. At the end they are ignored
+    outright: Python's shutdown would otherwise restore the default
+    dispositions, and a late signal would kill the process with 130 or 143.
+    """
+    import signal
+
+    from planrun.session import install_interrupts
+
+    handler = install_interrupts()
     try:
         code = main()
+        handler.count += 1  # from here on, a signal only waits for the exit
         sys.stdout.flush()
+    except KeyboardInterrupt:  # outside the session (startup, the final flush)
+        handler.count += 1
+        code = ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`planrun --co | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code

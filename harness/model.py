@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -16,6 +17,31 @@ from pydantic import (
 )
 
 TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def _shell(value: str) -> str:
+    import shlex
+
+    if value in ("bash", "sh"):
+        return value
+    if not value.strip():
+        raise ValueError("empty shell: use bash, sh, or a command line with {0} for the step's script file")
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"shell {value!r} is not a valid command line: {exc}") from None
+    if not any("{0}" in word for word in words):
+        raise ValueError(f"shell {value!r} has no {{0}}: use bash, sh, or a command line with {{0}} (the script file)")
+    return value
+
+
+#: How steps run: ``bash``, ``sh``, or a command line where ``{0}`` is the path of the step's script.
+Shell = Annotated[StrictStr, AfterValidator(_shell)]
+
+_SHELL_HELP = (
+    "How run: steps are run: bash (bash --noprofile --norc -eo pipefail), sh (sh -e), "
+    "or a command line with {0} for the step's script file (python3 {0}). Default: bash if installed, else sh"
+)
 
 
 def _criterion(value: Any) -> Any:
@@ -49,6 +75,7 @@ class Task(_Model):
     run: StrictStr | list[StrictStr] | None = Field(
         default=None, description="Shell step(s), run in the workdir by the shell executor"
     )
+    shell: Shell | None = Field(default=None, description=_SHELL_HELP + "; overrides the plan's")
     depends_on: list[StrictStr] = Field(default_factory=list, description="Ids of tasks this one needs")
     complexity: Literal["low", "medium", "high"] | None = None
     criteria: list[Criterion] = Field(default_factory=list, description="Success criteria")
@@ -86,6 +113,7 @@ class Plan(_Model):
     workdir: StrictStr | None = Field(default=None, description="Relative to this file; default: the rootdir")
     workspace: Literal["inplace", "temp", "copy"] = "inplace"
     executor: StrictStr | None = None
+    shell: Shell | None = Field(default=None, description=_SHELL_HELP)
     assumptions: list[StrictStr] = Field(default_factory=list)
     prerequisites: list[Criterion] = Field(default_factory=list)
     tasks: list[Task] = Field(min_length=1)

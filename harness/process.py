@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import select
 import selectors
 import shlex
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-__all__ = ["ProcessResult", "run_process"]
+__all__ = ["ProcessResult", "child_pids", "descendants", "make_subreaper", "reap_new_children", "run_process"]
 
 _CHUNK = 65536
 """Bytes asked for per read (the default pipe capacity on Linux)."""
@@ -50,6 +54,13 @@ class ProcessResult:
     :param stderr: standard error, the same way.
     :param timed_out: the timeout passed and the process group was killed.
     :param duration: wall-clock seconds from start to return.
+    :param stdout_omitted: bytes of stdout the cap left out (the middle).
+    :param stderr_omitted: the same for stderr.
+    :param stdout_bytes: bytes of stdout read in all (``-1``: not counted).
+    :param stderr_bytes: the same for stderr.
+    :param stdout_seen: the ``watch_stdout`` strings that occurred anywhere in
+        stdout as it was read, cut middle included.
+    :param stderr_seen: the same for ``watch_stderr``.
     """
 
     command: str
@@ -58,17 +69,71 @@ class ProcessResult:
     stderr: str
     timed_out: bool
     duration: float
+    stdout_omitted: int = 0
+    stderr_omitted: int = 0
+    stdout_bytes: int = -1
+    stderr_bytes: int = -1
+    stdout_seen: frozenset[str] = field(default_factory=frozenset)
+    stderr_seen: frozenset[str] = field(default_factory=frozenset)
 
     def output_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of stdout followed by stderr, for failure reports.
 
         Lines are split on ``"\\n"``; a final newline does not start an empty line.
+        A stream that was capped says how much of it the tail leaves out: a line
+        ``[... N bytes of stdout not shown ...]`` stands where its shown part is cut
+        (at the top, or where the cap's own marker would have been).
 
         :param lines: how many lines to keep; ``0`` or less gives ``""``.
         """
         if lines <= 0:
             return ""
-        return "\n".join((_lines(self.stdout) + _lines(self.stderr))[-lines:])
+        out, err = _lines(self.stdout), _lines(self.stderr)
+        keep_err = min(lines, len(err))
+        keep_out = min(lines - keep_err, len(out))
+        shown: list[str] = []
+        for name, text, parts, keep, omitted, total in (
+            ("stdout", self.stdout, out, keep_out, self.stdout_omitted, self.stdout_bytes),
+            ("stderr", self.stderr, err, keep_err, self.stderr_omitted, self.stderr_bytes),
+        ):
+            shown.extend(_cut(name, text, parts, keep, omitted, total))
+        return "\n".join(shown)
+
+
+def _marker(omitted: int) -> str:
+    return f"[... {omitted} bytes omitted ...]"
+
+
+def _cut(name: str, text: str, parts: list[str], keep: int, omitted: int, total: int) -> list[str]:
+    """The last ``keep`` of a stream's ``parts``; for a capped stream, with a line saying what is not shown.
+
+    ``total`` is how many bytes the stream had (``-1``: unknown, count the text).
+    """
+    first = len(parts) - keep
+    shown = parts[first:]
+    if not omitted:
+        return shown
+    marker = _marker(omitted)
+    try:
+        at = parts.index(marker)  # the cap's marker: output cannot come before the head, so the first such line
+    except ValueError:
+        return shown
+    real = [line for i, line in enumerate(shown, first) if i != at]
+    shown_bytes = sum(len(line.encode("utf-8", "replace")) + 1 for line in real)
+    if real and not text.endswith("\n"):
+        shown_bytes -= 1  # the last line has no newline
+    if 0 < at and first < at:  # the head's last line is shown: was its newline the cap's own separator?
+        offset = sum(len(line) + 1 for line in parts[:at])
+        head = text[:offset].encode("utf-8", "replace")
+        tail = text[offset + len(marker) + 1 :].encode("utf-8", "replace")
+        if len(head) == len(tail) + 1:  # head and tail keep the same number of bytes: one was added
+            shown_bytes -= 1
+    if total < 0:
+        total = len(text.encode("utf-8", "replace")) - len(marker) - 1 + omitted
+    note = f"[... {max(total - shown_bytes, 0)} bytes of {name} not shown ...]"
+    if first <= at:  # the cap's marker is among the shown lines: the note takes its place
+        return [note if i == at else line for i, line in enumerate(shown, first)]
+    return [note, *shown]
 
 
 def _lines(text: str) -> list[str]:
@@ -81,15 +146,32 @@ def _lines(text: str) -> list[str]:
 
 
 class _Capped:
-    """Keeps the first and last ``limit // 2`` bytes of a stream and counts the rest."""
+    """Keeps the first and last ``limit // 2`` bytes of a stream and counts the rest.
 
-    def __init__(self, limit: int) -> None:
+    It also looks for ``needles`` in everything that passes, the cut middle
+    included: each chunk is searched together with the last ``len(needle) - 1``
+    bytes before it, so a needle split across reads is found.
+    """
+
+    def __init__(self, limit: int, needles: Iterable[str] = ()) -> None:
         self.half = limit // 2
         self.head = bytearray()
         self.tail = bytearray()
         self.omitted = 0
+        self.total = 0
+        self.seen: set[str] = set()
+        self.wanted = {n: n.encode("utf-8") for n in needles}
+        self.overlap = max((len(b) for b in self.wanted.values()), default=1) - 1
+        self.carry = b""
+        for needle, raw in list(self.wanted.items()):
+            if not raw:
+                self.seen.add(needle)
+                del self.wanted[needle]
 
     def add(self, data: bytes) -> None:
+        self.total += len(data)
+        if self.wanted:
+            self._watch(data)
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -102,13 +184,21 @@ class _Capped:
             del self.tail[:extra]  # cheap: bytearray drops a prefix by moving its start
             self.omitted += extra
 
+    def _watch(self, data: bytes) -> None:
+        window = self.carry + data
+        for needle, raw in list(self.wanted.items()):
+            if raw in window:
+                self.seen.add(needle)
+                del self.wanted[needle]
+        self.carry = window[len(window) - self.overlap :] if self.overlap else b""
+
     def text(self) -> str:
         head = self.head.decode("utf-8", "replace")
         tail = self.tail.decode("utf-8", "replace")
         if not self.omitted:
             return head + tail
         sep = "\n" if head and not head.endswith("\n") else ""
-        return f"{head}{sep}[... {self.omitted} bytes omitted ...]\n{tail}"
+        return f"{head}{sep}{_marker(self.omitted)}\n{tail}"
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -146,11 +236,17 @@ def _wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
 class _Pump:
     """Reads both pipes into their caps while watching for the child's exit."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], max_output: int) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        max_output: int,
+        watch_stdout: Iterable[str] = (),
+        watch_stderr: Iterable[str] = (),
+    ) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         self.pid = proc.pid
-        self.out = _Capped(max_output)
-        self.err = _Capped(max_output)
+        self.out = _Capped(max_output, watch_stdout)
+        self.err = _Capped(max_output, watch_stderr)
         self.sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
         self.open = set(self.sinks)
         self.sel: selectors.BaseSelector = (
@@ -229,6 +325,163 @@ class _Pump:
             self.pidfd = None
 
 
+# -- escaped descendants ----------------------------------------------------
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+_REAP_ROUNDS = 200
+_REAP_TIME = 10.0
+"""Bounds of :func:`reap_new_children`: kill rounds, and seconds spent waiting for killed children."""
+
+_RUNNING: set[int] = set()
+_RUNNING_LOCK = threading.Lock()
+"""Pids of the children :func:`run_process` calls are running now (in any thread): never strays."""
+
+
+def make_subreaper() -> bool:
+    """Make this process the child subreaper (Linux): orphaned descendants re-parent to it, not to PID 1.
+
+    Then :func:`reap_new_children` can find a descendant that left its process
+    group or session (``setsid``, a double fork). Idempotent; True when set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class _Proc:
+    __slots__ = ("pid", "ppid", "pgid", "sid", "zombie")
+
+    def __init__(self, pid: int, ppid: int, pgid: int, sid: int, zombie: bool) -> None:
+        self.pid, self.ppid, self.pgid, self.sid, self.zombie = pid, ppid, pgid, sid, zombie
+
+
+def _table() -> dict[int, _Proc]:
+    """Every process this one can see in ``/proc``: parent, group, session, zombie or not."""
+    procs: dict[int, _Proc] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return procs
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # exited meanwhile
+        try:
+            stat = os.read(fd, 4096)  # os.read: a third of the cost of open(); this runs twice per command
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        fields = stat[stat.rfind(b")") + 2 :].split()  # the name in parentheses may hold anything
+        if len(fields) < 4:
+            continue
+        pid = int(name)
+        procs[pid] = _Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in (b"Z", b"X"))
+    return procs
+
+
+def child_pids() -> frozenset[int]:
+    """The pids of this process's children now (zombies included)."""
+    me = os.getpid()
+    return frozenset(p.pid for p in _table().values() if p.ppid == me)
+
+
+def _subtree(table: Mapping[int, _Proc], roots: Iterable[int]) -> set[int]:
+    kids: dict[int, list[int]] = {}
+    for p in table.values():
+        kids.setdefault(p.ppid, []).append(p.pid)
+    found: set[int] = set()
+    todo = [r for r in roots if r in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(kids.get(pid, ()))
+    return found
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """The pids of every live (not zombie) descendant of ``pid`` (default: this process), sorted."""
+    root = os.getpid() if pid is None else pid
+    table = _table()
+    return sorted(p for p in _subtree(table, [root]) - {root} if not table[p].zombie)
+
+
+def reap_new_children(before: Iterable[int], *, sessions: Iterable[int] = ()) -> list[int]:
+    """SIGKILL every child of this process not in ``before``, with all its descendants, and reap them.
+
+    ``before`` is a :func:`child_pids` snapshot taken before something ran:
+    the children that appeared since (escaped descendants re-parented to this
+    subreaper, see :func:`make_subreaper`) are strays, the others are left
+    alone (a server a caller started is not ours to kill). Children of
+    :func:`run_process` calls still running in other threads are left alone
+    too. Each stray's whole tree is killed, and every process group a killed
+    process leads; so is every process in ``sessions`` (the session a
+    command's shell led, which a ``setpgid`` escapee keeps). A descendant still
+    held by a stray re-parents here when the stray dies, so this repeats until
+    nothing new is left (bounded). Only strays are waited for.
+
+    :returns: the pids killed, sorted.
+    """
+    me = os.getpid()
+    mygroup = os.getpgid(0)
+    keep = set(before)
+    sids = set(sessions) - {os.getsid(0)}
+    killed: set[int] = set()
+    deadline = time.monotonic() + _REAP_TIME
+    for _ in range(_REAP_ROUNDS):
+        with _RUNNING_LOCK:
+            running = set(_RUNNING)
+        table = _table()
+        strays = {p.pid for p in table.values() if p.ppid == me and p.pid not in keep and p.pid not in running}
+        members = {p.pid for p in table.values() if p.sid in sids and p.pid != me}
+        victims = _subtree(table, strays | members) - {me}
+        live = {pid for pid in victims if not table[pid].zombie}
+        if not strays and not live:
+            break
+        for pid in live:
+            _kill(pid)
+        for pgid in {table[pid].pgid for pid in live} & victims - {mygroup}:
+            _signal_group(pgid, signal.SIGKILL)  # a group led by a stray: members elsewhere in the tree
+        killed |= live
+        pending = False
+        for pid in strays:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            pending = pending or not done
+        if pending:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+    return sorted(killed)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap_strays(before: frozenset[int], sessions: Iterable[int]) -> None:
+    """:func:`reap_new_children`, done again if a signal handler's exception interrupts it."""
+    try:
+        reap_new_children(before, sessions=sessions)
+    except BaseException:
+        reap_new_children(before, sessions=sessions)
+        raise
+
+
 def _abort(proc: subprocess.Popen[bytes], pidfd: int | None, grace: float) -> None:
     """Kill the group (TERM, ``grace``, KILL) and reap the child, whatever interrupts us."""
     if proc.returncode is not None:
@@ -249,6 +502,8 @@ def run_process(
     env: Mapping[str, str] | None = None,
     max_output: int = 1 << 20,
     kill_grace: float = 2.0,
+    watch_stdout: Sequence[str] = (),
+    watch_stderr: Sequence[str] = (),
 ) -> ProcessResult:
     """Run ``command`` to completion or for at most ``timeout`` seconds.
 
@@ -277,9 +532,20 @@ def run_process(
     grace of at most half a second, reaps the child and closes the pipes
     before it propagates.
 
-    Caveat: the group is the unit of cleanup, so a descendant that leaves it
-    (``setsid``, ``setpgid``, a daemonizing server) escapes the kill; at
-    most a bounded amount of what it writes to the inherited pipes is read.
+    A descendant that leaves the group (``setsid``, ``setpgid``, a double
+    fork, a daemonizing server) is killed too, with its own descendants, when
+    the child has exited or the call is interrupted (see
+    :func:`reap_new_children`): one that kept the child's session is found by
+    its session id; one that left it is found when it re-parents to this
+    process, which needs :func:`make_subreaper` (Linux; planrun calls it at
+    session start). Without that, such a process re-parents to PID 1 out of
+    reach. At most a bounded amount of what escapees write to the inherited
+    pipes is read.
+
+    Strings in ``watch_stdout`` and ``watch_stderr`` are looked for in the
+    whole stream as it is read (the capped-away middle included; a string
+    split across reads is found); the result's ``stdout_seen`` and
+    ``stderr_seen`` say which occurred.
 
     :param command: a shell command line, or an argument vector.
     :param cwd: the directory to run in.
@@ -289,6 +555,8 @@ def run_process(
     :param max_output: bytes kept per stream (half from the start, half from
         the end).
     :param kill_grace: seconds between SIGTERM and SIGKILL on timeout.
+    :param watch_stdout: strings to look for in all of stdout (compared as UTF-8 bytes).
+    :param watch_stderr: the same for stderr.
     :returns: what happened; a negative ``returncode`` is a signal number
         (see :class:`ProcessResult`).
     :raises OSError: the command could not be started (``cwd`` or the
@@ -309,41 +577,56 @@ def run_process(
         if not args:
             raise ValueError("empty command")
         display = shlex.join(os.fsdecode(a) for a in args)
+    before = child_pids()
     start = time.monotonic()
-    proc = subprocess.Popen(  # on failure Popen closes its own pipes and re-raises
-        args,
-        shell=isinstance(args, str),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        close_fds=True,
-        start_new_session=True,
-    )
+    proc: subprocess.Popen[bytes] | None = None
     pump: _Pump | None = None
     timed_out = False
+    swept = False
     try:
-        pump = _Pump(proc, max_output)
-        pump.start()
-        if not pump.until_exit(start + timeout):
-            timed_out = True
-            _signal_group(proc.pid, signal.SIGTERM)
-            pump.until_exit(time.monotonic() + kill_grace)
-        # The child is not reaped yet (dead, or alive past the grace), so its pid still
-        # names our group: the KILL cannot reach a stranger that reused the number.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pump.drain()
-    except BaseException:
-        _abort(proc, None if pump is None else pump.pidfd, min(kill_grace, _ABORT_GRACE))
-        raise
+        proc = subprocess.Popen(  # on failure Popen closes its own pipes and re-raises
+            args,
+            shell=isinstance(args, str),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+        )
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc.pid)
+        try:
+            pump = _Pump(proc, max_output, watch_stdout, watch_stderr)
+            pump.start()
+            if not pump.until_exit(start + timeout):
+                timed_out = True
+                _signal_group(proc.pid, signal.SIGTERM)
+                pump.until_exit(time.monotonic() + kill_grace)
+            # The child is not reaped yet (dead, or alive past the grace), so its pid still
+            # names our group: the KILL cannot reach a stranger that reused the number.
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            # Escapees next (their session keeps the child's pid taken): then the pipes reach EOF.
+            reap_new_children(before, sessions=(proc.pid,))
+            swept = True
+            pump.drain()
+        except BaseException:
+            _abort(proc, None if pump is None else pump.pidfd, min(kill_grace, _ABORT_GRACE))
+            raise
     finally:
+        if proc is not None:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc.pid)
         if pump is not None:
             pump.close()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc is not None:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if not swept:  # interrupted, even inside Popen: kill whatever it started
+            _reap_strays(before, () if proc is None else (proc.pid,))
     assert pump is not None
     return ProcessResult(
         command=display,
@@ -352,4 +635,10 @@ def run_process(
         stderr=pump.err.text(),
         timed_out=timed_out,
         duration=time.monotonic() - start,
+        stdout_omitted=pump.out.omitted,
+        stderr_omitted=pump.err.omitted,
+        stdout_bytes=pump.out.total,
+        stderr_bytes=pump.err.total,
+        stdout_seen=frozenset(pump.out.seen),
+        stderr_seen=frozenset(pump.err.seen),
     )

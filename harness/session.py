@@ -464,20 +464,50 @@ def _exit_status(session: Session) -> int:
     return ExitCode.OK
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class _Interrupts:
+    """The SIGINT/SIGTERM handler: the first signal raises :exc:`KeyboardInterrupt`, later ones are absorbed.
+
+    Absorbing them keeps a second Ctrl-C (or a TERM right after a TERM) from
+    cutting the partial report short or killing the process with 130/143.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def install_interrupts() -> _Interrupts:
+    """Install one :class:`_Interrupts` for SIGINT and SIGTERM for good (the console script, until exit)."""
+    handler = _Interrupts()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return handler
 
 
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM behaves as Ctrl-C: the current task's processes are killed and the run ends."""
+    """SIGTERM behaves as Ctrl-C: the current task's processes are killed and the run ends.
+
+    Only the first signal interrupts; later ones are absorbed until the block
+    ends, where the previous handlers come back. When :func:`install_interrupts`
+    already put a handler in place (the console script), it is used and kept.
+    """
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    old_int = signal.signal(signal.SIGINT, _raise_interrupt)
+    current = signal.getsignal(signal.SIGTERM)
+    if isinstance(current, _Interrupts) and signal.getsignal(signal.SIGINT) is current:
+        yield
+        return
+    handler = _Interrupts()
+    old_term = signal.signal(signal.SIGTERM, handler)
+    old_int = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
@@ -487,9 +517,13 @@ def _signals_interrupt() -> Iterator[None]:
 
 def wrap_session(config: Config) -> int:
     """Run a session; map every way it can end to an exit code. The only such mapping."""
+    from planrun.process import child_pids, make_subreaper, reap_new_children
+
     session = Session(config)
     started = False
     with _signals_interrupt():
+        make_subreaper()  # escaped descendants re-parent to us, so they can be killed
+        children = child_pids()
         try:
             config.hook.planrun_sessionstart(session=session)
             started = True
@@ -503,6 +537,7 @@ def wrap_session(config: Config) -> int:
             _print_error(exc)
             session.exitstatus = ExitCode.USAGE_ERROR
         except BrokenPipeError:
+            reap_new_children(children)
             raise  # the reader went away (`planrun | head`): nothing left to report to
         except KeyboardInterrupt as exc:
             session.interrupted = True
@@ -519,6 +554,7 @@ def wrap_session(config: Config) -> int:
             except KeyboardInterrupt:
                 session.exitstatus = ExitCode.INTERRUPTED
             except BrokenPipeError:
+                reap_new_children(children)
                 raise
             except PlanrunError as exc:
                 _print_error(exc)
@@ -526,6 +562,11 @@ def wrap_session(config: Config) -> int:
             except BaseException:
                 traceback.print_exc()
                 session.exitstatus = ExitCode.INTERNAL_ERROR
+        try:
+            reap_new_children(children)  # whatever the session started and left: nothing outlives it
+        except KeyboardInterrupt:
+            reap_new_children(children)
+            session.exitstatus = ExitCode.INTERRUPTED
     return int(session.exitstatus)
 
 

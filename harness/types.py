@@ -378,16 +378,28 @@ class _Context:
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        watch_stdout: Sequence[str] = (),
+        watch_stderr: Sequence[str] = (),
     ) -> ProcessResult:
-        """Run a command in its own process group in the workdir (see :mod:`planrun.process`)."""
+        """Run a command in its own process group in the workdir (see :func:`planrun.process.run_process`).
+
+        ``watch_stdout``/``watch_stderr``: strings to look for in the whole
+        streams, past the output cap (the result's ``stdout_seen``/``stderr_seen``).
+        Cached realpaths are forgotten afterwards: the command may have changed the tree.
+        """
         from planrun.process import run_process
 
-        return run_process(
-            command,
-            cwd=self.workdir if cwd is None else self.workdir / cwd,
-            timeout=self.timeout if timeout is None else timeout,
-            env=env,
-        )
+        try:
+            return run_process(
+                command,
+                cwd=self.workdir if cwd is None else self.workdir / cwd,
+                timeout=self.timeout if timeout is None else timeout,
+                env=env,
+                watch_stdout=watch_stdout,
+                watch_stderr=watch_stderr,
+            )
+        finally:
+            forget_paths()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import Any
@@ -31,7 +32,7 @@ class CommandArgs(ArgsModel):
         if self.stdout_matches is not None:
             try:
                 re.compile(self.stdout_matches, re.MULTILINE)
-            except re.error as exc:
+            except Exception as exc:  # re.error, and OverflowError for a{4294967296}, RecursionError, ...
                 raise ValueError(f"invalid regex {self.stdout_matches!r}: {exc}") from None
         return self
 
@@ -40,20 +41,25 @@ def command(args: CommandArgs, ctx: CheckContext) -> None:
     env = {**os.environ, **args.env} if args.env else None
     if args.cwd is not None and not ctx.path(args.cwd).is_dir():  # ctx.path fails a symlink out of the workdir
         fail(f"cwd {args.cwd} is not a directory")
-    result = ctx.run(args.run, timeout=args.timeout, env=env, cwd=args.cwd)
+    out_needles = () if args.stdout_contains is None else (args.stdout_contains,)
+    err_needles = () if args.stderr_contains is None else (args.stderr_contains,)
+    # The literal expectations are looked for in the whole streams as they are read, past the output cap.
+    result = ctx.run(
+        args.run, timeout=args.timeout, env=env, cwd=args.cwd, watch_stdout=out_needles, watch_stderr=err_needles
+    )
     if result.timed_out:
         raise StepTimeout(f"`{args.run}` did not finish in {args.timeout or ctx.timeout:g}s")
     problems = []
     if result.returncode != args.exit_code:
         problems.append(f"exited with {result.returncode}, expected {args.exit_code}")
-    if args.stdout_contains is not None and args.stdout_contains not in result.stdout:
+    if args.stdout_contains is not None and args.stdout_contains not in result.stdout_seen:
         problems.append(f"stdout does not contain {args.stdout_contains!r}")
-    if (
-        args.stdout_matches is not None
-        and ctx.search(re.compile(args.stdout_matches, re.MULTILINE), result.stdout) is None
-    ):
-        problems.append(f"stdout does not match /{args.stdout_matches}/")
-    if args.stderr_contains is not None and args.stderr_contains not in result.stderr:
+    if args.stdout_matches is not None:
+        pattern = re.compile(args.stdout_matches, re.MULTILINE)
+        limited = dataclasses.replace(ctx, timeout=args.timeout or ctx.timeout)  # the command's own timeout
+        if limited.search(pattern, result.stdout) is None:
+            problems.append(f"stdout does not match /{args.stdout_matches}/")
+    if args.stderr_contains is not None and args.stderr_contains not in result.stderr_seen:
         problems.append(f"stderr does not contain {args.stderr_contains!r}")
     if problems:
         fail(f"`{args.run}` {'; '.join(problems)}", "output tail:\n" + (result.output_tail() or "(no output)"))

@@ -1,14 +1,44 @@
-"""Shared helpers for planrun's tests."""
+"""Shared helpers for planrun's tests, and the check that the suite leaves no process behind."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from planrun.process import descendants, make_subreaper, reap_new_children
 from planrun.testing import Planrunner, RunResult
 
 CheckRun = Callable[..., RunResult]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Escaped processes re-parent to pytest instead of PID 1, so the finish hook sees them.
+    make_subreaper()
+
+
+def leftover_processes() -> list[str]:
+    """Every live descendant of this process, as ``pid command line`` (what the suite left running)."""
+    found = []
+    for pid in descendants():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = cmdline.strip() or f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"  # (inside exec)
+        except OSError:
+            continue  # gone meanwhile
+        found.append(f"{pid} {cmdline}")
+    return found
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = leftover_processes()
+    if not left:
+        return
+    reap_new_children(())  # kill and reap them all, so they do not outlive the session either
+    print("\nERROR: the test session left processes running:\n  " + "\n  ".join(left))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

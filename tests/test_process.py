@@ -399,3 +399,84 @@ def test_output_tail_of_a_real_run(tmp_path: Path) -> None:
     tail = result.output_tail(3).split("\n")
     assert tail == ["29", "30", "boom"]
     assert len(result.output_tail().split("\n")) == 20
+
+
+# -- watched strings: looked for in the whole stream ---------------------------
+
+
+def test_watched_string_in_the_cut_middle_is_seen(tmp_path: Path) -> None:
+    result = run_process("seq 1 200000", cwd=tmp_path, timeout=60, max_output=1000, watch_stdout=["\n100000\n", "nope"])
+    assert "100000" not in result.stdout  # cut from what is kept
+    assert result.stdout_seen == frozenset({"\n100000\n"})
+    assert result.stdout_omitted > 0
+
+
+def test_watched_string_split_across_reads_is_seen(tmp_path: Path) -> None:
+    # Two writes with a pause: the needle straddles the two reads.
+    code = "import os, time\nos.write(1, b'x' * 70000 + b'NEE')\ntime.sleep(0.3)\nos.write(1, b'DLE' + b'y' * 1000)\n"
+    result = run_process(
+        [sys.executable, "-c", code], cwd=tmp_path, timeout=60, max_output=100, watch_stdout=["NEEDLE"]
+    )
+    assert result.stdout_seen == frozenset({"NEEDLE"})
+    assert "NEEDLE" not in result.stdout
+
+
+def test_watched_strings_on_stderr_and_absent_ones(tmp_path: Path) -> None:
+    script = "seq 1 100000 >&2; echo tail-out"
+    result = run_process(
+        script, cwd=tmp_path, timeout=60, max_output=100, watch_stdout=["54321", "tail-out"], watch_stderr=["54321", ""]
+    )
+    assert result.stdout_seen == frozenset({"tail-out"})
+    assert result.stderr_seen == frozenset({"54321", ""})  # the empty string is in every stream
+
+
+def test_watched_unicode_is_matched_as_utf8(tmp_path: Path) -> None:
+    result = run_process("printf 'caf\\303\\251 ok'", cwd=tmp_path, timeout=30, watch_stdout=["café", "cafe"])
+    assert result.stdout_seen == frozenset({"café"})
+
+
+# -- the tail says what a capped stream leaves out ----------------------------
+
+
+def test_output_tail_of_a_capped_stream_says_how_many_bytes_are_not_shown(tmp_path: Path) -> None:
+    result = run_process("seq 1 100000", cwd=tmp_path, timeout=60, max_output=1000)
+    total = len("".join(f"{i}\n" for i in range(1, 100001)))
+    tail = result.output_tail(3).split("\n")
+    shown = len("99998\n99999\n100000\n")
+    assert tail == [f"[... {total - shown} bytes of stdout not shown ...]", "99998", "99999", "100000"]
+    assert result.stdout_bytes == total
+
+
+def test_output_tail_puts_the_note_where_a_short_tail_meets_the_cut(tmp_path: Path) -> None:
+    # The kept tail has fewer lines than asked for: the note stands where the cap's marker was.
+    result = run_process(
+        "printf 'a\\nb\\n'; head -c 5000 /dev/zero | tr '\\0' x; printf '\\nend\\n'",
+        cwd=tmp_path,
+        timeout=30,
+        max_output=20,
+    )
+    lines = result.output_tail(20).split("\n")
+    assert lines[:2] == ["a", "b"]
+    assert lines[3] == f"[... {4 + 5000 + 5 - 20} bytes of stdout not shown ...]"  # all but the 20 kept
+    assert lines[-1] == "end"
+    assert "bytes omitted" not in result.output_tail(20)
+
+
+def test_output_tail_of_an_uncapped_stream_has_no_note(tmp_path: Path) -> None:
+    result = run_process("seq 1 100; seq 1 5 >&2", cwd=tmp_path, timeout=30)
+    assert result.output_tail(3) == "3\n4\n5"
+    assert "not shown" not in result.output_tail()
+
+
+def test_output_tail_notes_each_capped_stream(tmp_path: Path) -> None:
+    result = run_process("seq 1 1000; seq 1 1000 >&2", cwd=tmp_path, timeout=30, max_output=100)
+    total = len("".join(f"{i}\n" for i in range(1, 1001)))
+    shown = len("997\n998\n999\n1000\n")
+    assert result.output_tail(4).split("\n") == [
+        f"[... {total} bytes of stdout not shown ...]",  # none of it: the tail is all stderr
+        f"[... {total - shown} bytes of stderr not shown ...]",
+        "997",
+        "998",
+        "999",
+        "1000",
+    ]

@@ -48,7 +48,7 @@ def test_step_over_the_task_timeout_is_killed_and_errors(planrunner: Planrunner)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "ERROR slow.plan.yaml::t - timed out: step 1/1 `echo $$ > sleeper.pid; exec sleep 30` killed after 1s (the task's timeout)"
+            "ERROR slow.plan.yaml::t - timed out: step 1/1 killed after 1s (the task's timeout): `echo $$ > sleeper.pid; exec sleep 30`"
         ]
     )
     assert _gone(int(Path("sleeper.pid").read_text()))
@@ -145,3 +145,80 @@ def test_verify_only_never_imports_openai(planrunner: Planrunner) -> None:
         timeout=60,
     )
     assert proc.stdout.strip() == "True"
+
+
+# -- command checks: literal expectations over the whole stream, regexes ------
+
+
+def test_stdout_contains_sees_a_line_in_the_capped_middle(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{command: {run: 'seq 1 1000000', stdout_contains: '500000'}}]}\n",
+    )
+    result = planrunner.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+
+
+def test_stderr_contains_sees_past_the_cap_too(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{command: {run: 'seq 1 1000000 >&2', stderr_contains: \"\\n500000\\n\"}}]}\n",
+    )
+    result = planrunner.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+
+
+def test_absent_string_past_the_cap_fails_and_the_tail_says_what_is_cut(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - {id: t, name: T, criteria: [{command: {run: 'seq 1 1000000', stdout_contains: 'x500000'}}]}\n",
+    )
+    result = planrunner.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    total = len("".join(f"{i}\n" for i in range(1, 1000001)))
+    shown = len("".join(f"{i}\n" for i in range(999981, 1000001)))
+    result.stdout.fnmatch_lines(
+        [
+            "  `seq 1 1000000` stdout does not contain 'x500000'",
+            "  output tail:",
+            f"  [... {total - shown} bytes of stdout not shown ...]",
+            "  999981",
+        ]
+    )
+
+
+def test_huge_regex_repeat_is_a_located_compile_error(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    run: touch ran.txt\n"
+        "    criteria:\n      - command: {run: 'echo a', stdout_matches: 'a{4294967296}'}\n",
+    )
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    assert result.no_traceback(), result
+    result.stdout.fnmatch_lines(["p.plan.yaml:7:*invalid regex 'a{4294967296}'*"])
+    assert not Path("ran.txt").exists()
+
+
+def test_bad_regex_syntax_is_still_a_located_compile_error(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n      - command: {run: 'true', stdout_matches: '(a'}\n",
+    )
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    assert result.no_traceback(), result
+    result.stdout.fnmatch_lines(["p.plan.yaml:6:*invalid regex '(a'*"])
+
+
+def test_stdout_matches_runs_under_the_commands_own_timeout(planrunner: Planrunner) -> None:
+    # Catastrophic backtracking: the command's 1 s timeout stops it, not the kind's 60 s default.
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n"
+        "      - command: {run: 'printf \"%060d!\" 0', stdout_matches: '^(0|00)*$', timeout: 1}\n",
+    )
+    result = planrunner.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*timed out: regex '^(0|00)*$' ran longer than 1s*"])

@@ -78,7 +78,9 @@ def test_failing_step_fails_the_task_with_its_output(planrunner: Planrunner) -> 
     result.stdout.fnmatch_lines(
         [
             "*_ chain.plan.yaml::two _*",
-            "step 1/1 `echo compiling; echo error: bad >&2; exit 2` exited with 2",
+            "step 1/1 exited with 2: `echo compiling; echo error: bad >&2; exit 2`",
+            "  step:",
+            "  echo compiling; echo error: bad >&2; exit 2",
             "  output tail:",
             "  compiling",
             "  error: bad",
