@@ -444,7 +444,11 @@ def test_verbose_shows_each_plan_s_workdir(planrunner: Planrunner) -> None:
     result = planrunner.run("-v", "a.plan.yaml", "b.plan.yaml")
     assert result.ret == ExitCode.OK, result
     result.stdout.fnmatch_lines(
-        [f"a.plan.yaml: workdir {planrunner.path / 'sub'}", "a.plan.yaml::t PASSED*", "b.plan.yaml: workdir */planrun-b-*"]
+        [
+            f"a.plan.yaml: workdir {planrunner.path / 'sub'}",
+            "a.plan.yaml::t PASSED*",
+            "b.plan.yaml: workdir */planrun-b-*",
+        ]
     )
     quiet = planrunner.run("a.plan.yaml")
     assert "workdir" not in quiet.outstr
