@@ -206,6 +206,14 @@ KNOWN_INI_KEYS = {
     "max_attempts",
     "timeout",
     "addopts",
+    # agent executors (issue 7): the role prompt, the key's variable, prices, agent CLIs, scope
+    "executor_prompt",
+    "api_key_env",
+    "prices",
+    "agent",
+    "agent_cmd",
+    "scope",
+    "scope_allow",
 }
 
 

@@ -176,6 +176,21 @@ def planrun_task_execute(task: Task, executor: Executor, context: ExecutionConte
 
 
 @hookspec
+def planrun_task_progress(nodeid: str, attempt: int, status: dict[str, Any]) -> None:
+    """An executor is working on a task: what it is doing now.
+
+    :param nodeid: the task's node id.
+    :param attempt: the attempt number, from 1.
+    :param status: what the executor reports, e.g. ``turn``, ``tool``,
+        ``tokens_in``, ``tokens_out``; keys are optional.
+
+    Called by executors through :meth:`planrun.ExecutionContext.progress`,
+    often (every model turn or tool call); implementations must be cheap. The
+    terminal shows it as a transient status line on a TTY.
+    """
+
+
+@hookspec
 def planrun_runtest_logreport(report: ItemReport) -> None:
     """One item finished.
 

@@ -88,6 +88,8 @@ class ItemReport:
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0
+    cost: float | None = None  # summed over attempts; None when no price is known
+    summary: str = ""  # the executor's account of what it did (an agent's finish summary)
 
     @property
     def warnings(self) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from planrun.compiler import Check
 from planrun.hookspecs import hookimpl
@@ -97,6 +97,7 @@ class PlanRunner:
         self.next_performed: dict[str, str] = {}
         self.prerequisites_failed = False
         self.strict = bool(self.config.option.strict)
+        self.summaries: dict[str, str] = {}  # passed task id -> its executor's summary, for dependents
 
     def run(self, items: list[Item]) -> None:
         last_task = max((i for i, item in enumerate(items) if item.task is not None), default=-1)
@@ -157,6 +158,15 @@ class PlanRunner:
             return self._report(item, outcome_of(results), criteria=results, message=message)
         return self._run_task(item, item.task, executor_name)
 
+    def _max_attempts(self, executor: Executor) -> int:
+        """``--max-attempts``, else config ``max_attempts``, else the executor's own; never more for shell-like ones."""
+        if executor.max_attempts <= 1:
+            return 1
+        configured = self.config.option.max_attempts or self.config.inicfg.get("max_attempts")
+        if isinstance(configured, int) and not isinstance(configured, bool) and configured >= 1:
+            return configured
+        return executor.max_attempts
+
     def _run_task(self, item: Item, task: Task, executor_name: str) -> ItemReport:
         # Red before green: what already holds proves nothing about this task.
         baseline = [evaluate(c, self.workdir, retry=False).outcome == "passed" for c in item.checks]
@@ -166,62 +176,77 @@ class PlanRunner:
             timeout=float(self.config.option.timeout),
             plan=self.cplan.plan,
             config=self.config,
+            criteria=[c.name for c in item.checks],
+            checks=list(item.checks),
+            dependencies={dep: self.summaries.get(dep, "") for dep in task.depends_on},
+            nodeid=item.nodeid,
         )
         for earlier in self.passed:
             self.next_performed.setdefault(earlier.item_id, item.item_id)
-        try:
-            result: ExecutionResult = self.cplan.scope.hook.planrun_task_execute(
-                task=task, executor=executor, context=context
-            )
-        except StepTimeout as exc:
-            forget_paths()  # the executor changed the tree
-            return self._report(
-                item, "error", message=f"timed out: {exc}", executor=executor_name, criteria=self._regressions()
-            )
-        except Exception as exc:
-            evidence = traceback.format_exc(limit=-5)
+        max_attempts = self._max_attempts(executor)
+        usage = _Usage()
+        results: list[CriterionResult] = []
+        for attempt in range(1, max_attempts + 1):
+            context.attempt = attempt
+            try:
+                result: ExecutionResult = self.cplan.scope.hook.planrun_task_execute(
+                    task=task, executor=executor, context=context
+                )
+            except StepTimeout as exc:
+                forget_paths()  # the executor changed the tree
+                return self._report(
+                    item,
+                    "error",
+                    message=f"timed out: {exc}",
+                    criteria=self._regressions(),
+                    **usage.fields(executor_name, attempt),
+                )
+            except Exception as exc:
+                evidence = traceback.format_exc(limit=-5)
+                forget_paths()
+                return self._report(
+                    item,
+                    "error",
+                    message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
+                    evidence=evidence,
+                    criteria=self._regressions(),
+                    **usage.fields(executor_name, attempt),
+                )
+            except BaseException:
+                forget_paths()
+                raise
             forget_paths()
-            return self._report(
-                item,
-                "error",
-                message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
-                evidence=evidence,
-                executor=executor_name,
-                criteria=self._regressions(),
-            )
-        except BaseException:
-            forget_paths()
-            raise
-        forget_paths()
-        common = dict(
-            executor=executor_name,
-            output=result.output,
-            tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
-            attempts=result.attempts,
-        )
-        # A step that failed, or an executor that gave up, may still have
-        # changed the tree: what it broke is blamed on it, not on the next task.
-        if result.status == "blocked":
-            return self._report(
-                item, "blocked", message=f"blocked: {result.message}", criteria=self._regressions(), **common
-            )
-        if result.status == "failed":
-            return self._report(
-                item,
-                "failed",
-                message=result.message,
-                evidence=result.evidence,
-                criteria=self._regressions(),
-                **common,
-            )
-        results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            usage.add(result)
+            common = usage.fields(executor_name, attempt)
+            # A step that failed, or an executor that gave up, may still have
+            # changed the tree: what it broke is blamed on it, not on the next task.
+            if result.status == "blocked":
+                return self._report(
+                    item, "blocked", message=f"blocked: {result.message}", criteria=self._regressions(), **common
+                )
+            if result.status == "failed":
+                return self._report(
+                    item,
+                    "failed",
+                    message=result.message,
+                    evidence=result.evidence,
+                    criteria=self._regressions(),
+                    **common,
+                )
+            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            if outcome_of(results) == "passed" or attempt == max_attempts:
+                break
+            # Another attempt, in the same conversation: the executor is told what did not hold.
+            context.feedback = failure_feedback(results, attempt, max_attempts)
         for r, held_before in zip(results, baseline):
             r.vacuous = held_before and r.outcome == "passed"
             if r.vacuous and self.config.option.strict:
                 r.outcome, r.message = "failed", "vacuous: it held before the task ran (--strict)"
+        outcome = outcome_of(results)
+        if outcome == "passed":
+            self.summaries[task.id] = usage.summary
         results.extend(self._regressions())
-        return self._report(item, outcome_of(results), criteria=results, **common)
+        return self._report(item, outcome_of(results), criteria=results, **usage.fields(executor_name, attempt))
 
     def _regressions(self) -> list[CriterionResult]:
         """In-process criteria of earlier passed tasks that the task just performed broke.
@@ -287,6 +312,52 @@ class PlanRunner:
         )
         report.duration = sum(r.duration for r in results)
         self.session.log(report)
+
+
+class _Usage:
+    """Tokens, cost and output summed over a task's attempts."""
+
+    def __init__(self) -> None:
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost: float | None = None
+        self.output: list[str] = []
+        self.summary = ""
+
+    def add(self, result: ExecutionResult) -> None:
+        self.tokens_in += result.tokens_in
+        self.tokens_out += result.tokens_out
+        if result.cost is not None:
+            self.cost = (self.cost or 0.0) + result.cost
+        if result.output:
+            self.output.append(result.output)
+        self.summary = result.summary or self.summary
+
+    def fields(self, executor: str, attempts: int) -> dict[str, Any]:
+        return dict(
+            executor=executor,
+            output="\n".join(self.output),
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            attempts=attempts,
+            cost=self.cost,
+            summary=self.summary,
+        )
+
+
+def failure_feedback(results: list[CriterionResult], attempt: int, max_attempts: int) -> str:
+    """What an executor is told when its attempt did not meet the criteria: each unmet one, with its evidence."""
+    failed = [(n, r) for n, r in enumerate(results, 1) if r.outcome in ("failed", "error")]
+    lines = [
+        f"Attempt {attempt} of {max_attempts} did not meet the task's success criteria "
+        f"({len(failed)} of {len(results)} not met). Fix exactly these, then call finish again:"
+    ]
+    for n, r in failed:
+        lines.append(f"- criterion {n}: {r.name}: {r.outcome}: {r.message}")
+        if r.evidence:
+            tail = r.evidence if len(r.evidence) <= 2000 else "..." + r.evidence[-2000:]
+            lines.extend("    " + line for line in tail.splitlines())
+    return "\n".join(lines)
 
 
 @hookimpl(trylast=True)

@@ -336,9 +336,16 @@ class ExecutorKind(NamedTuple):
 
 
 class Executor(abc.ABC):
-    """Base class of executors: perform one task in its workdir."""
+    """Base class of executors: perform one task in its workdir.
+
+    :cvar max_attempts: attempts per task when ``--max-attempts`` (or config
+        ``max_attempts``) does not say: 1 for ``shell``, 2 for agents. An
+        executor with 1 is never re-run; one with more is re-run, in the same
+        instance, with ``context.feedback`` holding the failure report.
+    """
 
     name: str = "executor"
+    max_attempts: int = 1
 
     @abc.abstractmethod
     def execute(self, task: Task, context: ExecutionContext) -> ExecutionResult:
@@ -361,6 +368,11 @@ class ExecutionResult:
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 1
+    #: The executor's short account of what it did (an agent's ``finish``);
+    #: tasks that depend on this one see it in their context.
+    summary: str = ""
+    #: Cost of this attempt in the price table's currency; ``None`` when unknown.
+    cost: float | None = None
 
 
 class StepTimeout(Exception):
@@ -605,7 +617,15 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
 
 @dataclass
 class ExecutionContext(_Context):
-    """What an executor gets besides the task."""
+    """What an executor gets besides the task.
+
+    :param criteria: the display text of the task's compiled criteria.
+    :param checks: the compiled criteria themselves (:class:`planrun.compiler.Check`).
+    :param dependencies: ``{task id: summary}`` of the tasks this one depends on.
+    :param attempt: 1 for the first attempt; more when the runner retries.
+    :param feedback: on a retry, the failure report of the previous attempt.
+    :param nodeid: the item's node id, for progress reports.
+    """
 
     workdir: Path
     timeout: float
@@ -613,3 +633,12 @@ class ExecutionContext(_Context):
     config: Config
     feedback: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    criteria: list[str] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)
+    dependencies: dict[str, str] = field(default_factory=dict)
+    attempt: int = 1
+    nodeid: str = ""
+
+    def progress(self, **status: Any) -> None:
+        """Tell reporters what the executor is doing (``turn=3, tool="write_file", tokens_in=...``)."""
+        self.config.hook.planrun_task_progress(nodeid=self.nodeid, attempt=self.attempt, status=status)
