@@ -10,7 +10,7 @@ import io
 import os
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -75,24 +75,24 @@ def _positive(text: str) -> float:
     return value
 
 
-def _maxfail(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {text!r}")
-    return value
+def whole_number(minimum: int, zero_means: str = "") -> Callable[[str], int]:
+    """An argparse ``type`` for counts: a whole number ``>= minimum`` (``zero_means`` says what 0 does)."""
+    least = f"0 ({zero_means}) or more" if minimum == 0 and zero_means else f"at least {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {least}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+_maxfail = whole_number(0, "no limit")
+_count = whole_number(1)
 
 
 def _directory(text: str) -> Path:
