@@ -489,7 +489,9 @@ def _check_value(tool: str, key: str, spec: Mapping[str, Any], value: object) ->
     elif kind == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):  # type: ignore[arg-type]
+            raise ToolError(f"{tool}: argument {key!r} must be a finite number, not {value}")
     if not ok:
         article = "an" if kind[0] in "ai" else "a"
         raise ToolError(f"{tool}: argument {key!r} must be {article} {kind}, not {_json_type(value)}")
@@ -997,17 +999,16 @@ class Toolbox:
         globre = _glob_regex(glob) if glob else None
         fd, st, real_rel = self._open_read(path, "any")
         state = _SearchState(self.max_output, regex, globre)
+        seconds = min(self.timeout, _SEARCH_TIME)
         start = "" if real_rel == "." else real_rel
         try:
-            with time_limit(_SEARCH_TIME, f"search {pattern!r}"):
+            with time_limit(seconds, f"search {pattern!r}"):
                 if stat.S_ISDIR(st.st_mode):
                     self._search_dir(fd, start, state, 0)
                 else:
                     state.file(fd, start)
         except StepTimeout:
-            raise ToolError(
-                f"search stopped: the regex {_shown(pattern, 80)} ran longer than {_SEARCH_TIME:g}s"
-            ) from None
+            raise ToolError(f"search stopped: the regex {_shown(pattern, 80)} ran longer than {seconds:g}s") from None
         except _Enough:
             pass
         finally:
