@@ -30,6 +30,7 @@ whose one-line message goes back to the model.
 from __future__ import annotations
 
 import codecs
+import json
 import math
 import os
 import re
@@ -37,6 +38,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import unicodedata
@@ -47,7 +49,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from planrun.errors import UsageError
+from planrun.process import run_process
 from planrun.reports import printable
+from planrun.types import StepTimeout, compile_regex, forget_paths, time_limit
 
 __all__ = [
     "NOT_SECRET",
@@ -638,7 +642,10 @@ class Toolbox:
             raise ToolError(f"{name}: missing argument {', '.join(map(repr, missing))}")
         for key, value in given.items():
             _check_value(name, key, props[key], value)
-        return self._tools[name](**given)
+        try:
+            return self._tools[name](**given)
+        except OSError as exc:  # what the tools did not foresee: still one line for the model
+            raise ToolError(f"{name}: {_strerror(exc)}") from None
 
     def _writable(self, tool: str) -> None:
         if self.readonly:
@@ -818,6 +825,7 @@ class Toolbox:
             ):
                 raise ToolError(f"{_shown(rel)} changed while it was written; try again")
             os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            forget_paths()
         except BaseException as exc:
             try:
                 os.unlink(tmp, dir_fd=fd)
@@ -897,6 +905,8 @@ class Toolbox:
         self._writable("edit_file")
         if not isinstance(old, str) or not old:
             raise ToolError("edit_file: old must be a non-empty string (use write_file to create a file)")
+        if not isinstance(new, str):
+            raise ToolError("edit_file: new must be a string")
         fd, name, rel = self._open_parent(path, create=False)
         try:
             st = self._target(fd, name, rel)
@@ -986,10 +996,9 @@ class Toolbox:
         Walks real folders only (no symlink is followed), skips binary, protected
         and unreadable files and the folders in ``_SKIPPED_DIRS`` (unless
         ``path`` names one), and stops at the caps, saying so. The regex runs
-        under a time limit (in the main thread).
+        under a time limit: a signal in the main thread; called from another
+        thread, the search runs in a child process killed at the limit.
         """
-        from planrun.types import StepTimeout, compile_regex, time_limit
-
         if not isinstance(pattern, str) or not pattern:
             raise ToolError("search: pattern must be a non-empty string")
         try:
@@ -997,9 +1006,11 @@ class Toolbox:
         except ValueError as exc:
             raise ToolError(f"search: {exc}") from None
         globre = _glob_regex(glob) if glob else None
+        seconds = min(self.timeout, _SEARCH_TIME)
+        if threading.current_thread() is not threading.main_thread():
+            return self._search_in_child(pattern, path, glob, seconds)
         fd, st, real_rel = self._open_read(path, "any")
         state = _SearchState(self.max_output, regex, globre)
-        seconds = min(self.timeout, _SEARCH_TIME)
         start = "" if real_rel == "." else real_rel
         try:
             with time_limit(seconds, f"search {pattern!r}"):
@@ -1014,6 +1025,30 @@ class Toolbox:
         finally:
             os.close(fd)
         return state.result()
+
+    def _search_in_child(self, pattern: str, path: str, glob: str | None, seconds: float) -> str:
+        """:meth:`search` in a child Python process (where no signal can stop a regex in this one)."""
+        request = {
+            "workdir": self._root,
+            "protected": ["/".join(p) for p in self._protected],
+            "timeout": seconds,
+            "max_output": self.max_output,
+            "args": [pattern, path, glob],
+        }
+        code = "import sys; from planrun.agenttools import _search_child; _search_child(sys.argv[1])"
+        env = {"PATH": os.environ.get("PATH", _DEFAULT_PATH), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = run_process(
+            [sys.executable, "-c", code, json.dumps(request)], cwd=self._root, timeout=seconds + 10, env=env
+        )
+        try:
+            answer = json.loads(done.stdout)
+        except ValueError:
+            answer = None
+        if done.timed_out or not isinstance(answer, dict):
+            raise ToolError(f"search stopped: the regex {_shown(pattern, 80)} ran longer than {seconds:g}s")
+        if "error" in answer:
+            raise ToolError(str(answer["error"]))
+        return str(answer["result"])
 
     def _search_dir(self, fd: int, rel: str, state: _SearchState, depth: int) -> None:
         try:
@@ -1055,9 +1090,6 @@ class Toolbox:
         ``timeout`` defaults to the toolbox's and is capped at ``max(timeout, 600)``
         seconds. When it passes, the command and everything it started are killed.
         """
-        from planrun.process import run_process
-        from planrun.types import forget_paths
-
         self._writable("run_command")
         if not isinstance(command, str) or not command.strip():
             raise ToolError("run_command: command must be a non-empty string")
@@ -1067,11 +1099,11 @@ class Toolbox:
         if not (limit > 0 and math.isfinite(limit)):
             raise ToolError(f"run_command: timeout must be a positive number of seconds, not {timeout!r}")
         limit = min(limit, max(self.timeout, _MAX_TIMEOUT))
-        self._open_root()  # the workdir is still the one we confine to
+        os.close(self._open_root())  # the workdir is still the one we confine to
         env = self._environment()
-        shell = "bash" if shutil.which("bash", path=env["PATH"]) else "sh"
+        shell = env["SHELL"]
         inner = ["/bin/sh", "-c", 'exec "$@" 2>&1', "sh"]
-        inner += [shell, "--noprofile", "--norc", "-c", command] if shell == "bash" else [shell, "-c", command]
+        inner += [shell, "--noprofile", "--norc", "-c", command] if shell != "/bin/sh" else [shell, "-c", command]
         argv = self._bwrap_argv() + inner if self._bwrap else inner
         try:
             result = run_process(argv, cwd=self._root, timeout=limit, env=env, max_output=self.max_output // 2)
@@ -1107,7 +1139,7 @@ class Toolbox:
             TMPDIR=os.path.join(private, "tmp"),
             TERM="dumb",
             NO_COLOR="1",
-            SHELL="/bin/bash" if shutil.which("bash", path=env["PATH"]) else "/bin/sh",
+            SHELL=shutil.which("bash", path=env["PATH"]) or "/bin/sh",
         )
         env.update(self._extra_env)
         return env
@@ -1221,6 +1253,18 @@ class _SearchState:
         if not self.lines:
             return "\n".join(["no matches", *notes])
         return "\n".join(self.lines + notes)
+
+
+def _search_child(request: str) -> None:
+    """The child process of :meth:`Toolbox._search_in_child`: one search, its answer as JSON on stdout."""
+    args = json.loads(request)
+    box = Toolbox(Path(args["workdir"]), protected=args["protected"], timeout=args["timeout"], sandbox="none")
+    box.max_output = args["max_output"]
+    try:
+        answer = {"result": box.search(*args["args"])}
+    except ToolError as exc:
+        answer = {"error": str(exc)}
+    sys.stdout.write(json.dumps(answer))
 
 
 def _skip_lines(f: Any, count: int) -> int:

@@ -475,6 +475,30 @@ def test_search_regex_errors_and_time_limit(work: Path) -> None:
     refused(box.search, "(a+)+$", match=r"search stopped: the regex '\(a\+\)\+\$' ran longer than 0.5s")
 
 
+def test_search_in_another_thread_is_stopped_too(work: Path) -> None:
+    (work / "f.txt").write_text("a" * 40 + "!\n")
+    (work / ".env").write_text("a" * 40 + "!\n")
+    box = Toolbox(work, sandbox="none", timeout=0.5)
+    results: list[str] = []
+
+    def worker() -> None:  # no SIGALRM outside the main thread: the search runs in a child process
+        for pattern in ["(a+)+$", "a!", "("]:
+            try:
+                results.append(box.search(pattern))
+            except ToolError as exc:
+                results.append(f"ToolError: {exc}")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert results == [
+        r"ToolError: search stopped: the regex '(a+)+$' ran longer than 0.5s",
+        "f.txt:1:" + "a" * 40 + "!",  # and not .env, protected in the child as here
+        "ToolError: search: invalid regex '(': missing ), unterminated subpattern at position 0",
+    ]
+    assert descendants() == []
+
+
 # -- call(): what a model sends ----------------------------------------------
 
 
@@ -634,8 +658,9 @@ def test_command_runs_in_its_own_session_in_the_workdir(tb: Toolbox, work: Path)
     assert cwd == str(work)
 
 
-def test_command_timeout_kills_everything(work: Path) -> None:
-    with Toolbox(work, sandbox="none", timeout=0.5) as box:
+@pytest.mark.parametrize("sandbox", ["none", pytest.param("bwrap", marks=needs_bwrap)])
+def test_command_timeout_kills_everything(work: Path, sandbox: str) -> None:
+    with Toolbox(work, sandbox=sandbox, timeout=0.5) as box:
         out = box.run_command("sleep 60 & sleep 61; echo never")
         assert out == "timed out after 0.5s: the command and everything it started were killed (no output)"
         assert descendants() == []
