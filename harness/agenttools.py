@@ -244,16 +244,26 @@ def _inside(real: str, root: str) -> bool:
     return real == root or os.path.commonpath((root, real)) == root
 
 
+def _realpath(path: str) -> str | None:
+    """``os.path.realpath``, or ``None`` when the path changes while it is resolved."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return None
+
+
 def _fd_realpath(fd: int, path: str) -> str | None:
     """The real path of what ``fd`` holds (opened as ``path``); ``None`` if it cannot be told for sure."""
     if _PROC_FD:
         try:
-            real = os.readlink(f"/proc/self/fd/{fd}")
+            link = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            real = ""
-        if real.startswith("/"):
-            return real.removesuffix(" (deleted)")
-    real = os.path.realpath(path)
+            link = ""
+        if link.startswith("/"):
+            return link.removesuffix(" (deleted)")
+    real = _realpath(path)
+    if real is None:
+        return None
     try:
         st, rst = os.fstat(fd), os.stat(real)
     except OSError:
@@ -688,7 +698,8 @@ class Toolbox:
         try:
             fd = os.open(full, flags)
         except OSError as exc:
-            if not _inside(os.path.realpath(full), self._root):
+            real = _realpath(full)
+            if real is None or not _inside(real, self._root):
                 raise ToolError(f"{_shown(rel)} resolves outside the workdir") from None
             if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                 raise ToolError(f"{_shown(rel)} does not exist") from None
@@ -777,7 +788,9 @@ class Toolbox:
     def _symlink_refusal(self, fd: int, name: str, here: str) -> str:
         """The refusal for a write through the symlink ``name`` in folder ``fd``, naming its target if inside."""
         msg = f"{_shown(here)} is a symlink: the tools never write through symlinks"
-        real = os.path.realpath(os.path.join(self._root, here))
+        real = _realpath(os.path.join(self._root, here))
+        if real is None:
+            return msg
         if _inside(real, self._root) and real != self._root:
             return f"{msg}; write its target {_shown(os.path.relpath(real, self._root))} instead"
         return f"{msg}, and it leads outside the workdir"
@@ -1187,7 +1200,7 @@ class Toolbox:
             except OSError:
                 continue
             if (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) and full not in seen:
-                if os.path.realpath(full) == full:  # no symlink on the way (a case-folded name would not be)
+                if _realpath(full) == full:  # no symlink on the way (a case-folded name would not be)
                     seen.append(full)
                     yield full
 

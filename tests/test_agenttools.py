@@ -10,6 +10,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +190,78 @@ def test_search_never_follows_symlinks(tb: Toolbox, work: Path, outside: Outside
     (work / "f.txt").symlink_to(outside.path / "secret.txt")
     (work / "own.txt").write_text("my secret\n")
     assert tb.search("secret") == "own.txt:1:my secret"
+
+
+class Flipper:
+    """A thread that keeps swapping ``work/name`` between a real entry and a symlink leading outside."""
+
+    def __init__(self, work: Path, name: str, target: Path, real: str) -> None:
+        self.work, self.name, self.target, self.real = work, name, target, real
+        self.stop = threading.Event()
+        self.flips = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Flipper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        path = self.work / self.name
+        while not self.stop.is_set():
+            try:
+                if self.real == "file":
+                    (self.work / "l.tmp").symlink_to(self.target)
+                    os.replace(self.work / "l.tmp", path)
+                    (self.work / "r.tmp").write_text("inside\n")
+                    os.replace(self.work / "r.tmp", path)
+                elif path.is_symlink():
+                    path.unlink()
+                    path.mkdir()
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+                    path.symlink_to(self.target)
+                self.flips += 1
+            except OSError:
+                for leftover in ("l.tmp", "r.tmp"):
+                    (self.work / leftover).unlink(missing_ok=True)
+
+    def until(self, flips: int) -> Iterator[int]:
+        """Count on until the other thread has swapped ``flips`` times (and at least as many rounds)."""
+        i = 0
+        while self.flips < flips or i < flips:
+            yield i
+            i += 1
+            time.sleep(0)  # let the flipper run
+
+
+def test_a_file_swapped_for_a_symlink_during_reads_and_writes(tb: Toolbox, work: Path, outside: Outside) -> None:
+    (work / "f.txt").write_text("inside\n")
+    seen: set[str] = set()
+    with Flipper(work, "f.txt", outside.path / "secret.txt", "file") as flipper:
+        for _ in flipper.until(300):
+            for call in (lambda: tb.read_file("f.txt"), lambda: tb.write_file("f.txt", "pwned\n")):
+                try:
+                    seen.add(call())
+                except ToolError as exc:
+                    seen.add(str(exc).split(":")[0])
+    assert not [s for s in seen if "outside secret" in s]
+    outside.assert_unchanged()
+
+
+def test_a_folder_swapped_for_a_symlink_during_writes(tb: Toolbox, work: Path, outside: Outside) -> None:
+    (work / "d").mkdir()
+    with Flipper(work, "d", outside.path / "sub", "dir") as flipper:
+        for i in flipper.until(300):
+            for path in (f"d/x{i}.txt", "d/deep.txt"):
+                try:
+                    assert "outside" not in tb.write_file(path, "pwned\n") + tb.read_file("d/deep.txt")
+                except ToolError:
+                    pass
+    outside.assert_unchanged()
 
 
 def test_the_workdir_swapped_for_another_folder_is_refused(work: Path, tmp_path: Path, outside: Outside) -> None:
