@@ -184,12 +184,15 @@ _FOLDED = tuple((tuple(_fold(p) for p in prot.pattern.split("/")), prot) for pro
 _NOT_SECRET = frozenset(_fold(n) for n in NOT_SECRET)
 
 
-def _protection(parts: Sequence[str], extra: Sequence[tuple[str, ...]]) -> Protection | None:
-    """The protection ``parts`` (workdir-relative components) fall under, unreadable ones first."""
+def _protection(parts: Sequence[str], extra: Sequence[tuple[tuple[str, ...], str]]) -> Protection | None:
+    """The protection ``parts`` (workdir-relative components) fall under, unreadable ones first.
+
+    ``extra``: more protected paths, as folded components and as shown.
+    """
     folded = [_fold(p) for p in parts]
-    for fixed in extra:
+    for fixed, shown in extra:
         if tuple(folded[: len(fixed)]) == fixed:
-            return Protection("/".join(fixed), "a plan file", False)
+            return Protection(shown, "a plan file", False)
     found: Protection | None = None
     for pattern, prot in _FOLDED:
         n = len(pattern)
@@ -584,8 +587,8 @@ class Toolbox:
         self.max_output = max_output
         self.max_read = max_read
         self.readonly = readonly
-        self._protected = tuple(self._protected_parts(p) for p in protected)
-        self._protected = tuple(p for p in self._protected if p)
+        self._protected_paths = [rel for p in protected for rel in self._protected_rels(os.fspath(p))]
+        self._protected = tuple({tuple(map(_fold, rel)): "/".join(rel) for rel in self._protected_paths}.items())
         for key in env or {}:
             if _ENV_DENIED.search(key):
                 raise ValueError(f"env: {key} looks like a secret; commands of an agent never get secrets")
@@ -602,11 +605,14 @@ class Toolbox:
             "run_command": self.run_command,
         }
 
-    def _protected_parts(self, path: str) -> tuple[str, ...]:
-        full = os.path.realpath(os.path.join(self._root, path))
-        if not _inside(full, self._root) or full == self._root:
-            return ()
-        return tuple(_fold(p) for p in os.path.relpath(full, self._root).split(os.sep))
+    def _protected_rels(self, path: str) -> list[tuple[str, ...]]:
+        """A protected path as components inside the workdir: as written and as resolved (none if outside)."""
+        full = os.path.normpath(os.path.join(self._root, path))
+        found = []
+        for candidate in (full, _realpath(full)):
+            if candidate and candidate != self._root and _inside(candidate, self._root):
+                found.append(tuple(os.path.relpath(candidate, self._root).split(os.sep)))
+        return found
 
     def sandbox_name(self) -> str:
         """``"bubblewrap"`` when commands run inside bwrap, else ``"none"``."""
@@ -1043,7 +1049,7 @@ class Toolbox:
         """:meth:`search` in a child Python process (where no signal can stop a regex in this one)."""
         request = {
             "workdir": self._root,
-            "protected": ["/".join(p) for p in self._protected],
+            "protected": ["/".join(p) for p in self._protected_paths],
             "timeout": seconds,
             "max_output": self.max_output,
             "args": [pattern, path, glob],
@@ -1147,6 +1153,7 @@ class Toolbox:
         env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOWED or k.startswith("LC_")}
         env = {k: v for k, v in env.items() if not _ENV_DENIED.search(k)}
         env.setdefault("PATH", _DEFAULT_PATH)
+        env.setdefault("LANG", "C.UTF-8")
         env.update(
             HOME=os.path.join(private, "home"),
             TMPDIR=os.path.join(private, "tmp"),
@@ -1190,7 +1197,7 @@ class Toolbox:
         except OSError:
             top = []
         candidates = [[n] for n in top] + [[".github", "workflows"], [".github", "actions"]]
-        candidates += [list(p) for p in self._protected]
+        candidates += [list(p) for p in self._protected_paths]
         for parts in candidates:
             if _protection(parts, self._protected) is None:
                 continue

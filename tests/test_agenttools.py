@@ -336,6 +336,17 @@ def test_unreadable_protected_paths_are_refused_for_reads(work: Path, path: str)
     assert box.search("hidden") == "no matches"
 
 
+def test_a_protected_path_given_through_a_symlink_protects_its_target_too(work: Path) -> None:
+    (work / "real.yaml").write_text("plan: r\n")
+    (work / "alias.yaml").symlink_to("real.yaml")
+    box = Toolbox(work, sandbox="none", protected=["alias.yaml", "./sub/../Other.YAML", str(work.parent / "x.yaml")])
+    refused(box.write_file, "real.yaml", "pwned", match="'real.yaml' is protected .a plan file, real.yaml")
+    refused(box.read_file, "real.yaml", match="'real.yaml' is protected")
+    refused(box.write_file, "other.yaml", "pwned", match="'other.yaml' is protected .a plan file, Other.YAML")
+    assert box.write_file("x.yaml", "fine\n") == "created x.yaml (5 bytes)"  # the outside one protects nothing here
+    assert (work / "real.yaml").read_text() == "plan: r\n" and not (work / "other.yaml").exists()
+
+
 def test_protected_folders_cannot_be_listed_but_are_shown(tb: Toolbox, work: Path) -> None:
     (work / ".git").mkdir()
     (work / ".planrun").mkdir()
@@ -811,10 +822,14 @@ def test_sandbox_keeps_protected_paths_read_only(work: Path) -> None:
     (work / ".git").mkdir()
     (work / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (work / "a.plan.yaml").write_text("plan: a\n")
-    (work / "my.plan").write_text("plan: m\n")
+    (work / "plans").mkdir()
+    (work / "plans" / "My.Plan").write_text("plan: m\n")
     before = snapshot(work)
-    with Toolbox(work, sandbox="bwrap", protected=["my.plan"]) as box:
-        out = box.run_command("echo x > .git/HEAD; echo x >> a.plan.yaml; rm -f my.plan a.plan.yaml; touch .git/new")
+    with Toolbox(work, sandbox="bwrap", protected=[str(work / "plans" / "My.Plan")]) as box:
+        out = box.run_command(
+            "echo x > .git/HEAD; echo x >> a.plan.yaml; echo x >> plans/My.Plan; rm -f plans/My.Plan a.plan.yaml;"
+            " touch .git/new; mv plans/My.Plan plans/moved"
+        )
         assert "Read-only file system" in out or "Device or resource busy" in out
     assert snapshot(work) == before
 
