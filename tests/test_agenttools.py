@@ -490,6 +490,18 @@ def test_read_file_binary_empty_long_line_and_bad_utf8(work: Path) -> None:
     assert box.read_file("bad") == "caf\ufffd\n[planrun: bad is not valid UTF-8: undecodable bytes are shown as U+FFFD]"
 
 
+def test_odd_names_are_one_line_refusals(tb: Toolbox, work: Path) -> None:
+    (work / "loop").symlink_to("loop")
+    long = "n" * 300
+    refused(tb.read_file, "loop", match="'loop' cannot be opened: Too many levels of symbolic links")
+    refused(tb.write_file, "loop", "x", match="'loop' is a symlink")
+    refused(tb.read_file, long, match="cannot be opened: File name too long")
+    refused(tb.call, "write_file", {"path": long, "content": "x"}, match="File name too long")
+    refused(tb.call, "write_file", {"path": "a\nb\x1b[2J", "content": "\ud800"}, match="not valid Unicode")
+    refused(tb.read_file, "a\nb\x1b[2J", match=r"^'a\\nb\\x1b\[2J' does not exist$")
+    assert sorted(p.name for p in work.iterdir()) == ["loop"]
+
+
 def test_missing_file(tb: Toolbox) -> None:
     refused(tb.read_file, "nope.txt", match="'nope.txt' does not exist")
     refused(tb.read_file, "no/dir/x", match="'no/dir/x' does not exist")
