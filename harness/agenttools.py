@@ -749,7 +749,9 @@ class Toolbox:
         parts = _parts(path)
         rel = "/".join(parts)
         if not parts:
-            raise ToolError("path '.' is the workdir itself, not a file")
+            raise ToolError(f"path {_shown(path)} is the workdir itself, not a file")
+        if path.endswith("/"):
+            raise ToolError(f"path {_shown(path)} ends with '/': name a file")
         self._refuse_protected(rel, parts, write=True)
         fd = self._open_root()
         try:
@@ -830,7 +832,7 @@ class Toolbox:
                 while view:
                     view = view[os.write(tfd, view) :]
                 if old is not None:
-                    os.fchmod(tfd, stat.S_IMODE(old.st_mode))
+                    os.fchmod(tfd, stat.S_IMODE(old.st_mode) & 0o1777)  # no set-id bit survives an agent's edit
                     if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
                         try:
                             os.fchown(tfd, old.st_uid, old.st_gid)
@@ -1114,6 +1116,8 @@ class Toolbox:
             raise ToolError("run_command: command must be a non-empty string")
         if "\x00" in command:
             raise ToolError("run_command: command contains a NUL byte")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise ToolError(f"run_command: timeout must be a number of seconds, not {_json_type(timeout)}")
         limit = self.timeout if timeout is None else float(timeout)
         if not (limit > 0 and math.isfinite(limit)):
             raise ToolError(f"run_command: timeout must be a positive number of seconds, not {timeout!r}")
@@ -1143,8 +1147,8 @@ class Toolbox:
             out.append(result.stdout.rstrip("\n"))
         elif not result.stderr:
             out[0] += " (no output)"
-        if result.stderr:  # only the sandbox itself writes here: the command's stderr is merged into stdout
-            out.append("sandbox: " + result.stderr.rstrip("\n"))
+        if result.stderr:  # only bwrap or the wrapper write here: the command's stderr is merged into stdout
+            out.append("stderr: " + result.stderr.rstrip("\n"))
         return _bound(printable("\n".join(out)), self.max_output)
 
     def _environment(self) -> dict[str, str]:

@@ -422,6 +422,13 @@ def test_write_creates_folders_keeps_the_mode_and_leaves_no_temporary_file(tb: T
     assert sorted(p.name for p in (work / "a/b").iterdir()) == ["run.sh"]
 
 
+def test_write_needs_a_file_name(tb: Toolbox, work: Path) -> None:
+    refused(tb.write_file, ".", "x", match="path '.' is the workdir itself, not a file")
+    refused(tb.write_file, "./", "x", match="is the workdir itself")
+    refused(tb.write_file, "new/", "x", match="path 'new/' ends with '/': name a file")
+    assert list(work.iterdir()) == []
+
+
 def test_write_through_a_file_used_as_a_folder_is_refused(tb: Toolbox, work: Path) -> None:
     (work / "f").write_text("x")
     refused(tb.write_file, "f/g.txt", "y", match="'f' is not a regular file, not a folder|'f' is .* not a folder")
@@ -737,6 +744,8 @@ def test_command_output_exit_status_and_escapes(tb: Toolbox) -> None:
     assert tb.run_command("cat") == "exit code 0 (no output)"  # stdin is /dev/null
     assert tb.run_command("echo bye; kill -9 $$") == "killed by signal 9\nbye"
     refused(tb.run_command, "   ", match="non-empty")
+    refused(tb.run_command, "true", "5", match="timeout must be a number of seconds, not a string")
+    refused(tb.run_command, "true", -1, match="timeout must be a positive number of seconds, not -1")
 
 
 def test_command_output_is_capped_head_and_tail(work: Path) -> None:
