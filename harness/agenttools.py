@@ -30,6 +30,7 @@ whose one-line message goes back to the model.
 from __future__ import annotations
 
 import codecs
+import copy
 import json
 import math
 import os
@@ -492,8 +493,11 @@ _EXECUTOR_TOOLS = ("report_blocked", "finish")
 
 
 def schemas(readonly: bool = False) -> list[dict[str, Any]]:
-    """The ``tools`` definitions for an agent: all of them, or without the writing tools when ``readonly``."""
-    return [s for s in TOOL_SCHEMAS if not (readonly and s["function"]["name"] in _WRITE_TOOLS)]
+    """The ``tools`` definitions for an agent: all of them, or without the writing tools when ``readonly``.
+
+    A copy: the caller may change it (the toolbox validates against :data:`TOOL_SCHEMAS`).
+    """
+    return copy.deepcopy([s for s in TOOL_SCHEMAS if not (readonly and s["function"]["name"] in _WRITE_TOOLS)])
 
 
 _PARAMS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
