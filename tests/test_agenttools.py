@@ -549,6 +549,10 @@ def test_search_glob_binary_and_skipped_folders(tb: Toolbox, work: Path) -> None
     assert tb.search("TODO") == "src/b.txt:1:TODO later\nsrc/pkg/a.py:2:TODO = 1"
     assert tb.search("TODO", glob="*.py") == "src/pkg/a.py:2:TODO = 1"
     assert tb.search("TODO", glob="src/**/*.py") == "src/pkg/a.py:2:TODO = 1"
+    assert tb.search("TODO", glob="src/pkg/[ab].py") == "src/pkg/a.py:2:TODO = 1"
+    assert tb.search("TODO", glob="src/pkg/[!a].py") == "no matches"
+    assert tb.search("TODO", glob="src/**") == "src/b.txt:1:TODO later\nsrc/pkg/a.py:2:TODO = 1"
+    assert tb.search("TODO", glob="*.TXT") == "no matches"  # globs are case-sensitive, like the file system
     assert tb.search("TODO", "src/b.txt") == "src/b.txt:1:TODO later"
     assert tb.search("TODO", "node_modules") == "node_modules/m.js:1:TODO"  # named explicitly: searched
     assert tb.search("nothing here") == "no matches"
