@@ -186,6 +186,7 @@ class AgentSpec:
     def argv(self, *, prompt: str, prompt_file: str, workdir: str, files: Sequence[str] = ()) -> list[str]:
         """The argument vector for one attempt."""
         values = {"prompt": prompt, "prompt_file": prompt_file, "workdir": workdir, "model": self.model or ""}
+        values = {k: v.replace("\x00", "\ufffd") for k, v in values.items()}  # no argument can hold a NUL
         argv: list[str] = []
         for word in self.words:
             if word == "{files}":
@@ -286,6 +287,8 @@ def agent_spec(config: Config) -> AgentSpec:
         raise UsageError(f"{where[1]}: cannot split {cmd!r}: {str(exc).lower()}") from None
     if not words:
         raise UsageError(f"{where[1]} is empty")
+    if "\x00" in cmd:
+        raise UsageError(f"{where[1]}: a NUL byte cannot be part of a command line")
     used: set[str] = set()
     for word in words:
         if word == "{files}":
@@ -571,7 +574,8 @@ class AgentCliExecutor(Executor):
                 f"# Attempt {context.attempt}: the previous attempt did not pass\n"
                 + agentprompt.feedback_prompt(context.feedback)
             )
-        return "\n\n".join(parts) + "\n"
+        # Text a file or an argument can hold: lone surrogates (from a plan's escapes) become "?".
+        return ("\n\n".join(parts) + "\n").encode("utf-8", "replace").decode("utf-8")
 
     def execute(self, task: Task, context: ExecutionContext) -> ExecutionResult:
         spec = self.spec
@@ -651,6 +655,14 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"the agent command --executor {NAME} runs, with {{prompt}}, {{prompt_file}}, {{workdir}}, {{model}}",
     )
+
+
+@hookimpl
+def planrun_configure(config: Config) -> None:
+    """``--agent``/``--agent-cmd`` without ``--executor`` (and no configured one) mean ``--executor agent-cli``."""
+    chosen = config.getoption("agent") is not None or config.getoption("agent_cmd") is not None
+    if chosen and config.getoption("executor") is None and config.default_executor is None:
+        config.default_executor = NAME
 
 
 @hookimpl

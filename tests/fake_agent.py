@@ -21,6 +21,7 @@ Directives (in the task description, each on its own line):
     KILL-SELF                 end by SIGKILL
     SLEEP                     sleep for 300 seconds
     ESCAPE                    start ``setsid sleep 300`` in the background, record its pid, exit
+    ALIVE path                write to ``path`` the ESCAPE pids of earlier runs (in the log) still alive, or "none"
 
 If the environment has ``FAKE_AGENT_LOG`` (a file outside the workdir), each
 run appends one JSON line: argv, cwd, the prompt, where it came from, the
@@ -41,7 +42,7 @@ TOKENS_IN = 1000
 TOKENS_OUT = 50
 COST = 0.25
 RETRY = "the previous attempt did not pass"
-DIRECTIVE = re.compile(r"^(WRITE|WRONG-FIRST|SAY|JSON|OPENAI-USAGE|EXIT|KILL-SELF|SLEEP|ESCAPE)\b ?(.*)$", re.M)
+DIRECTIVE = re.compile(r"^(WRITE|WRONG-FIRST|SAY|JSON|OPENAI-USAGE|EXIT|KILL-SELF|SLEEP|ESCAPE|ALIVE)\b ?(.*)$", re.M)
 
 
 def _after(args: list[str], flag: str) -> str:
@@ -80,6 +81,22 @@ def write(path: str, text: str) -> None:
         os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text + "\n")
+
+
+def alive_escapees() -> list[int]:
+    """The ESCAPE pids in the log whose process still runs (a zombie counts as gone)."""
+    log, alive = os.environ.get("FAKE_AGENT_LOG"), []
+    if log and os.path.exists(log):
+        with open(log, encoding="utf-8") as f:
+            pids = [json.loads(line).get("escaped") for line in f]
+        for pid in filter(None, pids):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        alive.append(pid)
+            except OSError:
+                pass
+    return alive
 
 
 def output(cli: str, message: str, openai: bool) -> str:
@@ -162,6 +179,8 @@ def main(args: list[str]) -> int:
         elif kind == "ESCAPE":
             sleeper = subprocess.Popen(["setsid", "sleep", "300"], stdin=subprocess.DEVNULL)
             record["escaped"] = sleeper.pid
+        elif kind == "ALIVE":
+            write(rest, "alive: " + (" ".join(map(str, alive_escapees())) or "none"))
     log = os.environ.get("FAKE_AGENT_LOG")
     if log:
         with open(log, "a", encoding="utf-8") as f:

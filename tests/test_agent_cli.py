@@ -209,11 +209,15 @@ def test_an_agent_past_the_timeout_is_killed_and_the_task_errors(planrunner: Pla
 
 
 def test_the_agent_process_cannot_outlive_its_task(planrunner: Planrunner, log: Path) -> None:
-    one_task(planrunner, "ESCAPE\nWRITE x.txt: 1")
+    """A process the agent starts in a new session is killed when the agent exits, before the next task."""
+    after = {"id": "after", "name": "A", "depends_on": ["t"], "description": "ALIVE seen.txt", "file": "seen.txt"}
+    after["criteria"] = ["seen.txt contains `alive: none`"]
+    one_task(planrunner, "ESCAPE\nWRITE x.txt: 1", more=[after])
     result, _ = run(planrunner, "--agent-cmd", CMD, "p.plan.yaml")
     assert result.ret == ExitCode.OK, result
-    (record,) = runs(log)
+    record = runs(log)[0]
     assert_gone(record["escaped"])
+    assert (planrunner.path / "seen.txt").read_text() == "alive: none\n"
 
 
 def test_the_prompt_can_be_an_argument(planrunner: Planrunner, log: Path) -> None:
@@ -232,6 +236,28 @@ def test_a_prompt_too_long_for_an_argument_fails_with_advice(planrunner: Planrun
         "over the 131071-byte limit of one command-line argument (use a template with {prompt_file})"
     )
     assert runs(log) == []
+
+
+def test_nul_bytes_in_a_file_cannot_break_the_prompt_argument(planrunner: Planrunner, log: Path) -> None:
+    (planrunner.path / "bin.dat").write_bytes(b"head\x00tail")
+    planrunner.makeplan("p", json.dumps({"plan": "p", "tasks": [{
+        "id": "t", "name": "T", "file": "bin.dat", "description": "WRITE x.txt: 1", "criteria": [{"file_exists": "x.txt"}]
+    }]}))  # fmt: skip
+    result, _ = run(planrunner, "--agent-cmd", f"{sys.executable} {FAKE} --text {{prompt}}", "p.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    assert "head\ufffdtail" in runs(log)[0]["prompt"]
+
+
+def test_agent_options_alone_choose_the_agent_cli_executor(planrunner: Planrunner, log: Path) -> None:
+    planrunner.makeplan("two", TWO_TASKS)
+    result = planrunner.run("--agent-cmd", CMD, "two.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    assert len(runs(log)) == 2
+    planrunner.makefile("planrun.toml", "executor = 'nosuch'\n")  # a configured executor still wins
+    result = planrunner.run("--agent-cmd", CMD, "two.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: unknown executor 'nosuch' (known: agent-cli, *)"])
+    assert len(runs(log)) == 2
 
 
 def test_the_prompt_file_is_outside_the_workdir_and_removed(planrunner: Planrunner, log: Path) -> None:
@@ -527,6 +553,10 @@ USAGE_ERRORS = {
         'ERROR: --agent-cmd: cannot split "python3 \'{prompt}": no closing quotation',
     ),
     "empty template": (["--agent-cmd", "   "], "ERROR: --agent-cmd must be a non-empty string, got '   '"),
+    "preset with an unknown model placeholder": (
+        ["--agent-cmd", "x {prompt} {model_args}"],
+        "ERROR: --agent-cmd: unknown placeholder {model_args} in *",
+    ),
 }
 
 
@@ -546,6 +576,11 @@ def test_a_bad_agent_is_a_usage_error_before_any_step(two_plans: Planrunner, cas
     [
         ("agent = 'nope'", "ERROR: [[]tool.planrun] agent: unknown agent preset 'nope'; the presets are: *"),
         ("agent = 3", "ERROR: [[]tool.planrun] agent must be a non-empty string, got 3"),
+        (
+            'agent_cmd = "x {prompt}\\u0000"',
+            "ERROR: [[]tool.planrun] agent_cmd: a NUL byte cannot be part of a command line",
+        ),
+        ("model = ['a']\nagent = 'claude'", "ERROR: [[]tool.planrun] model must be a non-empty string, got [[]'a']"),
         (
             "agent_cmd = 'gone-agent {prompt}'",
             "ERROR: agent-cli: agent program 'gone-agent' is not on PATH ([[]tool.planrun] agent_cmd *)",
