@@ -294,6 +294,8 @@ def agent_spec(config: Config) -> AgentSpec:
         if word == "{files}":
             continue
         for name in _placeholders(word):
+            if name == "files":
+                raise UsageError(f"{where[1]}: {{files}} must be a word of its own (it becomes one argument per file)")
             if name not in _PLACEHOLDERS:
                 known = ", ".join("{" + n + "}" for n in (*_PLACEHOLDERS, "files"))
                 raise UsageError(f"{where[1]}: unknown placeholder {{{name}}} in {cmd!r} (known: {known})")

@@ -375,12 +375,14 @@ def test_a_preset_uses_the_configured_model(planrunner: Planrunner, log: Path, f
     assert runs(log)[0]["argv"][-2:] == ["--model", "big-model"]
 
 
-def test_the_model_placeholder_in_a_template(planrunner: Planrunner, log: Path) -> None:
+def test_the_placeholders_of_a_template(planrunner: Planrunner, log: Path) -> None:
     planrunner.makefile("planrun.toml", "model = 'm-1'\n")
     planrunner.makeplan("two", TWO_TASKS)
-    result, _ = run(planrunner, "--agent-cmd", f"{CMD} --model={{model}} {{{{literal}}}} {{workdir}}", "two.plan.yaml")
+    template = f"{CMD} --model={{model}} {{{{literal}}}} {{workdir}} '{{files}}' {{files}} 'two words'"
+    result, _ = run(planrunner, "--agent-cmd", template, "two.plan.yaml")
     assert result.ret == ExitCode.OK, result
-    assert runs(log)[0]["argv"][1:] == ["--model=m-1", "{literal}", str(planrunner.path)]
+    argv = runs(log)[0]["argv"]
+    assert argv[1:] == ["--model=m-1", "{literal}", str(planrunner.path), "a.txt", "a.txt", "two words"]
 
 
 # -- preset argv, exactly ------------------------------------------------------------
@@ -553,6 +555,14 @@ USAGE_ERRORS = {
         'ERROR: --agent-cmd: cannot split "python3 \'{prompt}": no closing quotation',
     ),
     "empty template": (["--agent-cmd", "   "], "ERROR: --agent-cmd must be a non-empty string, got '   '"),
+    "the program a placeholder": (
+        ["--agent-cmd", "{prompt}"],
+        "ERROR: --agent-cmd: the program itself cannot be a placeholder: '{prompt}'",
+    ),
+    "files inside a word": (
+        ["--agent-cmd", "agent --files={files} {prompt}"],
+        "ERROR: --agent-cmd: {files} must be a word of its own (it becomes one argument per file)",
+    ),
     "preset with an unknown model placeholder": (
         ["--agent-cmd", "x {prompt} {model_args}"],
         "ERROR: --agent-cmd: unknown placeholder {model_args} in *",
