@@ -454,15 +454,20 @@ def _parse_opencode(objects: list[dict[str, Any]], out: AgentOutput) -> None:
             out.error = _text(_dict(error.get("data")).get("message")) or _text(error.get("name")) or "error"
 
 
-_AIDER_TOKENS = re.compile(r"^Tokens: ([\d.]+)(k?) sent, ([\d.]+)(k?) received\.(?: Cost: \$([\d.]+) message)?", re.M)
+_AIDER_TOKENS = re.compile(
+    r"^Tokens: ([\d.]+)([kM]?) sent(?:, [\d.]+[kM]? cache (?:write|hit))*, ([\d.]+)([kM]?) received\."
+    r"(?: Cost: \$([\d.]+) message)?",
+    re.M,
+)
+_SCALE = {"": 1, "k": 1000, "M": 1_000_000}
 
 
 def _parse_aider(stdout: str, out: AgentOutput) -> None:
-    """aider prints no JSON: read its ``Tokens: 2.1k sent, 120 received. Cost: $0.01 message`` lines."""
+    """aider prints no JSON: read its ``Tokens: 2.1k sent, 120 received. Cost: $0.01 message, ...`` lines."""
     for m in _AIDER_TOKENS.finditer(stdout):
         try:
-            out.tokens_in += round(float(m[1]) * (1000 if m[2] else 1))
-            out.tokens_out += round(float(m[3]) * (1000 if m[4] else 1))
+            out.tokens_in += round(float(m[1]) * _SCALE[m[2]])
+            out.tokens_out += round(float(m[3]) * _SCALE[m[4]])
             if m[5]:
                 out.cost = (out.cost or 0.0) + float(m[5])
         except ValueError:

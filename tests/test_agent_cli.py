@@ -473,6 +473,12 @@ PARSED = {
         "Tokens: 300 sent, 1.2k received.\n",
         (2800, 1320, 0.01, None, "", None),
     ),
+    "aider with cache and millions": (
+        "aider",
+        "Tokens: 1.5M sent, 12k cache write, 3.1k cache hit, 2k received. Cost: $1.50 message, $2.00 session.\n"
+        "Tokens: 1.2.3k sent, 1 received.\n",  # not a number: ignored
+        (1_500_000, 2000, 1.5, None, "", None),
+    ),
     "generic hostile values": (
         "generic",
         '{"usage":{"input_tokens":-5,"output_tokens":true},"cost":"free","result":7}\n',
