@@ -329,6 +329,9 @@ class _LiveModel:
             raise ExecutorError(f"the model endpoint is unreachable: {summary}", stop=STOP_UNREACHABLE)
         raise ExecutorError(f"the model endpoint keeps failing: {summary}")
 
+    def close(self) -> None:
+        self.client.close()
+
     def _turn(self, response: Any) -> _Turn:
         if not response.choices:
             raise ExecutorError(f"the model endpoint {self.where} answered without a choice")
@@ -396,7 +399,6 @@ class OpenAIExecutor(Executor):
         self.settings = _Settings(config)
         self.redact = Redactor.from_environ(self.settings.api_key)
         self.conversations: dict[str, _Conversation] = {}
-        self._model: _LiveModel | None = None
         self._replays: dict[str, _ReplayModel] = {}
 
     # -- the task -------------------------------------------------------
@@ -435,7 +437,7 @@ class OpenAIExecutor(Executor):
         if context.attempt > 1 and context.feedback:
             feedback = agentprompt.feedback_prompt(context.feedback)
             conv.messages.append({"role": "user", "content": self.redact(feedback)})
-        model = self._replay_model(task, path, context) if settings.replay else self._live_model()
+        model = self._replay_model(task, path, context) if settings.replay else _LiveModel(settings, self.redact)
         toolbox = agenttools.Toolbox(
             context.workdir, protected=_plan_files(context), timeout=min(60.0, context.timeout)
         )
@@ -455,6 +457,8 @@ class OpenAIExecutor(Executor):
             outcome = f"timed out: {exc}"
             raise
         finally:
+            if isinstance(model, _LiveModel):
+                model.close()  # no connection outlives the attempt
             conv.attempts.append({"attempt": context.attempt, "outcome": outcome})
             if not settings.replay:
                 self._write_transcript(path, task, context, conv)
@@ -571,11 +575,6 @@ class OpenAIExecutor(Executor):
             conv.cost = (conv.cost or 0.0) + cost
 
     # -- the model: live or replayed ------------------------------------
-
-    def _live_model(self) -> _LiveModel:
-        if self._model is None:
-            self._model = _LiveModel(self.settings, self.redact)
-        return self._model
 
     def _replay_model(self, task: Task, path: Path, context: ExecutionContext) -> _ReplayModel:
         replay = self._replays.get(task.id)

@@ -537,7 +537,9 @@ def test_no_model_is_one_line(project: Planrunner, openai_server: ScriptedOpenAI
     project.makefile("pyproject.toml", f'[tool.planrun]\nexecutor = "openai"\nbase_url = "{openai_server.url}"\n')
     project.makeplan("p", TWO_TASKS)
     result, reports = run(project)
-    assert reports.items["a"].message == "the openai executor needs a model: pass --model NAME or set [tool.planrun] model"
+    assert (
+        reports.items["a"].message == "the openai executor needs a model: pass --model NAME or set [tool.planrun] model"
+    )
     assert "b" not in reports.items
     assert not openai_server.requests
     result, reports = run(project, "--model", "from-the-flag")
@@ -571,7 +573,9 @@ def test_api_key_env_names_the_variable(
         ('prices = {"scripted-model" = {input = 1}}', "[tool.planrun.prices] 'scripted-model' must be {input = N"),
     ],
 )
-def test_bad_config_is_a_usage_error(project: Planrunner, openai_server: ScriptedOpenAI, ini: str, message: str) -> None:
+def test_bad_config_is_a_usage_error(
+    project: Planrunner, openai_server: ScriptedOpenAI, ini: str, message: str
+) -> None:
     project.makefile("pyproject.toml", (project.path / "pyproject.toml").read_text() + ini + "\n")
     project.makeplan("p", ONE_TASK)
     result = project.run()
