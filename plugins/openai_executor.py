@@ -62,6 +62,7 @@ NUDGE = (
 )
 WORKDIR_MARK = "<workdir>"
 TRANSCRIPT_FORMAT = 1
+_CLIENTS = "openai_executor.clients"  # config.stash key: the live clients, closed at the session's end
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
 
@@ -400,6 +401,7 @@ class OpenAIExecutor(Executor):
         self.redact = Redactor.from_environ(self.settings.api_key)
         self.conversations: dict[str, _Conversation] = {}
         self._replays: dict[str, _ReplayModel] = {}
+        self._model: _LiveModel | None = None
 
     # -- the task -------------------------------------------------------
 
@@ -437,7 +439,7 @@ class OpenAIExecutor(Executor):
         if context.attempt > 1 and context.feedback:
             feedback = agentprompt.feedback_prompt(context.feedback)
             conv.messages.append({"role": "user", "content": self.redact(feedback)})
-        model = self._replay_model(task, path, context) if settings.replay else _LiveModel(settings, self.redact)
+        model = self._replay_model(task, path, context) if settings.replay else self._live_model()
         toolbox = agenttools.Toolbox(
             context.workdir, protected=_plan_files(context), timeout=min(60.0, context.timeout)
         )
@@ -457,8 +459,6 @@ class OpenAIExecutor(Executor):
             outcome = f"timed out: {exc}"
             raise
         finally:
-            if isinstance(model, _LiveModel):
-                model.close()  # no connection outlives the attempt
             conv.attempts.append({"attempt": context.attempt, "outcome": outcome})
             if not settings.replay:
                 self._write_transcript(path, task, context, conv)
@@ -575,6 +575,13 @@ class OpenAIExecutor(Executor):
             conv.cost = (conv.cost or 0.0) + cost
 
     # -- the model: live or replayed ------------------------------------
+
+    def _live_model(self) -> _LiveModel:
+        """One client for the run (its connections are reused); closed when the session finishes."""
+        if self._model is None:
+            self._model = _LiveModel(self.settings, self.redact)
+            self.config.stash.setdefault(_CLIENTS, []).append(self._model)
+        return self._model
 
     def _replay_model(self, task: Task, path: Path, context: ExecutionContext) -> _ReplayModel:
         replay = self._replays.get(task.id)
@@ -752,6 +759,12 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="answer from the transcripts in .planrun/transcripts/ instead of the network",
     )
+
+
+@hookimpl
+def planrun_sessionfinish(session: Any) -> None:
+    for model in session.config.stash.pop(_CLIENTS, []):
+        model.close()
 
 
 @hookimpl
