@@ -732,3 +732,21 @@ def test_replay_diverging_later_and_missing(project: Planrunner, openai_server: 
     result, reports = run(project, "--replay")
     assert reports.items["t"].message.startswith("--replay: no transcript recorded for task 't' (")
     assert len(openai_server.requests) == 2
+
+
+def test_base_url_from_the_environment_and_the_flag(
+    project: Planrunner, openai_server: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makefile("pyproject.toml", '[tool.planrun]\nexecutor = "openai"\nmodel = "m"\n')
+    project.makeplan("p", ONE_TASK)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
+    openai_server.add(tool_turn(WRITE, FINISH))
+    assert run(project)[0].ret == ExitCode.OK
+    assert len(openai_server.requests) == 1
+    # The flag wins over the environment (here: a server that answers nothing but 400s).
+    with ScriptedOpenAI([error(400, "the other server")]) as other:
+        (project.path / "a.txt").unlink()
+        result, reports = run(project, "--base-url", other.url)
+        assert reports.items["t"].message == f"the model endpoint {other.url} answered 400: the other server"
+        assert len(other.requests) == 1
+    assert len(openai_server.requests) == 1
