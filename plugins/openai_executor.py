@@ -681,6 +681,7 @@ def _ensure_state_dir(folder: Path) -> None:
     ignore = folder / ".gitignore"
     if not ignore.exists():
         _atomic_write(ignore, "# Created by planrun automatically.\n*\n")
+        os.chmod(ignore, 0o644)
 
 
 def _atomic_write(path: Path, text: str) -> None:

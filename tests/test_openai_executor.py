@@ -750,3 +750,23 @@ def test_base_url_from_the_environment_and_the_flag(
         assert reports.items["t"].message == f"the model endpoint {other.url} answered 400: the other server"
         assert len(other.requests) == 1
     assert len(openai_server.requests) == 1
+
+
+def test_transcripts_leave_git_status_clean(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    project.makeplan("p", ONE_TASK)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project.path, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    git("add", "-A")
+    before = git("status", "--porcelain")
+    openai_server.add(tool_turn(WRITE, FINISH))
+    assert run(project)[0].ret == ExitCode.OK
+    assert (project.path / ".planrun/transcripts/p/t.json").is_file()
+    assert git("status", "--porcelain").replace("?? a.txt\n", "") == before
