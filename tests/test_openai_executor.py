@@ -189,6 +189,7 @@ def test_three_tasks_a_retry_with_feedback_and_a_dependent(project: Planrunner, 
     result.assert_outcomes(passed=3)
     assert (project.path / "a.txt").read_text() == "hello\n"
     assert (project.path / "c.txt").exists()
+    assert "tokens" in result.outstr and "attempts" in result.outstr  # the format is the terminal's business
     one, two, three = reports.items["one"], reports.items["two"], reports.items["three"]
     assert (one.attempts, one.tokens_in, one.tokens_out) == (2, 640, 30)
     assert (two.attempts, two.tokens_in, two.tokens_out) == (1, 100, 20)
@@ -508,11 +509,11 @@ def test_an_unreachable_endpoint_is_one_line_and_stops_the_run(
 ) -> None:
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     project.makeplan("p", TWO_TASKS)
-    result, reports = run(project, "--base-url", f"http://127.0.0.1:{port}/v1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused, and no one else gets the port
+        port = s.getsockname()[1]
+        result, reports = run(project, "--base-url", f"http://127.0.0.1:{port}/v1")
     assert result.ret == ExitCode.TESTS_FAILED
     a = reports.items["a"]
     assert a.outcome == "error"
