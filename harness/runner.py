@@ -16,6 +16,7 @@ from planrun.types import (
     ExecutionContext,
     ExecutionResult,
     Executor,
+    ExecutorError,
     StepTimeout,
     forget_paths,
     time_limit,
@@ -201,6 +202,14 @@ class PlanRunner:
                     criteria=self._regressions(),
                     **usage.fields(executor_name, attempt),
                 )
+            except ExecutorError as exc:
+                forget_paths()
+                if exc.result is not None:
+                    usage.add(exc.result)
+                if exc.stop:
+                    self.session.shouldstop = exc.stop
+                fields = usage.fields(executor_name, attempt)
+                return self._report(item, "error", message=str(exc), criteria=self._regressions(), **fields)
             except Exception as exc:
                 evidence = traceback.format_exc(limit=-5)
                 forget_paths()

@@ -8,11 +8,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from planrun.testing_openai import ScriptedOpenAI
 
 _COUNT = re.compile(r"(\d+) (\w+)")
 _WORDS = {"error": "errors", "warning": "warnings"}
@@ -127,4 +131,25 @@ def planrunner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Planrunner:
     return Planrunner(tmp_path)
 
 
-__all__ = ["Planrunner", "RunResult", "planrunner"]
+@pytest.fixture
+def openai_server() -> Iterator[ScriptedOpenAI]:
+    """A started :class:`ScriptedOpenAI` (empty script: ``.add(...)`` replies); closed after the test."""
+    from planrun.testing_openai import ScriptedOpenAI
+
+    with ScriptedOpenAI() as server:
+        yield server
+
+
+_OPENAI_NAMES = ("RecordedRequest", "Reply", "ScriptedOpenAI", "delay", "error", "text", "tool_turn")
+
+
+def __getattr__(name: str) -> Any:
+    """The scripted OpenAI server's names, imported on first use (see :mod:`planrun.testing_openai`)."""
+    if name in _OPENAI_NAMES:
+        from planrun import testing_openai
+
+        return getattr(testing_openai, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Planrunner", "RunResult", "openai_server", "planrunner", *_OPENAI_NAMES]

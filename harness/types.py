@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from planrun.errors import PlanrunError
 from planrun.outcomes import fail
 
 if TYPE_CHECKING:
@@ -377,6 +378,22 @@ class ExecutionResult:
 
 class StepTimeout(Exception):
     """A process or step ran past its timeout (an error, not a failure)."""
+
+
+class ExecutorError(PlanrunError):
+    """The executor cannot perform the task (a budget exceeded, an endpoint that refuses): the task's error.
+
+    Reported as one line, without a traceback.
+
+    :param stop: when set, the run stops after this task with this reason
+        (e.g. an unreachable endpoint, which every other task would meet too).
+    :param result: what the attempt used so far (tokens, cost), summed into the report.
+    """
+
+    def __init__(self, message: str, *, stop: str | None = None, result: ExecutionResult | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+        self.result = result
 
 
 class _Context:

@@ -70,7 +70,7 @@ def test_p_no_shell_makes_run_steps_a_usage_error(planrunner: Planrunner) -> Non
     result = planrunner.run("-p", "no:shell", "p.plan.yaml")
     assert result.ret == ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: unknown executor 'shell' (known: *)"])
-    assert "shell" not in result.errstr.split("(known:")[1]
+    assert "shell" not in result.errstr.split("(known:", 1)[1]
     assert not Path("x").exists()
 
 
