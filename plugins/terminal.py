@@ -205,6 +205,7 @@ class StatusLine:
         self.frame = 0
         self.nodeid = ""
         self.attempt = 0
+        self.limit: int | None = None  # the attempts the task has, when known
         self.status: dict[str, Any] = {}
         self.task_start = 0.0
         self.attempt_start = 0.0
@@ -215,13 +216,14 @@ class StatusLine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def begin(self, nodeid: str, attempt: int) -> None:
-        """An executor starts an attempt at ``nodeid``."""
+    def begin(self, nodeid: str, attempt: int, limit: int | None = None) -> None:
+        """An executor starts attempt ``attempt`` (of ``limit``) at ``nodeid``."""
         now = time.monotonic()
         with self.lock:
             if nodeid != self.nodeid:
                 self.nodeid, self.task_start = nodeid, now
-            self.attempt, self.attempt_start, self.status, self.active = attempt, now, {}, True
+            self.attempt, self.limit, self.attempt_start, self.status = attempt, limit, now, {}
+            self.active = True
         if self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="planrun-status", daemon=True)
             self._thread.start()
@@ -230,7 +232,7 @@ class StatusLine:
         """What the executor reported: merged into what it said before in this attempt."""
         with self.lock:
             if nodeid != self.nodeid or attempt != self.attempt or not self.active:
-                self.begin(nodeid, attempt)
+                self.begin(nodeid, attempt, self.limit if nodeid == self.nodeid else None)
             self.status.update(status)
             if not self.shown or time.monotonic() - self.drawn_at >= self.INTERVAL:
                 self.draw()
@@ -261,7 +263,11 @@ class StatusLine:
 
     def text(self) -> str:
         status = self.status
-        parts = [self.frames[self.frame % len(self.frames)], self.nodeid, f"attempt {self.attempt}"]
+        parts = [self.frames[self.frame % len(self.frames)], self.nodeid]
+        if self.limit is None:
+            parts.append(f"attempt {self.attempt}")
+        elif self.limit > 1:
+            parts.append(f"attempt {self.attempt}/{self.limit}")
         if isinstance(status.get("turn"), int):
             parts.append(f"turn {status['turn']}")
         if status.get("tool"):
@@ -281,8 +287,8 @@ class StatusLine:
         """Draw the line, cut to the width (a wrapped line could not be cleared)."""
         from rich.cells import cell_len
 
-        self.frame += 1
         text = self.text()
+        self.frame += 1
         room = max(self.tr.width - 1, 10)
         if cell_len(text) > room:
             from rich.text import Text
@@ -485,7 +491,7 @@ class TerminalReporter:
         live = self.live
         if live is None:
             return (yield)
-        live.begin(context.nodeid, context.attempt)
+        live.begin(context.nodeid, context.attempt, attempt_limit(self.config, executor))
         try:
             return (yield)
         finally:
