@@ -207,6 +207,7 @@ class StatusLine:
         self.attempt = 0
         self.limit: int | None = None  # the attempts the task has, when known
         self.status: dict[str, Any] = {}
+        self.phase = ""  # what the runner does after the executor: "checking the criteria"
         self.task_start = 0.0
         self.attempt_start = 0.0
         self.active = False
@@ -223,7 +224,7 @@ class StatusLine:
             if nodeid != self.nodeid:
                 self.nodeid, self.task_start = nodeid, now
             self.attempt, self.limit, self.attempt_start, self.status = attempt, limit, now, {}
-            self.active = True
+            self.phase, self.active = "", True
         if self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="planrun-status", daemon=True)
             self._thread.start()
@@ -236,6 +237,12 @@ class StatusLine:
             self.status.update(status)
             if not self.shown or time.monotonic() - self.drawn_at >= self.INTERVAL:
                 self.draw()
+
+    def checking(self) -> None:
+        """The executor is done, the criteria are being checked: the line goes, and comes back if that takes long."""
+        with self.lock:
+            self.clear()
+            self.status, self.phase, self.attempt_start = {}, "checking the criteria", time.monotonic()
 
     def end(self) -> None:
         """The attempt is over: the line goes."""
@@ -268,6 +275,8 @@ class StatusLine:
             parts.append(f"attempt {self.attempt}")
         elif self.limit > 1:
             parts.append(f"attempt {self.attempt}/{self.limit}")
+        if self.phase:
+            parts.append(self.phase)
         if isinstance(status.get("turn"), int):
             parts.append(f"turn {status['turn']}")
         if status.get("tool"):
@@ -493,9 +502,12 @@ class TerminalReporter:
             return (yield)
         live.begin(context.nodeid, context.attempt, attempt_limit(self.config, executor))
         try:
-            return (yield)
-        finally:
+            result = yield
+        except BaseException:
             live.end()
+            raise
+        live.checking()  # until the item's report (or the next attempt)
+        return result
 
     @hookimpl
     def planrun_task_progress(self, nodeid: str, attempt: int, status: dict[str, Any]) -> None:

@@ -358,7 +358,8 @@ class LiveAgent(Executor):
         else:
             context.progress(turn=1, tool="write\\x1b[31mfile", tokens_in=1200, tokens_out=300)
             context.progress(turn=2, tool="write_file", tokens_in=2500, tokens_out=600)
-            wait_for(Path(f"{task.id}.go"))  # the test says when it saw what it waits for
+            if task.id != "slowcheck":
+                wait_for(Path(f"{task.id}.go"))  # the test says when it saw what it waits for
         (context.workdir / f"{task.id}.txt").write_text("done")
         return ExecutionResult(summary="done", tokens_in=2500, tokens_out=600, cost=0.01)
 
@@ -378,6 +379,13 @@ tasks:
     name: A shell step that reports nothing
     run: "while [ ! -e quiet.go ]; do sleep 0.05; done; echo > quiet.txt"
     criteria: [quiet.txt exists]
+  - id: slowcheck
+    name: A task whose criterion takes a while
+    description: d
+    criteria:
+      - slowcheck.txt exists
+      # Fails at once before the task (the baseline), waits for the test after it.
+      - command: {run: "test -e slowcheck.txt && while [ ! -e slowcheck.go ]; do sleep 0.05; done"}
 """
 
 
@@ -485,6 +493,8 @@ def test_a_tty_shows_a_transient_status_line(planrunner: Planrunner, env: dict[s
         "two": re.compile(r"::two  attempt 1/2  turn 2"),
         # A step that never reports progress gets the line too (no attempt count: a shell step has one).
         "quiet": re.compile(r"::quiet  \d+s"),
+        # After the executor, a criterion that takes long shows too.
+        "slowcheck": re.compile(r"::slowcheck  attempt 1/2  checking the criteria  \d+s"),
     }
 
     def react(out: str) -> None:
@@ -506,8 +516,8 @@ def test_a_tty_shows_a_transient_status_line(planrunner: Planrunner, env: dict[s
     lines = screen(raw)
     assert not [line for line in lines if "  attempt " in line or "::" in line], lines  # nothing of it stays
     dots = [line for line in lines if line.startswith("live.plan.yaml")]
-    assert len(dots) == 1 and re.fullmatch(r"live\.plan\.yaml \.\.\. +\[100%\]", dots[0]), lines  # whole again
-    assert re.fullmatch(r"=+ 3 passed in \d+\.\d\ds \(tokens 5\.0k in / 1\.2k out, 2 attempts, \$0\.02\) =+", lines[-2])
+    assert len(dots) == 1 and re.fullmatch(r"live\.plan\.yaml \.\.\.\. +\[100%\]", dots[0]), lines  # whole again
+    assert re.fullmatch(r"=+ 4 passed in \d+\.\d\ds \(tokens 7\.5k in / 1\.8k out, 3 attempts, \$0\.03\) =+", lines[-2])
 
 
 BURST_PLAN = """
