@@ -180,7 +180,7 @@ def is_tty(file: Any) -> bool:
 class StatusLine:
     """The transient line under the progress that says what an executor is doing now (a TTY only).
 
-    ``⠋ plans/x.plan.yaml::two  attempt 1  turn 3  write_file  1.2k in / 300 out  12s``
+    ``⠋ plans/x.plan.yaml::two  attempt 1/2  turn 3  write_file  1.2k in / 300 out  12s``
 
     It is redrawn at most every :attr:`INTERVAL` seconds, by a timer thread
     too, so the spinner and the elapsed seconds move while a model thinks or
@@ -201,7 +201,9 @@ class StatusLine:
         self.tr = reporter
         self.lock = threading.RLock()
         encoding = (getattr(reporter.file, "encoding", None) or "").lower().replace("-", "")
-        self.frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if encoding.startswith("utf") else "-\\|/"
+        utf = encoding.startswith("utf")
+        self.frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if utf else "-\\|/"
+        self.ellipsis = "…" if utf else "..."
         self.frame = 0
         self.nodeid = ""
         self.attempt = 0
@@ -294,17 +296,13 @@ class StatusLine:
 
     def draw(self) -> None:
         """Draw the line, cut to the width (a wrapped line could not be cleared)."""
-        from rich.cells import cell_len
+        from rich.cells import cell_len, set_cell_size
 
         text = self.text()
         self.frame += 1
         room = max(self.tr.width - 1, 10)
         if cell_len(text) > room:
-            from rich.text import Text
-
-            cut_text = Text(text)
-            cut_text.truncate(room, overflow="ellipsis")
-            text = cut_text.plain
+            text = set_cell_size(text, room - len(self.ellipsis)) + self.ellipsis
         if self.shown:
             out = "\r"
         elif self.tr.column:

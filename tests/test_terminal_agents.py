@@ -395,7 +395,8 @@ def run_in_pty(
     """Run ``python -m planrun`` on a pseudo-terminal of 80 columns; ``react`` sees the output so far as it grows."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    environ = dict(os.environ, PYTHONPATH=str(planrunner.path), COLUMNS="80", TERM="xterm", **(env or {}))
+    environ = dict(os.environ, PYTHONPATH=str(planrunner.path), COLUMNS="80", TERM="xterm", PYTHONIOENCODING="utf-8")
+    environ.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "planrun", *args],
         cwd=planrunner.path,
@@ -483,8 +484,17 @@ def screen(raw: str, width: int = 80) -> list[str]:
     return ["".join(r).rstrip() for r in rows]
 
 
-@pytest.mark.parametrize("env", [pytest.param({}, id="colour"), pytest.param({"NO_COLOR": "1"}, id="no-colour")])
-def test_a_tty_shows_a_transient_status_line(planrunner: Planrunner, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("env", "spinner", "ellipsis"),
+    [
+        pytest.param({}, "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", "…", id="colour"),
+        pytest.param({"NO_COLOR": "1"}, "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", "…", id="no-colour"),
+        pytest.param({"PYTHONIOENCODING": "ascii"}, "-\\|/", "...", id="ascii-terminal"),
+    ],
+)
+def test_a_tty_shows_a_transient_status_line(
+    planrunner: Planrunner, env: dict[str, str], spinner: str, ellipsis: str
+) -> None:
     planrunner.makefile("liveagent.py", LIVE_PLUGIN)
     planrunner.makeplan("live", LIVE_PLAN)
     waiting = {
@@ -507,11 +517,12 @@ def test_a_tty_shows_a_transient_status_line(planrunner: Planrunner, env: dict[s
     assert ret == ExitCode.OK, raw
     assert waiting == {}, raw
     # What an executor reports is shown escaped; the line is cut to the width (a wrapped one could not be cleared).
-    assert "\r⠋ live.plan.yaml::one  attempt 1/2  turn 1  write\\x1b[31mfile  1.2k in / 300 o…\x1b[K" in raw
+    drawn = [d.removesuffix("\x1b[K") for d in re.findall(rf"\r([{re.escape(spinner)}] [^\r\n]*)", raw)]
+    assert drawn[0].startswith(f"{spinner[0]} live.plan.yaml::one  attempt 1/2  turn 1  write\\x1b[31mfile  1.2k in")
+    assert drawn[0].endswith(ellipsis) and len(drawn[0]) == 79, drawn[0]
     assert "write\x1b[31mfile" not in raw
-    drawn = [d.removesuffix("\x1b[K") for d in re.findall(r"\r([⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] [^\r\n]*)", raw)]
     assert len(drawn) >= 5 and all(len(d) <= 79 for d in drawn), drawn
-    if env:
+    if "NO_COLOR" in env:
         assert not re.search(r"\x1b\[[0-9;]*m", raw)  # NO_COLOR: no colour, yet the status line
     lines = screen(raw)
     assert not [line for line in lines if "  attempt " in line or "::" in line], lines  # nothing of it stays
