@@ -7,8 +7,9 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from planrun import CriterionResult, ItemReport, __version__, hookimpl, printable
@@ -16,6 +17,7 @@ from planrun import CriterionResult, ItemReport, __version__, hookimpl, printabl
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from planrun import ExecutionContext, ExecutionResult, Executor, Task
     from planrun.config import Config
     from planrun.pluginmanager import PlanrunPluginManager
     from planrun.session import Session
@@ -97,6 +99,60 @@ def cut(line: str, width: int) -> str:
     return f"{printable(line[:lo])}... [{len(line) - lo} more characters]"
 
 
+def human(n: int) -> str:
+    """A count as a person reads it: ``950``, ``12.3k``, ``123k``, ``1.2M``."""
+    if n < 1000:
+        return str(n)
+    for scale, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        value = n / scale
+        if round(value, 1) < 100:
+            return f"{value:.1f}{unit}"
+        if round(value) < 1000 or unit == "G":
+            return f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def money(cost: float) -> str:
+    """A cost in US dollars: cents, or four decimals below a cent."""
+    if cost == 0 or cost >= 0.01:
+        return f"${cost:,.2f}"
+    if cost >= 0.0001:
+        return f"${cost:.4f}"
+    return "<$0.0001"
+
+
+def is_agent(executor: str | None) -> bool:
+    """Whether ``executor`` is an agent's: anything that performs a task other than a shell step."""
+    return executor is not None and executor != "shell"
+
+
+def usage(reports: Iterable[ItemReport], attempts: str | None = None) -> str:
+    """``tokens 12.3k in / 1.1k out, 3 attempts, $0.04`` for the agent tasks among ``reports``.
+
+    ``attempts`` replaces the summed count (``attempt 2/2`` for one task).
+    The cost is "cost unknown" when a task used tokens and no price was known for them.
+    """
+    reports = [r for r in reports if is_agent(r.executor)]
+    text = f"tokens {human(sum(r.tokens_in for r in reports))} in / {human(sum(r.tokens_out for r in reports))} out"
+    text += f", {attempts or _plural(sum(r.attempts for r in reports), 'attempt')}"
+    if any(r.cost is None and (r.tokens_in or r.tokens_out) for r in reports):
+        text += ", cost unknown"
+    elif any(r.cost is not None for r in reports):
+        text += f", {money(sum(r.cost or 0.0 for r in reports))}"
+    return text
+
+
+def sandbox_name() -> str:
+    """What confines the agents' ``run_command``: ``planrun.agenttools.sandbox_name()``, or "none" without it."""
+    from importlib import import_module
+
+    try:
+        agenttools = import_module("planrun.agenttools")
+    except ImportError:
+        return "none"
+    return str(agenttools.sandbox_name())
+
+
 def want_color(choice: str, file: Any) -> bool:
     """Colour or not, as pytest decides: ``--color``, then PY_COLORS, NO_COLOR, FORCE_COLOR, then a TTY."""
     if choice in ("yes", "no"):
@@ -110,6 +166,163 @@ def want_color(choice: str, file: Any) -> bool:
         return True
     isatty = getattr(file, "isatty", None)
     return bool(isatty and isatty()) and env.get("TERM") != "dumb"
+
+
+def is_tty(file: Any) -> bool:
+    """Whether ``file`` is a terminal that understands cursor movement."""
+    isatty = getattr(file, "isatty", None)
+    try:
+        return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+    except ValueError:  # a closed file
+        return False
+
+
+class StatusLine:
+    """The transient line under the progress that says what an executor is doing now (a TTY only).
+
+    ``⠋ plans/x.plan.yaml::two  attempt 1/2  turn 3  write_file  1.2k in / 300 out  12s``
+
+    It is redrawn at most every :attr:`INTERVAL` seconds, by a timer thread
+    too, so the spinner and the elapsed seconds move while a model thinks or
+    a command runs. Every other write to the terminal goes through
+    :meth:`TerminalReporter.write`, which clears the line first, under the
+    same lock: the line never mixes with the progress dots. When the
+    progress line is partly written (column > 0), the status goes on the
+    line below it and clearing it moves the cursor back to where the
+    progress stopped.
+    """
+
+    #: Seconds between redraws.
+    INTERVAL = 0.1
+    #: An executor that never reports progress gets the line after this many seconds.
+    QUIET_DELAY = 1.0
+
+    def __init__(self, reporter: TerminalReporter) -> None:
+        self.tr = reporter
+        self.lock = threading.RLock()
+        encoding = (getattr(reporter.file, "encoding", None) or "").lower().replace("-", "")
+        utf = encoding.startswith("utf")
+        self.frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if utf else "-\\|/"
+        self.ellipsis = "…" if utf else "..."
+        self.frame = 0
+        self.nodeid = ""
+        self.attempt = 0
+        self.limit: int | None = None  # the attempts the task has, when known
+        self.status: dict[str, Any] = {}
+        self.phase = ""  # what the runner does after the executor: "checking the criteria"
+        self.task_start = 0.0
+        self.attempt_start = 0.0
+        self.active = False
+        self.shown = False
+        self.below = False  # drawn on a new line under a partly written progress line
+        self.drawn_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def begin(self, nodeid: str, attempt: int, limit: int | None = None) -> None:
+        """An executor starts attempt ``attempt`` (of ``limit``) at ``nodeid``."""
+        now = time.monotonic()
+        with self.lock:
+            if nodeid != self.nodeid:
+                self.nodeid, self.task_start = nodeid, now
+            self.attempt, self.limit, self.attempt_start, self.status = attempt, limit, now, {}
+            self.phase, self.active = "", True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="planrun-status", daemon=True)
+            self._thread.start()
+
+    def update(self, nodeid: str, attempt: int, status: dict[str, Any]) -> None:
+        """What the executor reported: merged into what it said before in this attempt."""
+        with self.lock:
+            if nodeid != self.nodeid or attempt != self.attempt or not self.active:
+                self.begin(nodeid, attempt, self.limit if nodeid == self.nodeid else None)
+            self.status.update(status)
+            if not self.shown or time.monotonic() - self.drawn_at >= self.INTERVAL:
+                self.draw()
+
+    def checking(self) -> None:
+        """The executor is done, the criteria are being checked: the line goes, and comes back if that takes long."""
+        with self.lock:
+            self.clear()
+            self.status, self.phase, self.attempt_start = {}, "checking the criteria", time.monotonic()
+
+    def end(self) -> None:
+        """The attempt is over: the line goes."""
+        with self.lock:
+            self.active = False
+            self.clear()
+
+    def close(self) -> None:
+        """The run is over: the line goes and the timer stops."""
+        self.end()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            with self.lock:
+                now = time.monotonic()
+                if self.active and (self.shown or self.status or now - self.attempt_start >= self.QUIET_DELAY):
+                    try:
+                        self.draw()
+                    except (OSError, ValueError):  # the terminal went away: the run will notice
+                        self.active = False
+
+    def text(self) -> str:
+        status = self.status
+        parts = [self.frames[self.frame % len(self.frames)], self.nodeid]
+        if self.limit is None:
+            parts.append(f"attempt {self.attempt}")
+        elif self.limit > 1:
+            parts.append(f"attempt {self.attempt}/{self.limit}")
+        if self.phase:
+            parts.append(self.phase)
+        if isinstance(status.get("turn"), int):
+            parts.append(f"turn {status['turn']}")
+        if status.get("tool"):
+            parts.append(str(status["tool"]))
+        t_in, t_out = status.get("tokens_in"), status.get("tokens_out")
+        if isinstance(t_in, int) or isinstance(t_out, int):
+            parts.append(
+                f"{human(t_in if isinstance(t_in, int) else 0)} in / "
+                f"{human(t_out if isinstance(t_out, int) else 0)} out"
+            )
+        elapsed = int(time.monotonic() - self.task_start)
+        parts.append(f"{elapsed}s" if elapsed < 60 else f"{elapsed // 60}m{elapsed % 60:02d}s")
+        text = f"{parts[0]} " + "  ".join(parts[1:])
+        return printable(text).replace("\n", "\\n").replace("\t", " ")
+
+    def draw(self) -> None:
+        """Draw the line, cut to the width (a wrapped line could not be cleared)."""
+        from rich.cells import cell_len, set_cell_size
+
+        text = self.text()
+        self.frame += 1
+        room = max(self.tr.width - 1, 10)
+        if cell_len(text) > room:
+            text = set_cell_size(text, room - len(self.ellipsis)) + self.ellipsis
+        if self.shown:
+            out = "\r"
+        elif self.tr.column:
+            out, self.below = "\n", True
+        else:
+            out, self.below = "\r", False
+        self.tr.file.write(f"{out}{text}\x1b[K")
+        self.tr.file.flush()
+        self.shown, self.drawn_at = True, time.monotonic()
+
+    def clear(self) -> None:
+        """Erase the line and put the cursor back where the reporter left it."""
+        if not self.shown:
+            return
+        out = "\r\x1b[2K"
+        if self.below:
+            out += "\x1b[1A" + (f"\x1b[{self.tr.column}C" if self.tr.column else "")
+        self.shown = self.below = False
+        self.tr.file.write(out)
+        self.tr.file.flush()
 
 
 class TerminalReporter:
@@ -146,11 +359,23 @@ class TerminalReporter:
         self.total = 0
         self.any_failed = False
         self.start = time.time()
+        # The live status line: a terminal only, and not with -qq (nothing but the final line).
+        self.live: StatusLine | None = StatusLine(self) if is_tty(file) and self.verbosity >= -1 else None
+        self._prompt: str | None = None
 
     # -- writing ----------------------------------------------------------
 
     def write(self, text: str, style: str | None = None) -> None:
         """The one way out to the terminal: every control character in ``text`` is shown escaped."""
+        live = self.live
+        if live is None:
+            self._write(text, style)
+            return
+        with live.lock:
+            live.clear()
+            self._write(text, style)
+
+    def _write(self, text: str, style: str | None) -> None:
         text = printable(text)
         if self.colored and style:
             from rich.text import Text
@@ -221,6 +446,9 @@ class TerminalReporter:
     def planrun_collection_finish(self, session: Session) -> None:
         self.total = len(session.items)
         if self.verbosity >= 0:
+            if any(is_agent(session.executor_name_for(item)) for item in session.items):
+                # The last header line: only now is it known whether an agent will run.
+                self.write_line(f"sandbox: {sandbox_name()}")
             self.write_line(collected_line(session), "bold")
             self.write_line()
         if self.config.option.collectonly:
@@ -245,13 +473,51 @@ class TerminalReporter:
             }[item.kind]
             extra = f" executor={executor}" if executor else ""
             self.write_line(f"  <{label} {item.item_id}{extra}>")
+            if self.verbosity > 0 and is_agent(executor):
+                self.write_line(f"    prompt: {self.prompt_source()}")
             for check in item.checks:
                 compiled = json.dumps(check.source, default=str, ensure_ascii=False)
                 prefix = f"{check.text!r} -> " if check.text is not None else ""
                 self.write_line(f"    {prefix}{compiled}  [{check.location}]")
 
+    def prompt_source(self) -> str:
+        """Which system prompt agents get: "default" or the file's path (read once per run)."""
+        if self._prompt is None:
+            import planrun.agentprompt
+
+            self._prompt = planrun.agentprompt.system_prompt(self.config)[1]
+        return self._prompt
+
+    # -- live status --------------------------------------------------------
+
+    @hookimpl(wrapper=True)
+    def planrun_task_execute(
+        self, task: Task, executor: Executor, context: ExecutionContext
+    ) -> Generator[None, ExecutionResult | None, ExecutionResult | None]:
+        """The status line lives while an attempt runs, and goes however it ends."""
+        live = self.live
+        if live is None:
+            return (yield)
+        live.begin(context.nodeid, context.attempt, attempt_limit(self.config, executor))
+        try:
+            result = yield
+        except BaseException:
+            live.end()
+            raise
+        live.checking()  # until the item's report (or the next attempt)
+        return result
+
+    @hookimpl
+    def planrun_task_progress(self, nodeid: str, attempt: int, status: dict[str, Any]) -> None:
+        if self.live is not None:
+            self.live.update(nodeid, attempt, status)
+
+    # -- reports ------------------------------------------------------------
+
     @hookimpl
     def planrun_runtest_logreport(self, report: ItemReport) -> None:
+        if self.live is not None:
+            self.live.end()
         self.reports.append(report)
         self.done += 1
         # An item made during the run (``PLANFILE::regressions``) was not collected: grow the total.
@@ -268,6 +534,8 @@ class TerminalReporter:
             self.write(f"{report.nodeid} ")
             self.write(word, _STYLE[report.outcome])
             self._write_progress()
+            if is_agent(report.executor):
+                self.write_line(f"    {usage([report], self._attempts(report))}")
             for c in report.criteria:
                 mark = " (vacuous)" if c.vacuous else ""
                 self.write(f"    {c.name} ")
@@ -302,6 +570,8 @@ class TerminalReporter:
     @hookimpl(wrapper=True, tryfirst=True)
     def planrun_sessionfinish(self, session: Session, exitstatus: int) -> Generator[None, None, None]:
         result = yield
+        if self.live is not None:
+            self.live.close()
         if self.current_plan is not None and self.verbosity <= 0:
             self._write_progress()
         if self.config.option.collectonly:
@@ -332,7 +602,6 @@ class TerminalReporter:
             )
         elif session.shouldstop:
             self.write_sep("!", session.shouldstop, "red")
-        self._tokens_line()
         self._final_line(session)
 
     def _detail(self, report: ItemReport) -> None:
@@ -427,13 +696,17 @@ class TerminalReporter:
         for outcome, line in lines:
             self.write_line(cut(line, LONG_LINE), _STYLE[outcome])
 
-    def _tokens_line(self) -> None:
-        agent = [r for r in self.reports if r.tokens_in or r.tokens_out]
-        if agent:
-            t_in = sum(r.tokens_in for r in agent)
-            t_out = sum(r.tokens_out for r in agent)
-            attempts = sum(r.attempts for r in agent)
-            self.write_line(f"agent executors: {t_in} tokens in, {t_out} tokens out, {_plural(attempts, 'attempt')}")
+    def _attempts(self, report: ItemReport) -> str:
+        """``attempt 2/2``: how many attempts the task took of how many it had (``2 attempts`` if unknown)."""
+        limit = None
+        for cplan in self.session.plans if self.session is not None else ():
+            if cplan.display == report.plan and report.executor is not None:
+                try:
+                    limit = attempt_limit(self.config, cplan.scope.executor(report.executor))
+                except Exception:  # an executor that cannot be made is not the reporter's to report
+                    limit = None
+                break
+        return f"attempt {report.attempts}/{limit}" if limit else _plural(report.attempts, "attempt")
 
     def counts(self, session: Session) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -456,6 +729,8 @@ class TerminalReporter:
         ]
         text = ", ".join(parts) if parts else "no plans ran"
         text += f" in {session.duration:.2f}s"
+        if any(is_agent(r.executor) for r in self.reports):
+            text += f" ({usage(self.reports)})"
         if any(counts.get(k) for k in ("failed", "error", "blocked", "interrupted")):
             style = "red bold"
         elif counts.get("passed") and not any(counts.get(k) for k in ("skipped", "warnings", "deselected")):
@@ -486,6 +761,16 @@ class TerminalReporter:
         else:
             self.write_sep("=", text, "yellow" if not n else "green")
         self.file.flush()
+
+
+def attempt_limit(config: Config, executor: Executor) -> int:
+    """The attempts a task of ``executor`` gets: as the runner decides (``--max-attempts``, config, the executor's)."""
+    if executor.max_attempts <= 1:
+        return 1
+    configured = config.option.max_attempts or config.inicfg.get("max_attempts")
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured >= 1:
+        return configured
+    return executor.max_attempts
 
 
 def collected_line(session: Session) -> str:

@@ -105,7 +105,10 @@ def test_attempts_tokens_and_cost_add_up_on_the_report(planrunner: Planrunner) -
     plugin = Plugin()
     result = planrunner.run("-k", "one", "agent.plan.yaml", plugins=[plugin])
     assert result.ret == ExitCode.OK, result
-    result.stdout.fnmatch_lines(["agent executors: 200 tokens in, 14 tokens out, 2 attempts"])
+    result.stdout.fnmatch_lines(
+        ["=* 1 passed, 2 deselected in *s (tokens 200 in / 14 out, 2 attempts, cost unknown) =*"]
+    )
+    result.assert_outcomes(passed=1, deselected=2)
 
 
 def test_max_attempts_bounds_the_retries(planrunner: Planrunner) -> None:
