@@ -393,22 +393,31 @@ def criteria_reads(checks: Iterable[Any], workdir: Path) -> tuple[list[str], lis
         run = getattr(args, "run", None)
         if isinstance(run, str):
             cwd = getattr(args, "cwd", None) or ""
-            named.extend(_named_files(run, root, cwd if isinstance(cwd, str) else ""))
+            named.extend(_named_files(run, root, cwd if isinstance(cwd, str) else "", getattr(args, "env", None)))
     return patterns, list(dict.fromkeys(named))
 
 
-def _named_files(run: str, root: str, cwd: str) -> list[str]:
+_SHELL_SPLIT = re.compile(r"[\s;&|()<>'\"`=]+")
+
+
+def _words(run: str) -> list[str]:
+    """The shell words of ``run`` and every word inside them (``sh -c 'sh check.sh'`` names check.sh too)."""
     try:
         words = shlex.split(run)
     except ValueError:
         words = run.split()
+    inner = [w for word in [run, *words] for w in _SHELL_SPLIT.split(word)]
+    return list(dict.fromkeys(w for w in [*words, *inner] if w))
+
+
+def _named_files(run: str, root: str, cwd: str, env: Any = None) -> list[str]:
     found = []
-    for word in words:
+    values = list(env.values()) if isinstance(env, dict) else []
+    for word in _words(run) + [v for v in values if isinstance(v, str)]:
         for candidate in (word, word.partition("=")[2]):
             if not candidate or candidate.startswith("-"):
                 continue
-            for rel in _resolve(candidate, root, cwd):
-                found.append(rel)
+            found.extend(_resolve(candidate, root, cwd))
     return found
 
 
@@ -454,11 +463,11 @@ class ScopeGuard:
         self.config = config
         self.mode: str | None = config.option.scope or _ini_mode(config)
         self.allow = Globs(_ini_allow(config), anywhere=True)
-        self.plan_files: list[str] = []  # real paths of the collected plan files
+        self.plan_files: dict[str, str] = {}  # real path -> display path of each collected plan file
 
     @hookimpl
     def planrun_collection_finish(self, session: Session) -> None:
-        self.plan_files = [os.path.realpath(cplan.path) for cplan in session.plans]
+        self.plan_files = {os.path.realpath(cplan.path): cplan.display for cplan in session.plans}
 
     @hookimpl(wrapper=True)
     def planrun_task_execute(
@@ -471,17 +480,28 @@ class ScopeGuard:
         reads = Globs(patterns)
         # What existed before the task and a criterion reads: the files that judge it.
         judges = Globs(named)
+        # The collected plans wherever they are (outside the workdir, or reached through a link).
+        plans_before = {real: _state(real, MAX_GIT_HASH_FILE) for real in self.plan_files}
         before = Snapshot(workdir)
         result = yield
         changes = before.changes()
+        plans = [
+            self.plan_files[real]
+            for real, state in plans_before.items()
+            if not _same(state, _state(real, MAX_GIT_HASH_FILE))
+        ]
+        changes.update((name, "modified") for name in plans if name not in changes)
         if not changes and not before.note:
             return result
         existed = {path for path, kind in changes.items() if kind != "added"}
-        plan_real = set(self.plan_files)
-        plans, judged, outside = [], [], []
+        outside: list[str] = []
+        judged: list[str] = []
         for path in sorted(changes):
             full = os.path.normpath(os.path.join(workdir, path))
-            if path.endswith(PLAN_SUFFIXES) or os.path.realpath(full) in plan_real or full in plan_real:
+            collected = self.plan_files.get(os.path.realpath(full))
+            if path in plans or collected in plans:
+                continue  # a collected plan file, seen changed by its hash
+            if path.endswith(PLAN_SUFFIXES) or collected is not None:
                 plans.append(path)
                 continue
             if declared.match(path):
@@ -493,6 +513,7 @@ class ScopeGuard:
                 continue  # a file the criteria ask for, created by the task; or always allowed
             outside.append(path)
         failures: list[tuple[str, str]] = []
+        plans = sorted(set(plans))
         if plans:
             failures.append((f"scope: changed a plan file: {_listed(plans)}", _evidence("plan files:", plans, changes)))
         if judged:
