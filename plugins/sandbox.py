@@ -39,6 +39,7 @@ IDENTITY = {
 GIT_TIMEOUT = 120.0
 _ENV_KEEP = ("PATH", "TMPDIR", "SYSTEMROOT")
 _FAILED = frozenset({"failed", "error", "blocked", "interrupted"})
+_COMMITTED = frozenset({"passed", "failed", "error", "blocked"})  # an interrupted task's tree is half-done
 
 
 class GitError(Exception):
@@ -119,22 +120,42 @@ class SandboxRun:
         self.root: Path | None = None  # the worktree (or the copy)
         self.workdir: Path | None = None  # the plan's workdir inside it
         self.repo: Path | None = None  # the user's repository (None: a copy)
-        self.commits = 0
+        self.commits = 0  # of tasks that passed
+        self.failed_commits = 0  # of tasks that failed, errored or were blocked
         self.failed = False
         self.kept = False
         self.notes: list[str] = []
 
     def commit(self, report: ItemReport) -> None:
-        """One commit for a task that passed: ``planrun: <task-id> <name>``, its criteria in the body."""
+        """One commit per task performed: ``planrun: <task-id> <name>``, its criteria results in the body.
+
+        A task that did not pass is committed too, marked ``(failed)`` (or
+        ``(error)``, ``(blocked)``) with its reason, so that its leftovers are
+        never counted as the work of the next task that passes.
+        """
         assert self.root is not None
-        body = "\n".join(f"{c.outcome}: {printable(c.name)}" for c in report.criteria)
-        subject = printable(f"planrun: {report.item_id} {report.name}").replace("\n", " ")
+        passed = report.outcome == "passed"
+        subject = f"planrun: {report.item_id} {report.name}" + ("" if passed else f" ({report.outcome})")
+        lines = [] if passed or not report.message else [report.message, ""]
+        lines.extend(f"{c.outcome}: {c.name}" for c in report.criteria)
+        body = printable("\n".join(lines))
         git(self.root, "add", "-A", "--", ".", ":(exclude,glob)**/.planrun/**")
-        args = ["commit", "-q", "--no-verify", "--allow-empty", "--no-gpg-sign", "-m", subject]
-        if body:
+        args = [
+            "commit",
+            "-q",
+            "--no-verify",
+            "--allow-empty",
+            "--no-gpg-sign",
+            "-m",
+            printable(subject).replace("\n", " "),
+        ]
+        if body.strip():
             args += ["-m", body]
         git(self.root, *args)
-        self.commits += 1
+        if passed:
+            self.commits += 1
+        else:
+            self.failed_commits += 1
 
 
 def _mark_planrun_dir(workdir: Path) -> None:
@@ -242,7 +263,7 @@ class Sandbox:
             return
         if report.outcome in _FAILED:
             run.failed = True
-        elif report.kind == "task" and report.outcome == "passed" and report.executor is not None:
+        if report.kind == "task" and report.executor is not None and report.outcome in _COMMITTED:
             try:
                 run.commit(report)
             except GitError as exc:
@@ -257,7 +278,10 @@ class Sandbox:
         tr.write_sep("-", "sandbox")
         for run in self.runs:
             where = f" of {printable(str(run.repo))}" if run.repo is not None else ""
-            tasks = "1 task commit" if run.commits == 1 else f"{run.commits} task commits"
+            total = run.commits + run.failed_commits
+            tasks = "1 task commit" if total == 1 else f"{total} task commits"
+            if run.failed_commits:
+                tasks += f": {run.commits} passed, {run.failed_commits} did not pass"
             tr.write_line(f"{run.display}: branch {run.branch}{where} ({tasks})")
             for note in run.notes:
                 tr.write_line(f"{run.display}: {note}")
