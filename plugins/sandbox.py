@@ -175,11 +175,13 @@ class Sandbox:
         self.keep = bool(config.option.keep)
         self.active: dict[str, SandboxRun] = {}
         self.runs: list[SandboxRun] = []
+        self.unsandboxed: list[str] = []  # plans with ``workspace: temp``
 
     @hookimpl
     def planrun_make_workspace(self, cplan: CollectedPlan, base: Path) -> AbstractContextManager[Path] | None:
         if cplan.plan.workspace == "temp":
-            return None  # an empty folder is thrown away anyway; there is nothing to branch from
+            self.unsandboxed.append(cplan.display)  # an empty folder, thrown away: nothing to branch from
+            return None
         return self._workspace(cplan, base)
 
     @contextmanager
@@ -272,10 +274,12 @@ class Sandbox:
 
     @hookimpl
     def planrun_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.runs:
+        if not self.runs and not self.unsandboxed:
             return
         tr = terminalreporter
         tr.write_sep("-", "sandbox")
+        for display in self.unsandboxed:
+            tr.write_line(f"{display}: workspace: temp runs in an empty folder that is thrown away; not sandboxed")
         for run in self.runs:
             where = f" of {printable(str(run.repo))}" if run.repo is not None else ""
             total = run.commits + run.failed_commits

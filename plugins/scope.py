@@ -354,8 +354,28 @@ class Snapshot:
         return rel.replace(os.sep, "/")
 
 
+_TOPLEVELS: dict[str, Path | None] = {}
+
+
 def _git_toplevel(workdir: Path) -> Path | None:
-    """The top of the git work tree holding ``workdir``, or ``None`` (not a repository, or git missing)."""
+    """The top of the git work tree holding ``workdir``, or ``None`` (not a repository, or git missing).
+
+    No ``.git`` in the workdir or above it: not a repository, without running
+    git. Otherwise git says (once per workdir and run: a task's snapshots
+    both ask).
+    """
+    key = os.fspath(workdir)
+    if key not in _TOPLEVELS:
+        _TOPLEVELS[key] = _ask_git_toplevel(workdir) if _has_dot_git(workdir) else None
+    return _TOPLEVELS[key]
+
+
+def _has_dot_git(workdir: Path) -> bool:
+    path = Path(os.path.abspath(workdir))
+    return any(os.path.lexists(folder / ".git") for folder in (path, *path.parents))
+
+
+def _ask_git_toplevel(workdir: Path) -> Path | None:
     try:
         done = run_git(["rev-parse", "--show-toplevel"], workdir)
     except (OSError, subprocess.SubprocessError):
@@ -467,6 +487,7 @@ class ScopeGuard:
 
     @hookimpl
     def planrun_collection_finish(self, session: Session) -> None:
+        _TOPLEVELS.clear()  # a new run: repositories may have come or gone
         self.plan_files = {os.path.realpath(cplan.path): cplan.display for cplan in session.plans}
 
     @hookimpl(wrapper=True)

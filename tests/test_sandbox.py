@@ -246,6 +246,19 @@ def test_the_scope_guard_runs_inside_the_sandbox(planrunner: Planrunner, repo: P
     assert not (repo / "stray.txt").exists()
 
 
+def test_a_temp_workspace_plan_is_not_sandboxed_and_says_so(planrunner: Planrunner, repo: Path) -> None:
+    planrunner.makeplan(
+        "t",
+        "plan: t\nworkspace: temp\ntasks:\n  - {id: x, name: X, files: [x], run: touch x, criteria: [{file_exists: x}]}\n",
+    )
+    result = planrunner.run("--sandbox", "t.plan.yaml")
+    assert result.ret == ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["t.plan.yaml: workspace: temp runs in an empty folder that is thrown away; not sandboxed"]
+    )
+    assert "planrun/t" not in git(repo, "branch", "--list")
+
+
 class Workspace:
     """A plugin that chooses where plans run (the ``planrun_make_workspace`` hook)."""
 
