@@ -139,8 +139,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
                 i += 1
             else:
                 body = pattern[i + 1 : end]
-                body = "^" + body[1:] if body.startswith("!") else body
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                negate = body.startswith("!")
+                body = re.sub(r"([\\\[&~|^])", r"\\\1", body[1:] if negate else body)
+                out.append("[" + ("^" if negate else "") + body + "]")
                 i = end + 1
         else:
             out.append(re.escape(c))
@@ -151,6 +152,11 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 def _clean(pattern: str) -> str:
     parts = [p for p in pattern.replace("\\", "/").split("/") if p not in ("", ".")]
     return "/".join(parts) + ("/" if pattern.endswith("/") and parts else "")
+
+
+def _glob_escape(path: str) -> str:
+    """``path`` as a glob matching only itself (a file named ``a[1].sh`` is not a pattern)."""
+    return re.sub(r"([*?[])", r"[\1]", path)
 
 
 class Globs:
@@ -198,7 +204,10 @@ def _hash_file(path: str, limit: int) -> str | None:
 
 
 def _state(path: str, limit: int) -> tuple[Any, ...]:
-    """What a path is now: missing, a link and its target, a folder, or a file with stamps and hash."""
+    """What a path is now: missing, a link and its target, a folder, or a file with its stamps and hash.
+
+    The hash is ``None`` for a file over ``limit`` bytes (then only its stamps count).
+    """
     try:
         st = os.lstat(path)
     except OSError:
@@ -211,17 +220,26 @@ def _state(path: str, limit: int) -> tuple[Any, ...]:
     if stat.S_ISDIR(st.st_mode):
         return ("dir",)
     stamps = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if stat.S_ISREG(st.st_mode) and st.st_size <= limit:
-        return ("file", stamps, _hash_file(path, limit))
-    return ("other", stamps, None)
+    if not stat.S_ISREG(st.st_mode):
+        return ("other", stamps, None)
+    return ("file", stamps, _hash_file(path, limit) if st.st_size <= limit else None)
 
 
-def _same(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
-    if before == after:
+def _same(before: tuple[Any, ...], after: tuple[Any, ...], path: str = "") -> bool:
+    """Nothing changed: same kind, and same stamps or (both known) the same bytes and mode.
+
+    An ``after`` file taken without its hash is hashed from ``path`` when its stamps differ.
+    """
+    if before[0] != after[0]:
+        return False
+    if before[0] != "file":
+        return before == after
+    if before[1] == after[1]:
         return True
-    if before[0] == after[0] == "file" and before[2] is not None and after[2] is not None:
-        return bool(before[2] == after[2] and before[1][0] == after[1][0])  # same bytes, same mode
-    return False
+    if before[2] is None or before[1][0] != after[1][0]:
+        return False
+    digest = after[2] if after[2] is not None else (_hash_file(path, MAX_GIT_HASH_FILE) if path else None)
+    return bool(digest == before[2])
 
 
 class Snapshot:
@@ -239,6 +257,7 @@ class Snapshot:
             else:
                 self.status = status
         if self.top is not None:
+            self.head = self._git_head()
             self.dirty = {p: _state(os.path.join(self.top, p), MAX_GIT_HASH_FILE) for p in self.status}
         else:
             self.entries = self._walk()
@@ -270,9 +289,37 @@ class Snapshot:
                 i += 1
         return found
 
+    def _git_head(self) -> str:
+        """The commit HEAD names (``""`` before the first commit)."""
+        assert self.top is not None
+        try:
+            done = run_git(["rev-parse", "-q", "--verify", "HEAD^{commit}"], self.top)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.decode("ascii", "replace").strip() if done.returncode == 0 else ""
+
+    def _committed(self, head: str) -> dict[str, str] | None:
+        """``{repo-relative path: A|M|D}`` between the HEAD before the task and ``head`` (a task that committed)."""
+        assert self.top is not None
+        if self.head:
+            args = ["diff", "--name-status", "-z", "--no-renames", "--no-ext-diff", self.head, head, "--"]
+        else:  # the first commit was made by the task: everything in it is new
+            args = ["ls-tree", "-r", "-z", "--name-only", head]
+        try:
+            done = run_git(args, self.top)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0:
+            return None
+        fields = [os.fsdecode(f) for f in done.stdout.split(b"\0") if f]
+        if not self.head:
+            return dict.fromkeys(fields, "A")
+        return {fields[i + 1]: fields[i][:1] for i in range(0, len(fields) - 1, 2)}
+
     # -- walk -------------------------------------------------------------
 
-    def _walk(self) -> dict[str, tuple[Any, ...]]:
+    def _walk(self, hashing: bool = True) -> dict[str, tuple[Any, ...]]:
+        """Every entry below the workdir (bounded); ``hashing``: small files' contents too (before the task)."""
         entries: dict[str, tuple[Any, ...]] = {}
         budget = MAX_HASH_TOTAL
         pending = [""]
@@ -291,8 +338,7 @@ class Snapshot:
                     self.note = f"the workdir has over {MAX_ENTRIES} entries; changes beyond them were not seen"
                     return entries
                 path = rel + entry.name
-                limit = min(MAX_HASH_FILE, budget)
-                state = _state(entry.path, limit)
+                state = _state(entry.path, min(MAX_HASH_FILE, budget) if hashing else -1)
                 entries[path] = state
                 if state[0] == "dir":
                     pending.append(path + "/")
@@ -308,9 +354,10 @@ class Snapshot:
             return self._git_changes()
         after = Snapshot.__new__(Snapshot)
         after.workdir, after.note = self.workdir, ""
-        entries = after._walk()
+        entries = after._walk(hashing=False)  # a file is read again only when its stamps changed
         self.note = self.note or after.note
         found: dict[str, str] = {}
+        root = os.fspath(self.workdir)
         for path, state in entries.items():
             before = self.entries.get(path)
             if before is None:
@@ -318,7 +365,7 @@ class Snapshot:
                     found[path] = "added"
             elif before[0] == "dir" and state[0] != "dir":
                 found[path] = "added"  # a folder replaced by a file (its contents show as deleted)
-            elif before[0] != "dir" and not _same(before, state):
+            elif before[0] != "dir" and not _same(before, state, os.path.join(root, path)):
                 found[path] = "deleted" if state[0] == "dir" else "modified"
         for path, state in self.entries.items():
             if path not in entries and state[0] != "dir":
@@ -332,11 +379,22 @@ class Snapshot:
             self.note = "git status failed after the task; its changes were not checked"
             return {}
         found: dict[str, str] = {}
-        for path in sorted(set(self.status) | set(status)):
-            if path.split("/", 1)[0] == ".planrun":
-                continue
+        head = self._git_head()
+        committed: dict[str, str] = {}
+        if head != self.head:  # the task committed, reset, or switched branches: what moved counts too
+            moved = self._committed(head) if head else None
+            if moved is None:
+                self.note = "HEAD moved during the task and git could not say what changed"
+            committed = moved or {}
+        for path in sorted(set(self.status) | set(status) | set(committed)):
+            if ".planrun" in path.split("/"):
+                continue  # planrun's own folder
             full = os.path.join(self.top, path)
             now = _state(full, MAX_GIT_HASH_FILE)
+            if path in committed and path not in self.dirty and path not in status:
+                kind = {"A": "added", "D": "deleted"}.get(committed[path], "modified")
+                found[self._relative(full)] = kind
+                continue
             if path in self.dirty:
                 before = self.dirty[path]
                 if _same(before, now):
@@ -500,7 +558,7 @@ class ScopeGuard:
         patterns, named = criteria_reads(context.checks, workdir)
         reads = Globs(patterns)
         # What existed before the task and a criterion reads: the files that judge it.
-        judges = Globs(named)
+        judges = Globs(_glob_escape(p) for p in named)
         # The collected plans wherever they are (outside the workdir, or reached through a link).
         plans_before = {real: _state(real, MAX_GIT_HASH_FILE) for real in self.plan_files}
         before = Snapshot(workdir)

@@ -478,6 +478,83 @@ def test_user_git_config_cannot_change_what_the_guard_sees(planrunner: Planrunne
     result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: extra.txt"])
 
 
+class Committing(Scripted):
+    """An agent that commits its work (as agent CLIs do): the changes leave ``git status``."""
+
+    name = "committing"
+
+    def execute(self, task: Task, context: ExecutionContext) -> ExecutionResult:
+        result = super().execute(task, context)
+        git(context.workdir, "add", "-A")
+        git(context.workdir, "commit", "-qm", "agent work")
+        return result
+
+
+class CommittingPlugin:
+    @hookimpl
+    def planrun_register_executors(self) -> list[ExecutorKind]:
+        return [ExecutorKind("committing", lambda config: Committing())]
+
+
+@pytest.mark.parametrize("first_commit", [False, True])
+def test_git_sees_changes_a_task_committed(planrunner: Planrunner, first_commit: bool) -> None:
+    planrunner.makefile("old.txt", "old\n")
+    planrunner.makefile("check.sh", "true\n")
+    planrunner.makeplan(
+        "p",
+        plan(
+            ["out.txt"],
+            ["write out.txt hi", "write extra.txt x", "delete old.txt", "write check.sh exit 0"],
+            OUT + "      - command: {run: sh check.sh}\n",
+            "committing",
+        ),
+    )
+    git(planrunner.path, "init", "-q")
+    if not first_commit:
+        git(planrunner.path, "add", "-A")
+        git(planrunner.path, "commit", "-qm", "base")
+    result = planrunner.run(plugins=[CommittingPlugin()])
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert git(planrunner.path, "status", "--porcelain") == ""
+    if first_commit:  # everything the first commit holds was untracked before: only the dirty-file hashes tell
+        result.stdout.fnmatch_lines(["*scope: changed a file its criteria read: check.sh*"])
+        return
+    result.stdout.fnmatch_lines(
+        [
+            "scope: changed a file its criteria read: check.sh; scope: changed files outside the task's files:"
+            " extra.txt, old.txt",
+            "    modified: check.sh",
+            "    added: extra.txt",
+            "    deleted: old.txt",
+        ]
+    )
+
+
+def test_a_named_file_with_glob_characters_protects_only_itself(planrunner: Planrunner, kind: str) -> None:
+    files = {"t[1].sh": "true\n", "t1.sh": "true\n"}
+    criteria = "      - command: {run: \"sh 't[1].sh'\"}\n"
+    setup(planrunner, kind, files, plan(["out.txt"], ["write out.txt hi", "write t1.sh exit 0"], criteria))
+    result = planrunner.run("--scope=warn", plugins=[ScriptedPlugin()])
+    assert result.ret == ExitCode.OK  # t1.sh is not named: an ordinary change, a warning
+    result.stdout.fnmatch_lines(["p.plan.yaml::t: scope: changed files outside the task's files: t1.sh"])
+    planrunner.makeplan("p", plan(["out.txt"], ["write out.txt hi", "write t[1].sh exit 0"], criteria))
+    result = planrunner.run("--scope=warn", plugins=[ScriptedPlugin()])
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed a file its criteria read: t[[]1].sh"])
+
+
+def test_the_walk_sees_a_rewrite_of_a_big_file_and_ignores_a_touch(planrunner: Planrunner) -> None:
+    big = "x" * (2 << 20)
+    setup(planrunner, "plain", {"big.bin": big, "small.txt": "s\n"}, plan(["out.txt"], ["write out.txt hi"], OUT))
+    os.utime(planrunner.path / "small.txt", ns=(1, 1))
+    planrunner.makeplan(
+        "p", plan(["out.txt"], ["write out.txt hi", "write big.bin " + "y" * 10, "write small.txt s"], OUT)
+    )
+    result = planrunner.run(plugins=[ScriptedPlugin()])
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: big.bin"])
+
+
 # -- output safety ------------------------------------------------------------------
 
 
