@@ -335,4 +335,6 @@ def planrun_configure(config: Config) -> None:
     if config.option.keep and not config.option.sandbox:
         raise UsageError("--keep needs --sandbox (it keeps the sandbox's worktree)")
     if config.option.sandbox:
+        if shutil.which("git") is None:
+            raise UsageError("--sandbox needs git, and git is not on PATH")
         config.pluginmanager.register(Sandbox(config), "sandbox-workspace")

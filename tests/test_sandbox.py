@@ -180,6 +180,37 @@ def test_keep_without_sandbox_is_a_usage_error(planrunner: Planrunner, repo: Pat
     assert not (repo / "a.txt").exists()
 
 
+def test_sandbox_without_git_is_a_usage_error_before_anything_runs(
+    planrunner: Planrunner, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = planrunner.path.parent / "bin-without-git"
+    bin_dir.mkdir()
+    for tool in ("sh", "bash", "echo", "mkdir", "grep", "false", "touch"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, bin_dir / tool)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    result = planrunner.run("--sandbox")
+    assert result.ret == ExitCode.USAGE_ERROR
+    assert result.errstr.splitlines() == ["ERROR: --sandbox needs git, and git is not on PATH"]
+    assert not (repo / "a.txt").exists()
+
+
+def test_a_repository_without_commits_runs_in_a_copy_and_says_so(planrunner: Planrunner) -> None:
+    planrunner.makeplan("p", THREE)
+    git(planrunner.path, "init", "-q")
+    result = planrunner.run("--sandbox")
+    assert result.ret == ExitCode.OK
+    m = re.search(r"is a git repository without commits: ran in a copy, a new repository at (\S+)", result.outstr)
+    assert m, result
+    try:
+        assert len(git(Path(m.group(1)), "log", "--format=%s", "planrun/p").splitlines()) == 4
+        assert not (planrunner.path / "a.txt").exists()
+        assert git(planrunner.path, "branch", "--list") == ""
+    finally:
+        shutil.rmtree(Path(m.group(1)).parent, ignore_errors=True)
+
+
 def test_a_second_run_makes_a_new_branch_and_says_so(planrunner: Planrunner, repo: Path) -> None:
     assert planrunner.run("--sandbox").ret == ExitCode.OK
     result = planrunner.run("--sandbox")
