@@ -344,7 +344,7 @@ class _Usage:
             attempts=attempts,
             cost=self.cost,
             summary=self.summary,
-            notes=list(self.notes),
+            notes=list(dict.fromkeys(self.notes)),
         )
 
 

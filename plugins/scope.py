@@ -514,14 +514,19 @@ def _resolve(word: str, root: str, cwd: str) -> list[str]:
 # -- the guard ------------------------------------------------------------------
 
 
+def shown(path: str) -> str:
+    """A path from the workdir, safe to print on one line: control characters, newlines and tabs escaped."""
+    return printable(path).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def _listed(paths: list[str]) -> str:
-    shown = ", ".join(printable(p) for p in paths[:MAX_NAMED])
-    return shown + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+    shown_ = ", ".join(shown(p) for p in paths[:MAX_NAMED])
+    return shown_ + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
 
 
 def _evidence(title: str, paths: list[str], kinds: dict[str, str]) -> str:
     lines = [title]
-    lines.extend(f"  {kinds[p]}: {printable(p)}" for p in paths[:MAX_EVIDENCE])
+    lines.extend(f"  {kinds[p]}: {shown(p)}" for p in paths[:MAX_EVIDENCE])
     if len(paths) > MAX_EVIDENCE:
         lines.append(f"  ... and {len(paths) - MAX_EVIDENCE} more")
     return "\n".join(lines)

@@ -559,13 +559,22 @@ def test_the_walk_sees_a_rewrite_of_a_big_file_and_ignores_a_touch(planrunner: P
 
 
 def test_hostile_file_names_are_printed_escaped(planrunner: Planrunner, kind: str) -> None:
-    setup(planrunner, kind, {}, plan(["out.txt"], ["write out.txt hi", "write evil\\x1b[2J\\u202e.txt x"], OUT))
-    result = planrunner.run("--scope=warn", plugins=[ScriptedPlugin()])
-    assert any("\x1b" in name for name in os.listdir(planrunner.path))
-    assert "\x1b" not in result.outstr and "\u202e" not in result.outstr
-    result.stdout.fnmatch_lines(
-        ["p.plan.yaml::t: scope: changed files outside the task's files: evil\\x1b[[]2J\\u202e.txt"]
-    )
+    """Control characters, bidi overrides and newlines in a name cannot forge a line of the report."""
+    name = "evil\\x1b[2J\\u202e\\nFAILED\\x20p.plan.yaml::x\\x20-\\x20forged.txt"
+    setup(planrunner, kind, {}, plan(["out.txt"], ["write out.txt hi", f"write {name} x"], OUT))
+    shown = "evil\\x1b[[]2J\\u202e\\nFAILED p.plan.yaml::x - forged.txt"
+    for mode, line in [
+        ("warn", f"p.plan.yaml::t: scope: changed files outside the task's files: {shown}"),
+        ("strict", f"FAILED p.plan.yaml::t - scope: changed files outside the task's files: {shown}"),
+    ]:
+        for leftover in os.listdir(planrunner.path):
+            if leftover.startswith("evil") or leftover == "out.txt":
+                os.unlink(planrunner.path / leftover)
+        result = planrunner.run(f"--scope={mode}", plugins=[ScriptedPlugin()])
+        assert any("\x1b" in n and "\n" in n for n in os.listdir(planrunner.path))
+        assert "\x1b" not in result.outstr and "\u202e" not in result.outstr
+        assert not [x for x in result.outstr.splitlines() if x.startswith("FAILED p.plan.yaml::x")]
+        result.stdout.fnmatch_lines([line])
 
 
 def test_verify_only_never_snapshots_nor_fails_on_scope(planrunner: Planrunner) -> None:
