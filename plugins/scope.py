@@ -171,8 +171,8 @@ class Globs:
         regexes = []
         for raw in patterns:
             pattern = _clean(raw)
-            if not pattern:
-                continue
+            if not pattern or os.path.isabs(raw) or ".." in pattern.split("/"):
+                continue  # names nothing inside the workdir
             base = pattern.rstrip("/")
             for p in (base, base + "/**"):
                 regexes.append(glob_regex(("**/" + p) if anywhere else p))

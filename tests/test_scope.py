@@ -174,6 +174,12 @@ def test_declared_globs_and_folders_cover_their_files(planrunner: Planrunner, ki
     result.stdout.fnmatch_lines(["scope: changed files outside the task's files: src/a/b.txt, srcx/c.py"])
 
 
+def test_absolute_and_escaping_declarations_cover_nothing(planrunner: Planrunner) -> None:
+    setup(planrunner, "plain", {}, plan(["out.txt", "/etc/x", "../etc/y"], ["write out.txt hi", "write etc/x z"], OUT))
+    result = planrunner.run(plugins=[ScriptedPlugin()])
+    result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: etc/x"])
+
+
 def test_a_file_a_criterion_asks_for_may_be_created_undeclared(planrunner: Planrunner, kind: str) -> None:
     setup(planrunner, kind, {}, plan([], ["write out.txt hi"], OUT))
     result = planrunner.run(plugins=[ScriptedPlugin()])
