@@ -470,10 +470,11 @@ def test_git_ignored_files_are_not_changes_and_the_index_is_untouched(planrunner
 def test_user_git_config_cannot_change_what_the_guard_sees(
     planrunner: Planrunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A hostile global config (status.showUntrackedFiles=no, a fsmonitor) is not read."""
+    """A global excludes file or fsmonitor (the user's git config) cannot hide a change."""
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".gitconfig").write_text("[status]\n\tshowUntrackedFiles = no\n[core]\n\tfsmonitor = false-monitor\n")
+    (home / "ignore").write_text("extra.txt\n")
+    (home / ".gitconfig").write_text(f"[core]\n\texcludesFile = {home}/ignore\n\tfsmonitor = {home}/monitor\n")
     setup(planrunner, "git", {}, plan(["out.txt"], ["write out.txt hi", "write extra.txt x"], OUT))
     monkeypatch.setenv("HOME", str(home))
     result = planrunner.run(plugins=[ScriptedPlugin()])
@@ -555,6 +556,18 @@ def test_the_walk_sees_a_rewrite_of_a_big_file_and_ignores_a_touch(planrunner: P
     result = planrunner.run(plugins=[ScriptedPlugin()])
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: big.bin"])
+
+
+def test_git_variables_in_the_environment_cannot_point_the_guard_elsewhere(
+    planrunner: Planrunner, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path_factory.mktemp("other")
+    init_repo(other)
+    setup(planrunner, "git", {}, plan(["out.txt"], ["write out.txt hi", "write extra.txt x"], OUT))
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    result = planrunner.run(plugins=[ScriptedPlugin()])
+    result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: extra.txt"])
 
 
 # -- output safety ------------------------------------------------------------------
