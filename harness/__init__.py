@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from planrun.config import ExitCode
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
@@ -24,6 +26,15 @@ from planrun.types import (
 )
 
 __version__ = "0.1.0"
+
+
+def copy_workdir(src: os.PathLike[str], dst: os.PathLike[str], *, avoid: os.PathLike[str]) -> list[str]:
+    """Copy a workdir as ``workspace: copy`` does; see :func:`planrun.session.copy_workdir`."""
+    from pathlib import Path
+
+    from planrun.session import copy_workdir as _copy
+
+    return _copy(Path(src), Path(dst), avoid=Path(avoid))
 
 
 def main(args: list[str] | None = None, plugins: list[object] | None = None) -> int:
@@ -59,6 +70,7 @@ __all__ = [
     "Task",
     "UsageError",
     "__version__",
+    "copy_workdir",
     "fail",
     "hookimpl",
     "hookspec",

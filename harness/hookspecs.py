@@ -13,13 +13,15 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+    from contextlib import AbstractContextManager
+    from pathlib import Path
 
     from planrun.config import Config
     from planrun.executors import Executor
     from planrun.model import Plan, Task
     from planrun.pluginmanager import PlanrunPluginManager
     from planrun.reports import ItemReport
-    from planrun.session import Item, Session
+    from planrun.session import CollectedPlan, Item, Session
     from planrun.types import CheckKind, ExecutionContext, ExecutionResult, ExecutorKind, Location
 
 hookspec = pluggy.HookspecMarker("planrun")
@@ -157,6 +159,26 @@ def planrun_sessionstart(session: Session) -> None:
     """The session starts, after configure and before collection.
 
     :param session: the session.
+    """
+
+
+@hookspec(firstresult=True)
+def planrun_make_workspace(cplan: CollectedPlan, base: Path, config: Config) -> AbstractContextManager[Path] | None:
+    """Provide the folder a plan runs in, instead of its ``workspace:`` mode.
+
+    :param cplan: the collected plan (``cplan.plan``, ``cplan.display``, ``cplan.path``).
+    :param base: the tree the plan runs against (``--workdir``, the plan's
+        ``workdir``, else the rootdir).
+    :param config: the run's config.
+    :return: a context manager whose ``__enter__`` returns the workdir and
+        whose ``__exit__`` cleans it up after the plan's items ran, or
+        ``None`` to leave the choice to the next implementation (the core's
+        default: ``inplace``, ``temp`` or ``copy``).
+
+    Stops at first non-``None`` result. The core sets ``cplan.workdir`` to
+    the folder entered, so reporters and ``planrun_runtest_logreport``
+    implementations can find it. ``--sandbox`` (a git worktree per plan) is
+    built on this hook.
     """
 
 

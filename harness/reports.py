@@ -90,6 +90,7 @@ class ItemReport:
     attempts: int = 0
     cost: float | None = None  # summed over attempts; None when no price is known
     summary: str = ""  # the executor's account of what it did (an agent's finish summary)
+    notes: list[str] = field(default_factory=list)  # the executor's warnings (ExecutionResult.warnings)
 
     @property
     def warnings(self) -> list[str]:
@@ -97,7 +98,7 @@ class ItemReport:
             f"{c.location}: vacuous criterion {c.name!r}: it held before task {self.item_id!r} ran"
             for c in self.criteria
             if c.vacuous
-        ]
+        ] + [f"{self.nodeid}: {note}" for note in self.notes]
 
     @property
     def failed_criteria(self) -> list[tuple[int, CriterionResult]]:

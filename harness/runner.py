@@ -332,8 +332,10 @@ class _Usage:
         self.cost: float | None = None
         self.output: list[str] = []
         self.summary = ""
+        self.notes: list[str] = []  # the executor's warnings, for the report
 
     def add(self, result: ExecutionResult) -> None:
+        self.notes.extend(result.warnings)
         self.tokens_in += result.tokens_in
         self.tokens_out += result.tokens_out
         if result.cost is not None:
@@ -351,6 +353,7 @@ class _Usage:
             attempts=attempts,
             cost=self.cost,
             summary=self.summary,
+            notes=list(dict.fromkeys(self.notes)),
         )
 
 

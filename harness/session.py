@@ -323,6 +323,12 @@ class Session:
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
         mode = cplan.plan.workspace
         base = cplan.base_workdir(self.config.rootdir, self.config.option.workdir)
+        made = cplan.scope.hook.planrun_make_workspace(cplan=cplan, base=base, config=self.config)
+        if made is not None:  # a plugin's workspace (--sandbox)
+            with made as workdir:
+                cplan.workdir = workdir
+                yield workdir
+            return
         if mode == "inplace":
             cplan.workdir = base
             yield base

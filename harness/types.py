@@ -374,6 +374,8 @@ class ExecutionResult:
     summary: str = ""
     #: Cost of this attempt in the price table's currency; ``None`` when unknown.
     cost: float | None = None
+    #: Warnings for the report's warnings summary (the scope guard's, in ``--scope=warn``).
+    warnings: list[str] = field(default_factory=list)
 
 
 class StepTimeout(Exception):
