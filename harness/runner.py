@@ -234,6 +234,11 @@ class PlanRunner:
                     item, "blocked", message=f"blocked: {result.message}", criteria=self._regressions(), **common
                 )
             if result.status == "failed":
+                if result.retryable and attempt < max_attempts:
+                    context.feedback = f"Attempt {attempt} of {max_attempts} was not accepted: {result.message}" + (
+                        f"\n{result.evidence}" if result.evidence else ""
+                    )
+                    continue
                 return self._report(
                     item,
                     "failed",

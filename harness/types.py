@@ -374,6 +374,9 @@ class ExecutionResult:
     summary: str = ""
     #: Cost of this attempt in the price table's currency; ``None`` when unknown.
     cost: float | None = None
+    #: With ``status="failed"``: the executor can put it right (e.g. undo a change outside
+    #: its files), so the runner may retry with ``message`` and ``evidence`` as feedback.
+    retryable: bool = False
     #: Warnings for the report's warnings summary (the scope guard's, in ``--scope=warn``).
     warnings: list[str] = field(default_factory=list)
 

@@ -547,6 +547,7 @@ class ScopeGuard:
         self.mode: str | None = config.option.scope or _ini_mode(config)
         self.allow = Globs(_ini_allow(config), anywhere=True)
         self.plan_files: dict[str, str] = {}  # real path -> display path of each collected plan file
+        self.first_attempt: dict[str, tuple[dict[str, Any], Snapshot]] = {}  # nodeid -> state before attempt 1
 
     @hookimpl
     def planrun_collection_finish(self, session: Session) -> None:
@@ -565,8 +566,15 @@ class ScopeGuard:
         # What existed before the task and a criterion reads: the files that judge it.
         judges = Globs(_glob_escape(p) for p in named)
         # The collected plans wherever they are (outside the workdir, or reached through a link).
-        plans_before = {real: _state(real, MAX_GIT_HASH_FILE) for real in self.plan_files}
-        before = Snapshot(workdir)
+        # A retry is judged against the tree before the task's first attempt: an attempt
+        # cannot make an earlier attempt's stray change its own starting point.
+        first = self.first_attempt.get(context.nodeid) if context.attempt > 1 else None
+        if first is None:
+            first = self.first_attempt[context.nodeid] = (
+                {real: _state(real, MAX_GIT_HASH_FILE) for real in self.plan_files},
+                Snapshot(workdir),
+            )
+        plans_before, before = first
         result = yield
         changes = before.changes()
         plans = [
@@ -627,7 +635,12 @@ class ScopeGuard:
         if result.status == "failed" and result.message:
             message = f"{message} (and the executor failed: {result.message})"
             evidence = f"{evidence}\n{result.evidence}" if result.evidence else evidence
-        return dataclasses.replace(result, status="failed", message=message, evidence=evidence, warnings=warnings)
+        # Files outside the task's own can be put back, and the executor is told so on a retry;
+        # a changed plan or a changed file that judges the task cannot be undone by it.
+        retryable = result.status == "done" and not plans and not judged
+        return dataclasses.replace(
+            result, status="failed", message=message, evidence=evidence, warnings=warnings, retryable=retryable
+        )
 
 
 def _ini_mode(config: Config) -> str | None:

@@ -57,7 +57,7 @@ class Scripted(Executor):
                 with open(target, "a") as f:
                     f.write(text + "\n")
             elif op == "delete":
-                target.unlink()
+                target.unlink(missing_ok=True)  # a retry repeats the work
         return ExecutionResult(status="done", summary="done as told")
 
 
@@ -199,8 +199,67 @@ def test_an_existing_file_a_criterion_inspects_is_not_declared_by_that(planrunne
     result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: conf.txt"])
 
 
-def test_a_scope_failure_is_not_retried(planrunner: Planrunner) -> None:
-    setup(planrunner, "plain", {}, plan(["out.txt"], ["write out.txt hi", "write extra.txt x"], OUT))
+class Tidy(Scripted):
+    """Writes a stray file on the first attempt; removes it when the feedback names it."""
+
+    name = "tidy"
+    feedback: list[str] = []
+
+    def execute(self, task: Task, context: ExecutionContext) -> ExecutionResult:
+        self.feedback.append(context.feedback)
+        if context.attempt == 1:
+            return super().execute(task, context)
+        self.calls += 1
+        if "extra.txt" in context.feedback:
+            (context.workdir / "extra.txt").unlink()
+        return ExecutionResult(status="done", summary="tidied")
+
+
+class TidyPlugin(ScriptedPlugin):
+    @hookimpl
+    def planrun_register_executors(self) -> list[ExecutorKind]:
+        return [ExecutorKind("tidy", lambda config: self._make(Tidy))]
+
+
+def test_a_stray_change_is_fed_back_and_the_retry_can_undo_it(planrunner: Planrunner, kind: str) -> None:
+    Tidy.feedback = []
+    setup(planrunner, kind, {}, plan(["out.txt"], ["write out.txt hi", "write extra.txt x"], OUT, executor="tidy"))
+    result = planrunner.run("-v", plugins=[TidyPlugin()])
+    assert result.ret == ExitCode.OK, result
+    assert Tidy.feedback[0] == ""
+    assert Tidy.feedback[1].startswith(
+        "Attempt 1 of 2 was not accepted: scope: changed files outside the task's files: extra.txt"
+    )
+    assert "added: extra.txt" in Tidy.feedback[1]
+    assert not (planrunner.path / "extra.txt").exists()
+
+
+def test_a_retry_is_judged_against_the_tree_before_the_first_attempt(planrunner: Planrunner, kind: str) -> None:
+    # The same stray file on every attempt: the second attempt finds it already there, and is failed all the same.
+    setup(planrunner, kind, {}, plan(["out.txt"], ["write out.txt hi", "write extra.txt x"], OUT))
+    plugin = ScriptedPlugin()
+    result = planrunner.run("-v", plugins=[plugin])
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert [e.calls for e in plugin.executors] == [2]
+    result.stdout.fnmatch_lines(["FAILED p.plan.yaml::t - scope: changed files outside the task's files: extra.txt"])
+
+
+@pytest.mark.parametrize(
+    ("files", "description", "criteria"),
+    [
+        ({}, ["write out.txt hi", "append p.plan.yaml # more"], OUT),  # its plan
+        (
+            {"check.sh": "test -e out.txt\n"},
+            ["write out.txt hi", "write check.sh true"],
+            "      - command: sh check.sh\n",
+        ),
+    ],
+    ids=["plan-file", "check-script"],
+)
+def test_a_change_that_judges_the_task_is_not_retried(
+    planrunner: Planrunner, files: dict[str, str], description: list[str], criteria: str
+) -> None:
+    setup(planrunner, "plain", files, plan(["out.txt"], description, criteria))
     plugin = ScriptedPlugin()
     result = planrunner.run("-v", plugins=[plugin])
     assert result.ret == ExitCode.TESTS_FAILED
