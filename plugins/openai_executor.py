@@ -763,6 +763,24 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
 
 
 @hookimpl
+def planrun_collection_finish(session: Any) -> None:
+    """Before anything runs: the settings of a run that will use this executor are sound (else exit 4)."""
+    config = session.config
+    if session.collection_errors or config.getoption("collectonly"):
+        return
+    if not any(session.executor_name_for(item) == OpenAIExecutor.name for item in session.items):
+        return
+    settings = _Settings(config)  # a malformed setting is a UsageError
+    if not settings.model:
+        raise UsageError("the openai executor needs a model: pass --model NAME or set [tool.planrun] model")
+    if settings.key_configured and not settings.api_key:
+        raise UsageError(f"the API key variable {settings.key_env} ([tool.planrun] api_key_env) is not set")
+    from planrun import agentprompt
+
+    agentprompt.system_prompt(config)  # a bad executor_prompt, now rather than in the first task
+
+
+@hookimpl
 def planrun_sessionfinish(session: Any) -> None:
     for model in session.config.stash.pop(_CLIENTS, []):
         model.close()

@@ -461,16 +461,27 @@ def test_another_4xx_is_a_task_error(project: Planrunner, openai_server: Scripte
     assert reports.items["b"].outcome == "passed"  # the run went on
 
 
-def test_no_model_is_one_line(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+SHELL_FIRST = """
+plan: shell first
+tasks:
+  - {id: step, name: Step, run: touch ran.txt, criteria: [ran.txt exists]}
+  - {id: a, name: A, description: Write a.txt., criteria: [a.txt exists]}
+"""
+
+
+def test_no_model_is_a_usage_error_before_anything_runs(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
     project.makefile("pyproject.toml", f'[tool.planrun]\nexecutor = "openai"\nbase_url = "{openai_server.url}"\n')
-    project.makeplan("p", TWO_TASKS)
+    project.makeplan("p", SHELL_FIRST)
     result, reports = run(project)
-    assert (
-        reports.items["a"].message == "the openai executor needs a model: pass --model NAME or set [tool.planrun] model"
-    )
-    assert "b" not in reports.items
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr == "ERROR: the openai executor needs a model: pass --model NAME or set [tool.planrun] model\n"
+    assert not reports.items and not (project.path / "ran.txt").exists()
     assert not openai_server.requests
+    assert run(project, "--co")[0].ret == ExitCode.OK  # collecting needs no model
+    assert run(project, "--verify-only")[0].ret == ExitCode.TESTS_FAILED  # nor does verifying
+    openai_server.add(tool_turn(("write_file", {"path": "a.txt", "content": "a"}), FINISH))
     result, reports = run(project, "--model", "from-the-flag")
+    assert result.ret == ExitCode.OK, result
     assert openai_server.requests[0].body["model"] == "from-the-flag"
 
 
@@ -483,8 +494,9 @@ def test_api_key_env_names_the_variable(
     )
     project.makeplan("p", ONE_TASK)
     result, reports = run(project)
-    assert reports.items["t"].message == "the API key variable MY_LLM_KEY ([tool.planrun] api_key_env) is not set"
-    assert not openai_server.requests
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr == "ERROR: the API key variable MY_LLM_KEY ([tool.planrun] api_key_env) is not set\n"
+    assert not reports.items and not openai_server.requests
     monkeypatch.setenv("MY_LLM_KEY", "sk-other-key-123456")
     openai_server.add(tool_turn(WRITE, FINISH))
     result, reports = run(project)
