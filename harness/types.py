@@ -62,6 +62,30 @@ def _realdir(path: str) -> str:
         return real
 
 
+# The real path each workdir had when a check first used it. A step that swaps
+# the workdir itself for a symlink (``mv w w.old; ln -s /elsewhere w``) must not
+# carry the checks out with it, so this is never forgotten.
+_ROOTS: dict[str, str] = {}
+
+
+def _pin_root(workdir: str) -> str:
+    """The real path ``workdir`` had when first used (recorded now if this is the first use)."""
+    try:
+        return _ROOTS[workdir]
+    except KeyError:
+        first = _ROOTS[workdir] = os.path.realpath(workdir)
+        return first
+
+
+def _workdir_root(workdir: str) -> str:
+    """The real path of ``workdir``; fails the check if it no longer is the folder it first was."""
+    first = _pin_root(workdir)
+    real = _realdir(workdir)
+    if real != first:
+        fail(f"the workdir {workdir} was replaced: it now resolves to {real}, not {first}")
+    return real
+
+
 def forget_paths() -> None:
     """Drop cached realpaths and file contents (the tree may have changed)."""
     global _GENERATION
@@ -389,6 +413,7 @@ class _Context:
         """
         from planrun.process import run_process
 
+        _pin_root(os.fspath(self.workdir))  # before anything runs that could swap the workdir
         try:
             return run_process(
                 command,
@@ -437,7 +462,7 @@ class CheckContext(_Context):
         as written), a wildcard folder leading outside is not searched, and
         ``**`` follows no symlinked folder.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
         if os.path.isabs(pattern) or ".." in parts:
             return [], [pattern]
@@ -461,7 +486,7 @@ class CheckContext(_Context):
         (a symlink swapped in between). To read a file use :meth:`open`,
         :meth:`read_bytes` or :meth:`read_text`, which verify what they opened.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         head, tail = os.path.split(rel)
         base = _realdir(os.path.join(root, head)) if head else root
         full = os.path.join(base, tail) if tail else base
@@ -497,7 +522,7 @@ class CheckContext(_Context):
         workdir like any other: whoever made it could read its target already.
         Returns a binary file object: read from it, never reopen ``rel``.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         full = os.path.join(root, rel)
         use_path = bool(_O_PATH) and _PROC_FD
         flags = (_O_PATH if use_path else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC

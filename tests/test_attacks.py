@@ -1,0 +1,125 @@
+"""Issue 6's classes tried again with other inputs: each test here failed on the code the fixes left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planrun import ExitCode
+from planrun.testing import Planrunner
+
+SECRET = "TOP-SECRET-outside"
+LEAK = "LEAKED-LINE-42"  # only ever in the outside files: never in any output
+
+
+@pytest.fixture
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside every workdir: secret.txt, secret.json, sub/secret.txt."""
+    folder = tmp_path_factory.mktemp("outside")
+    (folder / "secret.txt").write_text(f"{LEAK}\n{SECRET}\n")
+    (folder / "secret.json").write_text(json.dumps({"v": SECRET}) + "\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "secret.txt").write_text(SECRET + "\n")
+    return folder
+
+
+# -- 1-3: the workdir itself swapped for a symlink ---------------------------------
+
+# Each criterion holds only if it is checked in the outside folder.
+OUTSIDE_TRUE = [
+    "file_contains: {path: secret.txt, text: TOP-SECRET-outside}",
+    "file_contains: {path: sub/secret.txt, pattern: 'TOP-SECRET'}",
+    "file_not_contains: {path: secret.txt, text: nothing-like-this}",
+    "data: {file: secret.json, path: v, equals: TOP-SECRET-outside}",
+    "file_exists: sub/secret.txt",
+    "file_exists: '**/secret.txt'",
+    "file_absent: only-inside.txt",
+]
+
+SWAP = 'd="$PWD"; cd ..; mv "$d" "$d.old"; ln -s {outside} "$d"'
+
+
+@pytest.mark.parametrize("criterion", OUTSIDE_TRUE)
+@pytest.mark.parametrize("workspace", ["inplace", "temp", "copy"])
+def test_a_step_that_swaps_the_workdir_for_a_symlink_moves_no_check_outside(
+    planrunner: Planrunner, outside: Path, criterion: str, workspace: str
+) -> None:
+    (planrunner.path / "w").mkdir()
+    (planrunner.path / "w" / "only-inside.txt").write_text("x")
+    planrunner.makeplan(
+        "swap",
+        f"""
+plan: swap
+workdir: w
+workspace: {workspace}
+tasks:
+  - id: swap
+    name: swaps its own workdir
+    run: {SWAP.format(outside=outside)!r}
+    criteria:
+      - {criterion}
+""",
+    )
+    result = planrunner.run("-rA")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.stdout.fnmatch_lines(["*the workdir * was replaced: it now resolves to *, not *"])
+    assert LEAK not in result.outstr
+    assert result.no_traceback(), result
+
+
+def test_a_command_check_that_swaps_the_workdir_fails_the_checks_after_it(
+    planrunner: Planrunner, outside: Path
+) -> None:
+    (planrunner.path / "w").mkdir()
+    marker = planrunner.path / "swapped"
+    once = f"test -e {marker} || {{ touch {marker}; {SWAP.format(outside=outside)}; }}"  # the baseline runs it too
+    planrunner.makeplan(
+        "swap",
+        f"""
+plan: swap
+workdir: w
+tasks:
+  - id: one
+    name: nothing
+    run: "true"
+    criteria:
+      - command: {once!r}
+      - file_exists: secret.txt
+  - id: two
+    name: later
+    run: "true"
+    criteria:
+      - data: {{file: secret.json, path: v, equals: TOP-SECRET-outside}}
+""",
+    )
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.assert_outcomes(failed=2)
+    assert result.outstr.count("was replaced") >= 2, result.outstr
+
+
+# -- 9/25: hints on a sentence that compiles to nothing stay cheap ------------------
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        " ".join(["foo", "contains", "`x`", "passes", "a/b", "exists", "bar"] * 12000),  # many words
+        "contains " + "a" * 400000,  # one huge word
+        " ".join(["deleted", "outputs"] * 40000),  # words the forms hold
+    ],
+    ids=["many-words", "huge-word", "form-words"],
+)
+def test_a_long_unmatched_sentence_is_a_quick_located_error(planrunner: Planrunner, sentence: str) -> None:
+    planrunner.makeplan(
+        "long",
+        f"plan: p\ntasks:\n  - id: t\n    name: n\n    run: touch executed.txt\n    criteria:\n      - '{sentence}'\n",
+    )
+    result = planrunner.run("--max-plan-bytes", "10000000")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    result.stdout.fnmatch_lines(["long.plan.yaml:7:9: *"])
+    assert result.no_traceback(), result
+    assert not (planrunner.path / "executed.txt").exists()
