@@ -193,6 +193,7 @@ class _Matcher:
         self.dirs_only = dirs_only
         self.found: list[str] = []
         self.outside: list[str] = []
+        self.truncated = False  # a folder was not searched: it lies deeper than _MAX_DEPTH
 
     def expand(self, fd: int, real: str, rel: str, parts: list[str], depth: int) -> None:
         if not parts:
@@ -207,7 +208,7 @@ class _Matcher:
             for name, is_dir, _ in self._entries(fd, "*"):
                 if not rest:
                     self._final(fd, real, rel, name)
-                if is_dir and depth < _MAX_DEPTH:
+                if is_dir and self._may_descend(depth):
                     self._descend(fd, real, rel, name, parts, depth, follow=False)
             return
         if not _GLOB_CHARS.search(head):
@@ -223,8 +224,14 @@ class _Matcher:
         for name, is_dir, is_link in self._entries(fd, head):
             if not rest:
                 self._final(fd, real, rel, name)
-            elif (is_dir or is_link) and depth < _MAX_DEPTH:
+            elif (is_dir or is_link) and self._may_descend(depth):
                 self._descend(fd, real, rel, name, rest, depth, follow=True)
+
+    def _may_descend(self, depth: int) -> bool:
+        if depth < _MAX_DEPTH:
+            return True
+        self.truncated = True
+        return False
 
     def _entries(self, fd: int, part: str) -> list[tuple[str, bool, bool]]:
         """Names in folder ``fd`` matching glob component ``part``: (name, real folder, symlink)."""
@@ -464,6 +471,7 @@ class CheckContext(_Context):
         """
         root = _workdir_root(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
         if os.path.isabs(pattern) or ".." in parts:
             return [], [pattern]
         matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
@@ -477,6 +485,8 @@ class CheckContext(_Context):
             os.close(fd)
         if matcher.outside and not _GLOB_CHARS.search(pattern):
             return [], [pattern]  # a plain path: name it as written
+        if matcher.truncated and not matcher.found and not matcher.outside:
+            fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
         return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
 
     def path(self, rel: str) -> Path:

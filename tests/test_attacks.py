@@ -123,3 +123,73 @@ def test_a_long_unmatched_sentence_is_a_quick_located_error(planrunner: Planrunn
     result.stdout.fnmatch_lines(["long.plan.yaml:7:9: *"])
     assert result.no_traceback(), result
     assert not (planrunner.path / "executed.txt").exists()
+
+
+# -- 1/2: a glob that cannot search the whole tree says so (file_absent never passes on it) --
+
+
+def _deep_tree(root: Path, depth: int) -> None:
+    folder = root.joinpath(*["d"] * depth)
+    folder.mkdir(parents=True)
+    (folder / "deep.txt").write_text("x")
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "file_absent: '**/deep.txt'",
+        "file_absent: 'd/**/deep.txt'",
+        "file_absent: '**/**/**/**/**/**/deep.txt'",  # also: repeated ** cost no more than one
+        "file_absent: '**/d/**/nothing'",
+        "file_exists: '**/deep.txt'",
+    ],
+)
+def test_a_glob_past_the_depth_limit_fails_instead_of_finding_nothing(planrunner: Planrunner, criterion: str) -> None:
+    _deep_tree(planrunner.path, 260)
+    planrunner.makeplan("deep", f"plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n      - {criterion}\n")
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.stdout.fnmatch_lines(["*: folders deeper than 200 levels were not searched, so nothing can be said"])
+
+
+def test_a_glob_within_the_depth_limit_still_finds_and_misses(planrunner: Planrunner) -> None:
+    _deep_tree(planrunner.path, 150)
+    planrunner.makeplan(
+        "deep",
+        "plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n"
+        "      - file_exists: '**/**/deep.txt'\n      - file_absent: '**/nothing'\n",
+    )
+    planrunner.run().assert_outcomes(passed=1)
+
+
+# -- 4/9: a command check whose cwd or environment the system refuses: one line, no traceback --
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("{run: 'true', cwd: %s}" % ("n" * 300), "cwd n* cannot be used: File name too long"),
+        ("{run: 'true', cwd: %s}" % ("c/" * 2100 + "c"), "cwd c/c/c/*"),
+        ("{run: 'true', env: {BIG: %s}}" % ("v" * 200000), "`true` could not be started: Argument list too long"),
+    ],
+    ids=["long-name", "long-path", "huge-env-value"],
+)
+def test_a_command_that_cannot_start_fails_in_one_line(planrunner: Planrunner, args: str, expected: str) -> None:
+    planrunner.makeplan("cmd", f"plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n      - command: {args}\n")
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.stdout.fnmatch_lines([f"  {expected}"])
+    assert "crashed" not in result.outstr and result.no_traceback(), result
+
+
+@pytest.mark.parametrize("name", ["A=B", "", "=x"])
+def test_an_environment_variable_name_the_system_refuses_is_a_compile_error(planrunner: Planrunner, name: str) -> None:
+    planrunner.makeplan(
+        "cmd",
+        "plan: p\ntasks:\n  - id: t\n    name: n\n    run: touch executed.txt\n    criteria:\n"
+        f"      - command: {{run: 'true', env: {{'{name}': x}}}}\n",
+    )
+    result = planrunner.run()
+    assert result.ret == ExitCode.INTERRUPTED, result
+    result.stdout.fnmatch_lines([f"cmd.plan.yaml:7:*: command: env: {name!r} is not a variable name*"])
+    assert not (planrunner.path / "executed.txt").exists()
