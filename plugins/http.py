@@ -236,8 +236,12 @@ def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
         location = response_headers.get("Location") if status in _REDIRECTS else None
         if location is None:
             return status, raw
-        new_url = urljoin(url, location.strip())
-        if urlsplit(new_url).scheme not in ("http", "https"):
+        try:
+            new_url = urljoin(url, location.strip())
+            scheme = urlsplit(new_url).scheme
+        except ValueError as exc:  # http://[::1 (an unclosed IPv6 address)
+            fail(f"{where}: redirect to a bad URL {_quote(location)}: {str(exc)[:_SHOWN]}")
+        if scheme not in ("http", "https"):
             fail(f"{what}: redirect to a non-HTTP URL {_clip(new_url)}")
         try:
             new_target = parse_url(new_url)

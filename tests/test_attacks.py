@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,59 @@ def test_an_environment_variable_name_the_system_refuses_is_a_compile_error(plan
     assert result.ret == ExitCode.INTERRUPTED, result
     result.stdout.fnmatch_lines([f"cmd.plan.yaml:7:*: command: env: {name!r} is not a variable name*"])
     assert not (planrunner.path / "executed.txt").exists()
+
+
+# -- 4: a redirect's Location that urllib cannot even split -------------------------
+
+
+@pytest.fixture
+def answer() -> Iterator[list[bytes]]:
+    """A server on 127.0.0.1 answering every request with ``answer[0]`` (set by the test); ``answer[1]``: its port."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+    reply: list[bytes] = [b""]
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.settimeout(5)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(reply[0])
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    reply.append(str(sock.getsockname()[1]).encode())
+    try:
+        yield reply
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "//[zz", "http://[::1/x", "https://["])
+def test_a_redirect_to_an_unparsable_location_fails_in_one_line(
+    planrunner: Planrunner, answer: list[bytes], location: str
+) -> None:
+    answer[0] = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    port = answer[1].decode()
+    planrunner.makeplan(
+        "h", f"plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n      - http: http://127.0.0.1:{port}/\n"
+    )
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "crashed" not in result.outstr and result.no_traceback(), result
+    result.stdout.fnmatch_lines([f"  GET http://127.0.0.1:{port}/*redirect*"])
