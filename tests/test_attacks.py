@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import socket
 import threading
@@ -252,3 +253,56 @@ def test_a_redirect_to_an_unparsable_location_fails_in_one_line(
     assert result.ret == ExitCode.TESTS_FAILED, result
     assert "crashed" not in result.outstr and result.no_traceback(), result
     result.stdout.fnmatch_lines([f"  GET http://127.0.0.1:{port}/*redirect*"])
+
+
+# -- 13: a conftest's hooks that break while planrun starts ------------------------
+
+HOOK = "from planrun import hookimpl\n\n\n@hookimpl\n"
+
+
+@pytest.mark.parametrize(
+    ("hook", "expected"),
+    [
+        ("def planrun_register_checks():\n    return 5\n", "planrun_register_checks returned 5, not a list of*"),
+        ("def planrun_register_checks():\n    return None or 'file_exists'\n", "*returned 'file_exists', not a list*"),
+        ("def planrun_register_executors():\n    return 1.5\n", "planrun_register_executors returned 1.5, not a list*"),
+        (
+            "def planrun_addoption(parser):\n    parser.add_argument('-k')\n",
+            "a plugin's planrun_addoption failed: argument -k: conflicting option string: -k",
+        ),
+        (
+            "def planrun_addoption(parser):\n    parser.add_argument('--timeout', '-x')\n",
+            "a plugin's planrun_addoption failed: argument --timeout/-x: conflicting option strings: --timeout, -x",
+        ),
+    ],
+)
+def test_a_conftest_that_registers_wrongly_is_a_one_line_usage_error(
+    planrunner: Planrunner, hook: str, expected: str
+) -> None:
+    planrunner.makeconftest(HOOK + hook)
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: n, run: touch ran, criteria: [{file_exists: ran}]}\n")
+    result = planrunner.runsubprocess("p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.no_traceback(), result
+    assert [line for line in result.errstr.splitlines() if line.startswith("ERROR")] == [result.errstr.strip()]
+    assert result.errstr.startswith("ERROR: ") and fnmatch.fnmatch(result.errstr.strip(), f"ERROR: *{expected}")
+    assert not (planrunner.path / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "def planrun_configure(config):\n    raise ValueError('configure broke')\n",
+        "def planrun_addoption(parser):\n    raise RuntimeError('addoption broke')\n",
+        "def planrun_configure(config):\n    {}['missing']\n",
+    ],
+)
+def test_a_conftest_hook_that_crashes_while_starting_is_an_internal_error(planrunner: Planrunner, hook: str) -> None:
+    """Exit 3 (never 1, which means failures) with the plugin's traceback and the one INTERNAL ERROR line."""
+    planrunner.makeconftest(HOOK + hook)
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: n, run: touch ran, criteria: [{file_exists: ran}]}\n")
+    result = planrunner.runsubprocess("p.plan.yaml")
+    assert result.ret == ExitCode.INTERNAL_ERROR, result
+    assert "Traceback" in result.errstr and "conftest.py" in result.errstr
+    assert result.errstr.rstrip().splitlines()[-1].startswith("INTERNAL ERROR: planrun crashed while configuring")
+    assert not (planrunner.path / "ran").exists()
