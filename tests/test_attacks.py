@@ -306,3 +306,47 @@ def test_a_conftest_hook_that_crashes_while_starting_is_an_internal_error(planru
     assert "Traceback" in result.errstr and "conftest.py" in result.errstr
     assert result.errstr.rstrip().splitlines()[-1].startswith("INTERNAL ERROR: planrun crashed while configuring")
     assert not (planrunner.path / "ran").exists()
+
+
+# -- 11/15: workspace: copy of a sparse file costs what it holds, not its size ------------
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [[], [0], [GIB - 3], [GIB // 2, GIB - 3], [0, 4096 * 3 + 1, GIB // 3]],
+    ids=["all-hole", "data-first", "data-last", "middle-and-end", "scattered"],
+)
+def test_a_sparse_file_is_copied_sparse_with_its_bytes(planrunner: Planrunner, marks: list[int]) -> None:
+    (planrunner.path / "w").mkdir()
+    with open(planrunner.path / "w" / "sparse.bin", "wb") as f:
+        f.truncate(GIB)
+        for n, at in enumerate(marks):
+            f.seek(at)
+            f.write(b"M%d" % n)
+    expected = "".join(f"{at}:M{n};" for n, at in enumerate(marks))
+    reads = "".join(
+        f"printf '{at}:'; dd if=sparse.bin bs=1 skip={at} count=2 status=none; printf ';'; " for at in marks
+    )
+    planrunner.makeplan(
+        "sparse",
+        f"""
+plan: p
+workdir: w
+workspace: copy
+tasks:
+  - id: t
+    name: reads the copy
+    run: |
+      du -k sparse.bin | cut -f1 > kib.txt
+      stat -c %s sparse.bin > size.txt
+      {{ {reads} true; }} > marks.txt
+    criteria:
+      - "`test $(cat kib.txt) -lt 4096` passes"
+      - file_contains: {{path: size.txt, text: "{GIB}"}}
+      - file_contains: {{path: marks.txt, pattern: '\\A{expected}\\Z'}}
+""",
+    )
+    result = planrunner.run("-rA")
+    result.assert_outcomes(passed=1)
