@@ -591,7 +591,9 @@ class CheckContext(_Context):
             return pattern.search(text, pos)
 
 
-class _TimeLimitExceeded(Exception):
+class _TimeLimitExceeded(BaseException):
+    """Raised in the block a :class:`time_limit` guards; a BaseException, so ``except Exception`` cannot swallow it."""
+
     def __init__(self, owner: time_limit) -> None:
         super().__init__()
         self.owner = owner

@@ -350,3 +350,56 @@ tasks:
     )
     result = planrunner.run("-rA")
     result.assert_outcomes(passed=1)
+
+
+# -- 9/17: a check's own ``except Exception`` cannot swallow its time limit ---------------
+
+SWALLOWER = """
+import time
+
+from planrun import ArgsModel, CheckKind, fail, hookimpl
+
+
+class NoArgs(ArgsModel):
+    pass
+
+
+def sleeps(args, ctx):
+    try:
+        time.sleep(30)
+    except Exception as exc:
+        fail(f"swallowed {type(exc).__name__}")
+
+
+def retries(args, ctx):
+    while True:  # a retry loop that takes every error for a reason to try again
+        try:
+            time.sleep(0.01)
+        except Exception:
+            continue
+
+
+def loops(args, ctx):
+    while True:
+        try:
+            sum(range(1000))
+        except Exception as exc:
+            fail(f"swallowed {type(exc).__name__}")
+
+
+@hookimpl
+def planrun_register_checks():
+    return [CheckKind(n, NoArgs, f, default_timeout=0.5) for n, f in
+            (("sleeps", sleeps), ("retries", retries), ("loops", loops))]
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["sleeps", "retries", "loops"])
+def test_a_time_limit_is_not_swallowed_by_except_exception(planrunner: Planrunner, kind: str) -> None:
+    planrunner.makeconftest(SWALLOWER)
+    planrunner.makeplan("t", f"plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n      - {kind}: {{}}\n")
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "swallowed" not in result.outstr, result.outstr
+    result.stdout.fnmatch_lines(["  timed out: *"])
