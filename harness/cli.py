@@ -137,7 +137,7 @@ def _schema(args: list[str]) -> int:
         print("usage: planrun schema\n\nPrint the JSON Schema of the plan file format.")
         return ExitCode.OK
     if args:
-        print(f"ERROR: planrun schema takes no arguments, got {' '.join(args)}", file=sys.stderr)
+        print(f"ERROR: planrun schema takes no arguments, got {printable(' '.join(args))}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
     print(json.dumps(json_schema(), indent=2))
     return ExitCode.OK

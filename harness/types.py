@@ -585,6 +585,14 @@ class CheckContext(_Context):
         text = self.read_bytes(rel, limit).decode("utf-8", errors="replace")
         return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
+    def time_limit(self, seconds: float, what: str) -> time_limit:
+        """``with ctx.time_limit(5, "GET url"):`` raises :class:`StepTimeout` if the block runs past ``seconds``.
+
+        For work whose parts each have a timeout but whose whole has none (a
+        server that drips its answer a byte at a time). Main thread only.
+        """
+        return time_limit(seconds, what)
+
     def search(self, pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
         """``pattern.search(text)`` under this check's time limit."""
         with time_limit(self.timeout, f"regex {pattern.pattern!r}"):

@@ -205,7 +205,7 @@ def _redirect(status: int, method: Method, data: bytes | None) -> tuple[Method, 
     return method, data
 
 
-def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
+def request(args: HttpArgs, timeout: float, ctx: CheckContext) -> tuple[int, bytes]:
     """Send ``args``' request, following redirects; ``(status, body)`` of the last response.
 
     :raises CheckFailed: the server could not be reached, answered something
@@ -226,8 +226,10 @@ def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
     for hop in range(MAX_REDIRECTS + 1):
         where = what if not hop else f"{what} (redirected to {url})"
         try:
-            status, response_headers, raw = _exchange(target, method, headers, data, deadline)
-        except TimeoutError:
+            # Socket timeouts bound each read; this bounds them all (a server may drip its headers).
+            with ctx.time_limit(deadline.left(), what):
+                status, response_headers, raw = _exchange(target, method, headers, data, deadline)
+        except (TimeoutError, StepTimeout):
             raise StepTimeout(f"{what} did not answer in {timeout:g}s") from None
         except http_client.HTTPException as exc:
             fail(f"{where}: {_bad_response(exc)}")
@@ -267,7 +269,7 @@ def _shown_json(value: Any) -> str:
 
 def http(args: HttpArgs, ctx: CheckContext) -> None:
     what = f"{args.method} {args.url}"
-    status, raw = request(args, ctx.timeout)
+    status, raw = request(args, ctx.timeout, ctx)
     if len(raw) > MAX_BODY:
         fail(f"{what}: the response body is over {MAX_BODY} bytes")
     text = raw.decode("utf-8", "replace")

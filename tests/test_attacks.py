@@ -403,3 +403,71 @@ def test_a_time_limit_is_not_swallowed_by_except_exception(planrunner: Planrunne
     assert result.ret == ExitCode.TESTS_FAILED, result
     assert "swallowed" not in result.outstr, result.outstr
     result.stdout.fnmatch_lines(["  timed out: *"])
+
+
+# -- 4: the http check's timeout bounds the whole answer, however slowly it drips ------------
+
+DRIPS = {
+    "status-line": [b"HTTP/1.1 200 " + b"O" * 200] + [b"K"] * 400,
+    "headers": [b"HTTP/1.1 200 OK\r\n"]
+    + [piece for i in range(90) for piece in (b"X-%d" % i, b":", b" v", b"\r", b"\n")],
+    "header-value": [b"HTTP/1.1 200 OK\r\nX-Long: "] + [b"v"] * 400,
+}
+
+
+@pytest.fixture
+def drip() -> Iterator[list[object]]:
+    """A server on 127.0.0.1 sending ``drip[0]`` (pieces) one every 50 ms; ``drip[1]``: its port."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+    state: list[object] = [[], sock.getsockname()[1]]
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.recv(65536)
+                    for piece in state[0]:  # type: ignore[attr-defined]
+                        if stop.wait(0.05):
+                            return
+                        conn.sendall(piece)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+@pytest.mark.parametrize("what", list(DRIPS))
+def test_a_dripping_http_answer_times_out_at_the_checks_own_timeout(
+    planrunner: Planrunner, drip: list[object], what: str
+) -> None:
+    drip[0] = DRIPS[what]
+    url = f"http://127.0.0.1:{drip[1]}/"
+    planrunner.makeplan(
+        "h", f"plan: p\ntasks:\n  - id: t\n    name: n\n    criteria:\n      - {{http: {url}, timeout: 1}}\n"
+    )
+    result = planrunner.run()
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.stdout.fnmatch_lines([f"  timed out: GET {url} did not answer in 1s"])
+
+
+@pytest.mark.parametrize("args", [["\x1b[2J"], ["\x9b31m", "x"], ["\u202eevil"]])
+def test_planrun_schema_shows_a_wrong_argument_escaped(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from planrun.cli import main
+
+    assert main(["schema", *args]) == ExitCode.USAGE_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: planrun schema takes no arguments, got ") and err.count("\n") == 1
+    assert err.isascii() and "\x1b" not in err and "\x9b" not in err, repr(err)

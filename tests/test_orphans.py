@@ -202,8 +202,8 @@ def test_session_that_leaves_a_process_fails(tmp_path: Path) -> None:
         "def test_leaks():\n"
         "    subprocess.run(['sh', '-c', 'setsid sleep 300 & echo $! > leak.pid'], check=True)\n"
         "    pid = Path('leak.pid').read_text().strip()\n"
-        "    while b'sleep' not in Path(f'/proc/{pid}/cmdline').read_bytes():\n"
-        "        time.sleep(0.01)  # until setsid has exec'd sleep\n"
+        "    while not Path(f'/proc/{pid}/cmdline').read_bytes().startswith(b'sleep'):\n"
+        "        time.sleep(0.01)  # until setsid has exec'd sleep ('setsid sleep 300' holds 'sleep' too)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_leak.py"],
