@@ -585,6 +585,8 @@ def wrap_session(config: Config) -> int:
             try:
                 config.hook.planrun_sessionfinish(session=session, exitstatus=session.exitstatus)
             except KeyboardInterrupt:
+                sys.stdout.flush()
+                print("ERROR: interrupted while reporting: the report above is incomplete", file=sys.stderr)
                 session.exitstatus = ExitCode.INTERRUPTED
             except BrokenPipeError:
                 reap_new_children(children)

@@ -471,3 +471,27 @@ def test_planrun_schema_shows_a_wrong_argument_escaped(args: list[str], capsys: 
     err = capsys.readouterr().err
     assert err.startswith("ERROR: planrun schema takes no arguments, got ") and err.count("\n") == 1
     assert err.isascii() and "\x1b" not in err and "\x9b" not in err, repr(err)
+
+
+# -- 7: an interrupt while the report is written says the report is cut ------------------
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [
+        "raise KeyboardInterrupt",
+        "os.kill(os.getpid(), signal.SIGINT)",
+        "os.kill(os.getpid(), signal.SIGTERM)",
+        "os.kill(os.getpid(), signal.SIGTERM); os.kill(os.getpid(), signal.SIGINT)",
+    ],
+)
+def test_an_interrupt_while_reporting_says_the_report_is_incomplete(planrunner: Planrunner, interrupt: str) -> None:
+    planrunner.makeconftest(
+        "import os\nimport signal\n\nfrom planrun import hookimpl\n\n\n@hookimpl\n"
+        f"def planrun_terminal_summary(terminalreporter, exitstatus, config):\n    {interrupt}\n"
+    )
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: n, run: 'true', criteria: [{file_exists: nope}]}\n")
+    result = planrunner.runsubprocess("p.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    assert result.errstr == "ERROR: interrupted while reporting: the report above is incomplete\n", result
+    assert result.no_traceback(), result
