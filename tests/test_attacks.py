@@ -1,4 +1,4 @@
-"""Issue 6's classes tried again with other inputs: each test here failed on the code the fixes left."""
+"""Issue 6's classes tried again with other inputs: each attack failed on the code the fixes left (a "still" test guards what must keep working)."""
 
 from __future__ import annotations
 
