@@ -495,3 +495,27 @@ def test_an_interrupt_while_reporting_says_the_report_is_incomplete(planrunner: 
     assert result.ret == ExitCode.INTERRUPTED, result
     assert result.errstr == "ERROR: interrupted while reporting: the report above is incomplete\n", result
     assert result.no_traceback(), result
+
+
+# -- 15: a config file is read with a bound ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "sparse"),
+    [("pyproject.toml", True), ("planrun.toml", True), ("pyproject.toml", False)],
+    ids=["sparse-pyproject", "sparse-planrun-toml", "long-comments"],
+)
+def test_a_huge_config_file_is_refused_without_reading_it_whole(
+    planrunner: Planrunner, name: str, sparse: bool
+) -> None:
+    config = planrunner.path / name
+    if sparse:
+        with open(config, "wb") as f:
+            f.truncate(1 << 30)
+    else:
+        config.write_text("[tool.planrun]\n" + "# padding\n" * 900_000)
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: n, run: touch ran, criteria: [{file_exists: ran}]}\n")
+    result = planrunner.run("p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr == f"ERROR: {config}: over 8388608 bytes, too big for a config file\n", result
+    assert not (planrunner.path / "ran").exists()
