@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+from argparse import ArgumentError
 from pathlib import Path
 
 from planrun.config import (
@@ -19,7 +21,7 @@ from planrun.config import (
     read_inicfg,
     split_args,
 )
-from planrun.errors import PlanrunError, UsageError
+from planrun.errors import PlanrunError, PluginError, UsageError
 from planrun.pluginmanager import PlanrunPluginManager
 from planrun.reports import printable
 
@@ -53,7 +55,10 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
     pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins", source))
     pm._load_conftest(rootdir / "conftest.py")
     parser = make_parser()
-    pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
+    try:
+        pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
+    except ArgumentError as exc:  # an option another plugin (or the core) has: -k, --timeout
+        raise PluginError(f"a plugin's planrun_addoption failed: {exc}") from None
     try:
         option = parser.parse_intermixed_args(args)
     except UsageError as exc:
@@ -115,6 +120,13 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     except SystemExit as exc:  # a plugin's or conftest's hook asked Python to exit: nothing runs
         print(f"ERROR: a plugin or conftest.py raised SystemExit({exc.code!r}) while planrun started", file=sys.stderr)
         return ExitCode.USAGE_ERROR
+    except Exception:  # a plugin's hook crashed while planrun started: its bug, shown as the session shows one
+        traceback.print_exc()
+        print(
+            "INTERNAL ERROR: planrun crashed while configuring; please report this with the traceback above.",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL_ERROR
     return wrap_session(config)
 
 
@@ -125,7 +137,7 @@ def _schema(args: list[str]) -> int:
         print("usage: planrun schema\n\nPrint the JSON Schema of the plan file format.")
         return ExitCode.OK
     if args:
-        print(f"ERROR: planrun schema takes no arguments, got {' '.join(args)}", file=sys.stderr)
+        print(f"ERROR: planrun schema takes no arguments, got {printable(' '.join(args))}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
     print(json.dumps(json_schema(), indent=2))
     return ExitCode.OK

@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -227,7 +228,7 @@ def _shape(text: str, *, template: bool = False) -> list[str]:
     return out
 
 
-def _similarity(a: list[str], b: list[str]) -> float:
+def _similarity(a: list[str], b: tuple[str, ...]) -> float:
     """Dice coefficient of the longest common subsequence, words matching when spelt alike."""
     if not a or not b:
         return 0.0
@@ -235,10 +236,21 @@ def _similarity(a: list[str], b: list[str]) -> float:
     for x in a:
         row = [0.0]
         for j, y in enumerate(b):
-            same = x == y or (len(x) > 3 and len(y) > 3 and difflib.SequenceMatcher(None, x, y).ratio() >= 0.8)
+            same = _alike(x, y)
             row.append(prev[j] + 1 if same else max(prev[j + 1], row[j]))
         prev = row
     return 2 * prev[-1] / (len(a) + len(b))
+
+
+@lru_cache(maxsize=1 << 16)
+def _alike(x: str, y: str) -> bool:
+    """Two words match when spelt alike (cached: a plan's sentences repeat their words)."""
+    return x == y or (len(x) > 3 and len(y) > 3 and difflib.SequenceMatcher(None, x[:64], y[:64]).ratio() >= 0.8)
+
+
+@lru_cache(maxsize=256)
+def _template(text: str) -> tuple[str, ...]:
+    return tuple(_shape(text, template=True))
 
 
 def closest_forms(text: str, forms: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str]]:
@@ -247,9 +259,12 @@ def closest_forms(text: str, forms: list[tuple[str, str, tuple[str, ...]]]) -> l
     Nothing when no form shares enough of its shape (prose stays prose).
     """
     shape = _shape(text)
+    longest = max((len(_template(v)) for form, _, variants in forms for v in (form, *variants)), default=0)
+    if len(shape) > 3 * longest:
+        return []  # the score is at most 2 * longest / (len(shape) + longest): below 0.5, and costly to compute
     scored = []
     for form, kind, variants in forms:
-        best = max((_similarity(shape, _shape(v, template=True)) for v in (form, *variants)), default=0.0)
+        best = max((_similarity(shape, _template(v)) for v in (form, *variants)), default=0.0)
         scored.append((best, form, kind))
     scored.sort(key=lambda s: -s[0])
     if not scored or scored[0][0] < 0.5:

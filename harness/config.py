@@ -252,12 +252,20 @@ def find_rootdir(paths: list[str], invocation_dir: Path) -> tuple[Path, Path | N
     return ancestor, None
 
 
+#: The largest config file read (a pyproject.toml holds settings, not data).
+MAX_CONFIG_BYTES = 8 << 20
+
+
 def read_inicfg(path: Path | None) -> dict[str, Any]:
     """``[tool.planrun]`` of ``path`` (all of ``planrun.toml``; its ``[tool.planrun]`` if it has one)."""
     if path is None:
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # a config file is small: never read a huge one whole
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise UsageError(f"{path}: over {MAX_CONFIG_BYTES} bytes, too big for a config file")
+        data = tomllib.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
     tool = data.get("tool")

@@ -27,8 +27,13 @@ class Registry(Generic[K]):
         given = {"config": config}
         for impl in hook.get_hookimpls():  # registration order: built-ins first
             result: Any = impl.function(**{name: given[name] for name in impl.argnames})
+            plugin = _plugin_label(impl.plugin_name, impl.plugin)
+            if result is not None and not isinstance(result, (list, tuple)):
+                raise PluginError(
+                    f"plugin {plugin}: {hook.name} returned {result!r}, not a list of planrun.{self.kind_type.__name__}"
+                )
             for kind in result or ():
-                self._add(kind, _plugin_label(impl.plugin_name, impl.plugin))
+                self._add(kind, plugin)
 
     def _add(self, kind: Any, plugin: str) -> None:
         if not isinstance(kind, self.kind_type):

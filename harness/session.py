@@ -411,15 +411,48 @@ def copy_workdir(src: Path, dst: Path, *, avoid: Path) -> list[str]:
     return sorted(skipped)
 
 
+def _copy_data(src: int, dst: int, size: int) -> None:
+    """Copy the first ``size`` bytes of ``src`` to ``dst``, keeping holes holes.
+
+    Only the data segments are written (``SEEK_DATA``/``SEEK_HOLE``), so a
+    sparse file of a terabyte costs what it holds, not a terabyte of zeros.
+    """
+    pos = 0
+    seek_data, seek_hole = getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)
+    while pos < size:
+        start, end = pos, size
+        if seek_data is not None and seek_hole is not None:
+            try:
+                start = os.lseek(src, pos, seek_data)
+                end = min(os.lseek(src, start, seek_hole), size)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data after pos: the rest is a hole
+                    break
+                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                start, end, seek_data = pos, size, None  # the file system cannot say: copy everything
+        os.lseek(src, start, os.SEEK_SET)
+        os.lseek(dst, start, os.SEEK_SET)
+        while start < end:
+            chunk = memoryview(os.read(src, min(end - start, 1 << 20)))
+            if not chunk:
+                return  # the file shrank meanwhile: what was read is the copy
+            while chunk:
+                chunk = chunk[os.write(dst, chunk) :]
+                start = os.lseek(dst, 0, os.SEEK_CUR)
+        pos = max(end, pos + 1)
+    os.ftruncate(dst, size)
+
+
 def _copy_file(source: str, target: Path) -> None:
     """Copy one regular file, checking what was opened (it may have been swapped for a FIFO or a link)."""
     fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as f:
+    with open(fd, "rb"):  # closes fd
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(0, file_kind(st.st_mode))
         with open(target, "xb") as out:
-            shutil.copyfileobj(f, out)
+            _copy_data(fd, out.fileno(), st.st_size)
         os.chmod(target, stat.S_IMODE(st.st_mode))
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -558,6 +591,8 @@ def wrap_session(config: Config) -> int:
             try:
                 config.hook.planrun_sessionfinish(session=session, exitstatus=session.exitstatus)
             except KeyboardInterrupt:
+                sys.stdout.flush()
+                print("ERROR: interrupted while reporting: the report above is incomplete", file=sys.stderr)
                 session.exitstatus = ExitCode.INTERRUPTED
             except BrokenPipeError:
                 reap_new_children(children)

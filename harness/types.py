@@ -63,6 +63,30 @@ def _realdir(path: str) -> str:
         return real
 
 
+# The real path each workdir had when a check first used it. A step that swaps
+# the workdir itself for a symlink (``mv w w.old; ln -s /elsewhere w``) must not
+# carry the checks out with it, so this is never forgotten.
+_ROOTS: dict[str, str] = {}
+
+
+def _pin_root(workdir: str) -> str:
+    """The real path ``workdir`` had when first used (recorded now if this is the first use)."""
+    try:
+        return _ROOTS[workdir]
+    except KeyError:
+        first = _ROOTS[workdir] = os.path.realpath(workdir)
+        return first
+
+
+def _workdir_root(workdir: str) -> str:
+    """The real path of ``workdir``; fails the check if it no longer is the folder it first was."""
+    first = _pin_root(workdir)
+    real = _realdir(workdir)
+    if real != first:
+        fail(f"the workdir {workdir} was replaced: it now resolves to {real}, not {first}")
+    return real
+
+
 def forget_paths() -> None:
     """Drop cached realpaths and file contents (the tree may have changed)."""
     global _GENERATION
@@ -170,6 +194,7 @@ class _Matcher:
         self.dirs_only = dirs_only
         self.found: list[str] = []
         self.outside: list[str] = []
+        self.truncated = False  # a folder was not searched: it lies deeper than _MAX_DEPTH
 
     def expand(self, fd: int, real: str, rel: str, parts: list[str], depth: int) -> None:
         if not parts:
@@ -184,7 +209,7 @@ class _Matcher:
             for name, is_dir, _ in self._entries(fd, "*"):
                 if not rest:
                     self._final(fd, real, rel, name)
-                if is_dir and depth < _MAX_DEPTH:
+                if is_dir and self._may_descend(depth):
                     self._descend(fd, real, rel, name, parts, depth, follow=False)
             return
         if not _GLOB_CHARS.search(head):
@@ -200,8 +225,14 @@ class _Matcher:
         for name, is_dir, is_link in self._entries(fd, head):
             if not rest:
                 self._final(fd, real, rel, name)
-            elif (is_dir or is_link) and depth < _MAX_DEPTH:
+            elif (is_dir or is_link) and self._may_descend(depth):
                 self._descend(fd, real, rel, name, rest, depth, follow=True)
+
+    def _may_descend(self, depth: int) -> bool:
+        if depth < _MAX_DEPTH:
+            return True
+        self.truncated = True
+        return False
 
     def _entries(self, fd: int, part: str) -> list[tuple[str, bool, bool]]:
         """Names in folder ``fd`` matching glob component ``part``: (name, real folder, symlink)."""
@@ -423,6 +454,7 @@ class _Context:
         """
         from planrun.process import run_process
 
+        _pin_root(os.fspath(self.workdir))  # before anything runs that could swap the workdir
         try:
             return run_process(
                 command,
@@ -471,8 +503,9 @@ class CheckContext(_Context):
         as written), a wildcard folder leading outside is not searched, and
         ``**`` follows no symlinked folder.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         parts = [p for p in pattern.split("/") if p not in ("", ".")]
+        parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
         if os.path.isabs(pattern) or ".." in parts:
             return [], [pattern]
         matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
@@ -486,6 +519,8 @@ class CheckContext(_Context):
             os.close(fd)
         if matcher.outside and not _GLOB_CHARS.search(pattern):
             return [], [pattern]  # a plain path: name it as written
+        if matcher.truncated and not matcher.found and not matcher.outside:
+            fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
         return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
 
     def path(self, rel: str) -> Path:
@@ -495,7 +530,7 @@ class CheckContext(_Context):
         (a symlink swapped in between). To read a file use :meth:`open`,
         :meth:`read_bytes` or :meth:`read_text`, which verify what they opened.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         head, tail = os.path.split(rel)
         base = _realdir(os.path.join(root, head)) if head else root
         full = os.path.join(base, tail) if tail else base
@@ -531,7 +566,7 @@ class CheckContext(_Context):
         workdir like any other: whoever made it could read its target already.
         Returns a binary file object: read from it, never reopen ``rel``.
         """
-        root = _realdir(os.fspath(self.workdir))
+        root = _workdir_root(os.fspath(self.workdir))
         full = os.path.join(root, rel)
         use_path = bool(_O_PATH) and _PROC_FD
         flags = (_O_PATH if use_path else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
@@ -584,13 +619,23 @@ class CheckContext(_Context):
         text = self.read_bytes(rel, limit).decode("utf-8", errors="replace")
         return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
+    def time_limit(self, seconds: float, what: str) -> time_limit:
+        """``with ctx.time_limit(5, "GET url"):`` raises :class:`StepTimeout` if the block runs past ``seconds``.
+
+        For work whose parts each have a timeout but whose whole has none (a
+        server that drips its answer a byte at a time). Main thread only.
+        """
+        return time_limit(seconds, what)
+
     def search(self, pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
         """``pattern.search(text)`` under this check's time limit."""
         with time_limit(self.timeout, f"regex {pattern.pattern!r}"):
             return pattern.search(text, pos)
 
 
-class _TimeLimitExceeded(Exception):
+class _TimeLimitExceeded(BaseException):
+    """Raised in the block a :class:`time_limit` guards; a BaseException, so ``except Exception`` cannot swallow it."""
+
     def __init__(self, owner: time_limit) -> None:
         super().__init__()
         self.owner = owner

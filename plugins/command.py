@@ -29,6 +29,9 @@ class CommandArgs(ArgsModel):
 
     @model_validator(mode="after")
     def _valid_regex(self) -> CommandArgs:
+        for name in self.env:
+            if not name or "=" in name:
+                raise ValueError(f"env: {name!r} is not a variable name (names are not empty and hold no '=')")
         if self.stdout_matches is not None:
             try:
                 re.compile(self.stdout_matches, re.MULTILINE)
@@ -39,14 +42,22 @@ class CommandArgs(ArgsModel):
 
 def command(args: CommandArgs, ctx: CheckContext) -> None:
     env = {**os.environ, **args.env} if args.env else None
-    if args.cwd is not None and not ctx.path(args.cwd).is_dir():  # ctx.path fails a symlink out of the workdir
-        fail(f"cwd {args.cwd} is not a directory")
+    if args.cwd is not None:
+        try:
+            is_dir = ctx.path(args.cwd).is_dir()  # ctx.path fails a symlink out of the workdir
+        except OSError as exc:  # a name too long, a folder that cannot be searched
+            fail(f"cwd {args.cwd} cannot be used: {exc.strerror or exc}")
+        if not is_dir:
+            fail(f"cwd {args.cwd} is not a directory")
     out_needles = () if args.stdout_contains is None else (args.stdout_contains,)
     err_needles = () if args.stderr_contains is None else (args.stderr_contains,)
     # The literal expectations are looked for in the whole streams as they are read, past the output cap.
-    result = ctx.run(
-        args.run, timeout=args.timeout, env=env, cwd=args.cwd, watch_stdout=out_needles, watch_stderr=err_needles
-    )
+    try:
+        result = ctx.run(
+            args.run, timeout=args.timeout, env=env, cwd=args.cwd, watch_stdout=out_needles, watch_stderr=err_needles
+        )
+    except OSError as exc:  # the shell could not start there (the cwd went away, an environment too big)
+        fail(f"`{args.run}` could not be started: {exc.strerror or exc}")
     if result.timed_out:
         raise StepTimeout(f"`{args.run}` did not finish in {args.timeout or ctx.timeout:g}s")
     problems = []

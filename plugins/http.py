@@ -205,7 +205,7 @@ def _redirect(status: int, method: Method, data: bytes | None) -> tuple[Method, 
     return method, data
 
 
-def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
+def request(args: HttpArgs, timeout: float, ctx: CheckContext) -> tuple[int, bytes]:
     """Send ``args``' request, following redirects; ``(status, body)`` of the last response.
 
     :raises CheckFailed: the server could not be reached, answered something
@@ -226,8 +226,10 @@ def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
     for hop in range(MAX_REDIRECTS + 1):
         where = what if not hop else f"{what} (redirected to {url})"
         try:
-            status, response_headers, raw = _exchange(target, method, headers, data, deadline)
-        except TimeoutError:
+            # Socket timeouts bound each read; this bounds them all (a server may drip its headers).
+            with ctx.time_limit(deadline.left(), what):
+                status, response_headers, raw = _exchange(target, method, headers, data, deadline)
+        except (TimeoutError, StepTimeout):
             raise StepTimeout(f"{what} did not answer in {timeout:g}s") from None
         except http_client.HTTPException as exc:
             fail(f"{where}: {_bad_response(exc)}")
@@ -236,8 +238,12 @@ def request(args: HttpArgs, timeout: float) -> tuple[int, bytes]:
         location = response_headers.get("Location") if status in _REDIRECTS else None
         if location is None:
             return status, raw
-        new_url = urljoin(url, location.strip())
-        if urlsplit(new_url).scheme not in ("http", "https"):
+        try:
+            new_url = urljoin(url, location.strip())
+            scheme = urlsplit(new_url).scheme
+        except ValueError as exc:  # http://[::1 (an unclosed IPv6 address)
+            fail(f"{where}: redirect to a bad URL {_quote(location)}: {str(exc)[:_SHOWN]}")
+        if scheme not in ("http", "https"):
             fail(f"{what}: redirect to a non-HTTP URL {_clip(new_url)}")
         try:
             new_target = parse_url(new_url)
@@ -263,7 +269,7 @@ def _shown_json(value: Any) -> str:
 
 def http(args: HttpArgs, ctx: CheckContext) -> None:
     what = f"{args.method} {args.url}"
-    status, raw = request(args, ctx.timeout)
+    status, raw = request(args, ctx.timeout, ctx)
     if len(raw) > MAX_BODY:
         fail(f"{what}: the response body is over {MAX_BODY} bytes")
     text = raw.decode("utf-8", "replace")
