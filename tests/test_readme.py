@@ -87,3 +87,17 @@ def test_readme_documents_every_outcome() -> None:
     documented = {line.split("|")[1].strip() for line in table.splitlines()[2:]}
     assert documented == set(get_args(Outcome))
     assert "**vacuous**" in text and "**regression**" in text
+
+
+def test_the_shipped_example_plans_pass_cleanly() -> None:
+    """The README's first line: `planrun plans/` passes offline, with no warning (scope included)."""
+    import subprocess
+    import sys
+
+    root = README.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "planrun", "plans/"], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    final = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"=+ \d+ passed in [\d.]+s =+", final), final
