@@ -176,7 +176,7 @@ def _report(fmt: str, findings: list[Finding], nplans: int) -> None:
 
 def _esc_data(text: str) -> str:
     """A workflow command's message, escaped as GitHub's toolkit does."""
-    return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _esc_prop(text: str) -> str:
