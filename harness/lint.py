@@ -226,7 +226,16 @@ def _same(a: str, b: str) -> bool:
     a, b = _norm(a), _norm(b)
     if a == b or a == "." or b == "." or b.startswith(a + "/") or a.startswith(b + "/"):
         return True
-    return bool(_GLOB.search(a) and fnmatch.fnmatchcase(b, a)) or bool(_GLOB.search(b) and fnmatch.fnmatchcase(a, b))
+    return _glob_covers(a, b) or _glob_covers(b, a)
+
+
+def _glob_covers(pattern: str, path: str) -> bool:
+    """Whether glob ``pattern`` matches ``path`` or a file inside folder ``path``."""
+    glob = _GLOB.search(pattern)
+    if not glob:
+        return False
+    literal = pattern[: glob.start()]
+    return fnmatch.fnmatchcase(path, pattern) or literal.startswith(path + "/")
 
 
 def check_paths(check: Check) -> list[str]:

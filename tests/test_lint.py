@@ -177,6 +177,28 @@ def test_pr009_vacuous_criterion(planrunner: Planrunner) -> None:
     result.stdout.fnmatch_lines(["p.plan.yaml:8:9: PR009 criterion * of task 'a' checks 'other.txt', which neither*"])
 
 
+@pytest.mark.parametrize(
+    ("files", "criterion"),
+    [
+        ("[src]", "file_exists: 'src/*.py'"),
+        ("['src/*.py']", "file_exists: src/a.py"),
+        ("[src/]", "file_exists: src/a/b.py"),
+    ],
+)
+def test_pr009_not_for_globs_and_folders(planrunner: Planrunner, files: str, criterion: str) -> None:
+    body = f"  - id: a\n    name: A\n    files: {files}\n    criteria:\n      - {criterion}\n"
+    result = lint(planrunner, body)
+    assert result.ret == 0, result.outstr
+
+
+@pytest.mark.parametrize("criterion", ["file_exists: 'lib/*.py'", "'lib/a.py contains `x`'", "file_absent: srcx/a.py"])
+def test_pr009_variants(planrunner: Planrunner, criterion: str) -> None:
+    body = f"  - id: a\n    name: A\n    files: [src]\n    criteria:\n      - {criterion}\n"
+    result = lint(planrunner, body)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["p.plan.yaml:7:9: PR009 criterion * of task 'a' checks *"])
+
+
 def test_pr009_not_for_a_file_of_a_dependency(planrunner: Planrunner) -> None:
     body = CLEAN_TASK + "  - id: b\n    name: B\n    file: b.txt\n    depends_on: [a]\n    criteria:\n"
     body += "      - file_exists: [a.txt, b.txt]\n"
