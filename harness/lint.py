@@ -9,12 +9,29 @@ PR001  the plan does not load: schema or task-graph error
 PR002  a criterion does not compile
 PR003  a task has no machine-checkable criterion (none, or only ``manual``)
 PR004  a non-atomic task: more than 5 files, or files in 3+ top-level folders
-PR005  two tasks touch the same file and neither depends on the other
+PR005  two tasks may change the same file and neither depends on the other
 PR006  a ``delete`` task without a ``file_absent`` criterion
 PR007  a ``create`` task without a criterion on one of its files
 PR008  an edge case without a machine-checkable criterion
-PR009  a file criterion that can only be vacuous (see :func:`_vacuous`)
+PR009  a file criterion that can only be vacuous
 =====  ==============================================================
+
+The rules, precisely. Two file entries "name the same file" when they are
+equal after normalisation (``./a`` is ``a``), when one is a folder holding
+the other (``src`` and ``src/a.py``), or when one is a glob matching the other
+or the glob's folder lies inside the other. PR004: the top-level folder of an
+entry is its first component when it has several, the root otherwise (a bare
+``src`` counts as the root: it may be a file). PR005 compares every pair of
+tasks, whatever their actions (``files`` is what a task may change), unless
+one depends on the other, transitively; it points at the later task's entry.
+PR007 wants, for each file of a ``create`` task, a criterion of a file kind
+(``file_exists``, ``file_contains``, ``file_not_contains``, ``data``) naming
+it. PR009: a criterion of a file kind (those and ``file_absent``) of a task
+that lists files names a path that neither the task's files nor the files of
+a task it depends on (transitively) name. The task cannot change that file
+(the scope guard stops it), so the criterion holds or fails whatever the task
+does: it checks the repository, not the task's work. A task that lists no
+files declares nothing, and PR009 does not apply to it.
 
 A comment ``# planrun: noqa PR003`` (several codes: ``PR003, PR007``; every
 code: ``# planrun: noqa``) on the line a finding points at, or on the first

@@ -336,3 +336,31 @@ def test_shipped_plans_lint_clean(planrunner: Planrunner) -> None:
     plans = Path(__file__).resolve().parent.parent / "plans"
     result = planrunner.run("lint", str(plans))
     assert result.ret == 0, result.outstr
+
+
+def test_load_error_and_findings_of_other_plans(planrunner: Planrunner) -> None:
+    planrunner.makeplan("bad", HEAD + "  - id: a\n    nam: A\n")
+    planrunner.makeplan("good", HEAD + "  - id: a\n    name: A\n")
+    result = planrunner.run("lint", ".")
+    assert result.ret == 2
+    result.stdout.re_match_lines([r"bad\.plan\.yaml:4:5: PR001 .*", r"good\.plan\.yaml:3:5: PR003 .*"])
+
+
+def test_json_clean_is_an_empty_list(planrunner: Planrunner) -> None:
+    result = lint(planrunner, CLEAN_TASK, "--format=json")
+    assert result.ret == 0
+    assert json.loads(result.outstr) == []
+
+
+@pytest.mark.parametrize(
+    ("comment", "left"),
+    [
+        ("# planrun: noqa PR003, PR006", []),
+        ("# planrun: noqa: PR006 PR003", []),
+        ("#planrun:noqa pr006", ["PR003"]),
+        ("# planrun: noqa PR007", ["PR003", "PR006"]),
+    ],
+)
+def test_noqa_code_lists(planrunner: Planrunner, comment: str, left: list[str]) -> None:
+    body = f"  - id: a  {comment}\n    name: A\n    action: delete\n    file: old.txt\n    criteria:\n      - manual: look\n"
+    assert codes(lint(planrunner, body)) == left
