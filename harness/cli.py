@@ -102,6 +102,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     args = list(sys.argv[1:] if args is None else args)
     if args[:1] == ["schema"]:
         return _schema(args[1:])
+    if args[:1] == ["lint"]:
+        return _lint(args[1:])
     try:
         try:
             config = build_config(args, plugins)
@@ -128,6 +130,12 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
         )
         return ExitCode.INTERNAL_ERROR
     return wrap_session(config)
+
+
+def _lint(args: list[str]) -> int:
+    from planrun.lint import main as lint_main
+
+    return lint_main(args)
 
 
 def _schema(args: list[str]) -> int:
