@@ -114,3 +114,21 @@ def test_collect_file_sessionstart_and_modifyitems_from_a_plugin(planrunner: Pla
     result.stdout.fnmatch_lines(["FAILED list.tasks::b - *"])
     assert seen == ["start", "modify"]
     assert planrunner.run("a", plugins=[Plugin()]).ret != ExitCode.OK  # not a .tasks file: the YAML loader's turn
+
+
+def test_installed_entry_points_match_pyproject() -> None:
+    """The metadata planrun loads from is the pyproject's (a stale ``pip install -e .`` would hide a plugin)."""
+    import importlib.metadata
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]["planrun"]
+    installed = {
+        ep.name: ep.value
+        for ep in importlib.metadata.entry_points(group="planrun")
+        if ep.dist is not None and ep.dist.name == "planrun"
+    }
+    assert installed == declared, "run `pip install -e .` after editing [project.entry-points.planrun]"
+    modules = {p.stem for p in (root / "plugins").glob("*.py") if p.stem != "__init__"}
+    assert set(installed) == modules
