@@ -139,6 +139,10 @@ def _lint(args: list[str]) -> int:
 
 
 def _schema(args: list[str]) -> int:
+    import warnings
+
+    from pydantic.json_schema import PydanticJsonSchemaWarning
+
     from planrun.model import json_schema
 
     if args in (["-h"], ["--help"]):
@@ -147,7 +151,16 @@ def _schema(args: list[str]) -> int:
     if args:
         print(f"ERROR: planrun schema takes no arguments, got {printable(' '.join(args))}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
-    print(json.dumps(json_schema(), indent=2))
+    try:  # the loaded plugins' check kinds (built-ins, installed, -p via PLANRUN_PLUGINS, the rootdir conftest)
+        config = build_config([], None)
+        kinds = [kind for kinds in config.hook.planrun_register_checks(config=config) for kind in kinds or ()]
+    except PlanrunError as exc:
+        print(f"ERROR: {printable(str(exc))}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    with warnings.catch_warnings():  # a default such as MISSING is left out of the schema, as it should be
+        warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+        checks = {k.name: k.args.model_json_schema() for k in kinds}
+    print(json.dumps(json_schema(checks), indent=2))
     return ExitCode.OK
 
 

@@ -42,9 +42,12 @@ def planrun_addoption(parser: argparse.ArgumentParser, pluginmanager: PlanrunPlu
         ``[tool.planrun]`` keys of the same name (dashes as underscores) become
         their defaults.
     :param pluginmanager: the plugin manager.
+    :return: ignored.
 
-    Called once, while the command line is parsed. Use in conftest plugins:
-    only the rootdir ``conftest.py`` is loaded early enough to add options.
+    Called once, while the command line is parsed, by every implementation.
+    Historic: a plugin registered later is called on registration. Use in
+    conftest plugins: only the rootdir ``conftest.py`` is loaded early enough
+    to add options.
     """
 
 
@@ -53,10 +56,12 @@ def planrun_configure(config: Config) -> None:
     """Options are parsed; set up plugin state.
 
     :param config: the run's :class:`~planrun.config.Config`.
+    :return: ignored.
 
-    Register objects that exist only when an option asks for them (a report
-    writer, say) here. Historic: a plugin registered later is called on
-    registration.
+    Called once, after the command line and ``[tool.planrun]`` are parsed and
+    before the session starts, by every implementation. Register objects that
+    exist only when an option asks for them (a report writer, say) here.
+    Historic: a plugin registered later is called on registration.
     """
 
 
@@ -72,11 +77,13 @@ def planrun_register_checks(config: Config) -> list[CheckKind]:
     :param config: the run's config.
     :return: a list of :class:`planrun.CheckKind` (name, pydantic argument
         model, check function). Two plugins registering the same name is an
-        error naming both.
+        error naming both. ``planrun schema`` adds each kind's argument
+        model to the JSON Schema it prints.
 
-    Called once per set of conftests, before the first plan they serve is
-    compiled. Use in conftest plugins: a ``conftest.py`` serves the plans in
-    its folder and below (the rootdir's serves all), as in pytest.
+    Called by every implementation (the lists are joined), once per set of
+    conftests, before the first plan they serve is compiled. Use in conftest
+    plugins: a ``conftest.py`` serves the plans in its folder and below (the
+    rootdir's serves all), as in pytest.
     """
 
 
@@ -88,7 +95,8 @@ def planrun_register_executors(config: Config) -> list[ExecutorKind]:
     :return: a list of :class:`planrun.ExecutorKind` (name, factory).
         Duplicate names are an error naming both plugins.
 
-    Called once per run, before any task runs.
+    Called by every implementation (the lists are joined), once per run,
+    before any task runs.
     """
 
 
@@ -101,10 +109,18 @@ def planrun_compile_criterion(text: str, location: Location, config: Config) -> 
     :param config: the run's config.
     :return: a mapping with exactly one check kind, such as
         ``{"command": {"run": "make"}}``. The result is data, so
-        ``--collect-only`` can show it.
+        ``--collect-only`` can show it. ``None``: not a sentence this
+        plugin understands.
 
-    Stops at first non-``None`` result. If every implementation returns
-    ``None``, the criterion is a compile error at ``location``.
+    Called once per string criterion while a plan is compiled (collection).
+    firstresult: stops at the first non-``None`` result. If every
+    implementation returns ``None``, the criterion is a compile error at
+    ``location`` whose hint names the closest sentence forms: a plugin
+    declares its forms in an optional module (or object) attribute
+    ``SENTENCE_FORMS``, a list of ``(form, check kind, ways people write
+    it)`` tuples with the placeholders CMD, TEXT, PATH, METHOD, URL and NNN,
+    e.g. ``("`CMD` passes", "command", ("`CMD` passes", "`CMD` succeeds"))``
+    (see the built-in ``strings`` plugin).
     """
 
 
@@ -123,8 +139,10 @@ def planrun_collect_file(file_path: str, config: Config) -> Plan | None:
         does not understand. Raise :class:`planrun.PlanError` for a file it
         understands but that is invalid.
 
-    Stops at first non-``None`` result. The built-in YAML loader is the
-    ``trylast`` default.
+    Called once per file collected (a path argument, or a ``*.plan.yaml``
+    found in a folder argument). firstresult: stops at the first
+    non-``None`` result. The built-in YAML loader is the ``trylast``
+    default.
     """
 
 
@@ -136,8 +154,11 @@ def planrun_collection_modifyitems(session: Session, config: Config, items: list
     :param config: the run's config.
     :param items: the items; remove deselected ones and pass them to
         ``session.deselect(items)`` so the report counts them.
+    :return: ignored; change ``items`` in place.
 
-    Called after every plan is collected and compiled.
+    Called once, after every plan is collected and compiled, by every
+    implementation (``-k``, ``--lf`` and the node-id selection are built on
+    it).
     """
 
 
@@ -146,6 +167,10 @@ def planrun_collection_finish(session: Session) -> None:
     """Collection and selection are done; ``session.items`` is final.
 
     :param session: the session.
+    :return: ignored.
+
+    Called once, after ``planrun_collection_modifyitems`` and before the
+    first item runs (or ``--collect-only`` prints), by every implementation.
     """
 
 
@@ -159,6 +184,10 @@ def planrun_sessionstart(session: Session) -> None:
     """The session starts, after configure and before collection.
 
     :param session: the session.
+    :return: ignored.
+
+    Called once per run, by every implementation; the terminal prints its
+    header here.
     """
 
 
@@ -175,7 +204,8 @@ def planrun_make_workspace(cplan: CollectedPlan, base: Path, config: Config) -> 
         ``None`` to leave the choice to the next implementation (the core's
         default: ``inplace``, ``temp`` or ``copy``).
 
-    Stops at first non-``None`` result. The core sets ``cplan.workdir`` to
+    Called once per plan, before its first item runs. firstresult: stops at
+    the first non-``None`` result. The core sets ``cplan.workdir`` to
     the folder entered, so reporters and ``planrun_runtest_logreport``
     implementations can find it. ``--sandbox`` (a git worktree per plan) is
     built on this hook.
@@ -189,9 +219,12 @@ def planrun_task_execute(task: Task, executor: Executor, context: ExecutionConte
     :param task: the task as written in the plan.
     :param executor: the executor chosen for it.
     :param context: workdir, timeout and the plan being run.
-    :return: an :class:`planrun.ExecutionResult`.
+    :return: an :class:`planrun.ExecutionResult`, or ``None`` to leave the
+        task to the next implementation.
 
-    Stops at first non-``None`` result. The core's ``trylast`` default calls
+    Called once per attempt of each task that is performed (not for skipped
+    or blocked tasks, nor with ``--verify-only``). firstresult: stops at the
+    first non-``None`` result. The core's ``trylast`` default calls
     ``executor.execute(task, context)``; a ``wrapper=True`` implementation can
     time, retry or record the call.
     """
@@ -205,10 +238,12 @@ def planrun_task_progress(nodeid: str, attempt: int, status: dict[str, Any]) -> 
     :param attempt: the attempt number, from 1.
     :param status: what the executor reports, e.g. ``turn``, ``tool``,
         ``tokens_in``, ``tokens_out``; keys are optional.
+    :return: ignored.
 
     Called by executors through :meth:`planrun.ExecutionContext.progress`,
-    often (every model turn or tool call); implementations must be cheap. The
-    terminal shows it as a transient status line on a TTY.
+    often (every model turn or tool call), and every implementation runs, so
+    implementations must be cheap. The terminal shows it as a transient
+    status line on a TTY.
     """
 
 
@@ -218,8 +253,12 @@ def planrun_runtest_logreport(report: ItemReport) -> None:
 
     :param report: the :class:`planrun.ItemReport` of a task, the
         prerequisites, an edge case or the verification.
+    :return: ignored.
 
-    The only feed that reporters (terminal, JUnit, JSON, state) consume.
+    Called once per item, when it is finished (passed, failed, skipped,
+    blocked, errored or deselected by a failed dependency), by every
+    implementation. The only feed that reporters (terminal, JUnit, JSON,
+    state) consume.
     """
 
 
@@ -231,6 +270,11 @@ def planrun_terminal_summary(terminalreporter: Any, exitstatus: int, config: Con
         ``write_sep(char, title)`` print.
     :param exitstatus: the exit status the run will return.
     :param config: the run's config.
+    :return: ignored.
+
+    Called once, at the end of the terminal summary (after the failures and
+    warnings, before the short summary info and the final line), by every
+    implementation; not with ``--collect-only``.
     """
 
 
@@ -240,4 +284,9 @@ def planrun_sessionfinish(session: Session, exitstatus: int) -> None:
 
     :param session: the session.
     :param exitstatus: the exit status the run will return.
+    :return: ignored.
+
+    Called once per run that started, by every implementation, also when the
+    run was interrupted or collection failed; the terminal prints its summary
+    after the other implementations ran (a ``wrapper``).
     """

@@ -147,10 +147,52 @@ SYNONYMS = {
 }
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the plan format (draft-07, for yaml-language-server)."""
+_CRITERION_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1}]}
+_SHORTHAND = {"type": ["string", "number", "integer", "boolean", "array", "null"]}
+
+
+def json_schema(checks: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON Schema of the plan format (draft-07, for yaml-language-server).
+
+    :param checks: ``{check kind: JSON Schema of its argument model}``. Each
+        becomes a mapping form of a criterion (the kind's arguments, or a
+        shorthand scalar, plus the common keys); a mapping naming none of
+        them stays allowed, for check kinds that conftest files add.
+    """
     schema = Plan.model_json_schema(by_alias=True)
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "planrun plan", **schema}
+    out = {"$schema": "http://json-schema.org/draft-07/schema#", "title": "planrun plan", **schema}
+    if not checks:
+        return out
+    from planrun.compiler import CommonKeys
+
+    common = {k: v for k, v in CommonKeys.model_json_schema()["properties"].items()}
+    defs = out.setdefault("$defs", {})
+    forms: list[dict[str, Any]] = [{"type": "string"}]
+    for kind in sorted(checks):
+        args = dict(checks[kind])
+        for name, sub in args.pop("$defs", {}).items():
+            defs.setdefault(name, sub)
+        forms.append(
+            {
+                "type": "object",
+                "properties": {kind: {"anyOf": [args, _SHORTHAND]}, **common},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+        )
+    forms.append({"type": "object", "minProperties": 1, "not": {"anyOf": [{"required": [k]} for k in sorted(checks)]}})
+    defs["Criterion"] = {"anyOf": forms}
+    return _replace_criterion(out)  # type: ignore[no-any-return]
+
+
+def _replace_criterion(node: Any) -> Any:
+    if node == _CRITERION_SCHEMA:
+        return {"$ref": "#/$defs/Criterion"}
+    if isinstance(node, dict):
+        return {k: _replace_criterion(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace_criterion(v) for v in node]
+    return node
 
 
 Plan.model_rebuild()
