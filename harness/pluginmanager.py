@@ -165,6 +165,8 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self._conftests[path] = None
         if not path.is_file():
             return
+        if self.is_blocked(str(path)) or self.is_blocked(os.path.relpath(path)):
+            return  # -p no:NAME, NAME as --version shows it (relative) or absolute: not even imported
         module = sys.modules.get(f"planrun_conftest_{abs(hash(str(path)))}")
         if module is None:
             module = _import_file(path)
