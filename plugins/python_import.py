@@ -30,8 +30,8 @@ report = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 module, names, path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 sys.path.insert(0, path)
+import importlib
 try:
-    import importlib
     mod = importlib.import_module(module)
     missing = []
     for name in names:
@@ -44,7 +44,14 @@ try:
                 break
     result = {"missing": missing}
 except BaseException as exc:
-    result = {"error": traceback.format_exception_only(type(exc), exc)[-1].strip(), "traceback": traceback.format_exc()}
+    here = os.getcwd() + os.sep
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    frames = [f for f in frames if f.filename != importlib.__file__]
+    for f in frames:
+        if f.filename.startswith(here):
+            f.filename = f.filename[len(here):]
+    tb = "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(exc), exc))
+    result = {"error": traceback.format_exception_only(type(exc), exc)[-1].strip(), "traceback": tb}
 report.write(json.dumps(result) + "\n")
 report.flush()
 os._exit(0)

@@ -90,9 +90,7 @@ def test_skips_do_not_count_towards_min_tests(check: CheckRun) -> None:
 def test_collection_error_fails_with_exit_code(check: CheckRun) -> None:
     result = check(suite_criterion(), {**SUITE, "suite/test_bad.py": "import no_such_module_here\n"})
     assert result.ret == ExitCode.TESTS_FAILED, result.outstr
-    result.stdout.fnmatch_lines(
-        ["  1 error of 1 test", "*ERROR suite.test_bad: collection failure: ModuleNotFo*"]
-    )
+    result.stdout.fnmatch_lines(["  1 error of 1 test", "*ERROR suite.test_bad: collection failure: ModuleNotFo*"])
 
 
 @pytest.mark.parametrize(
