@@ -227,3 +227,31 @@ def test_pytest_sentence_with_no_tests_fails(check: CheckRun, form: str) -> None
 def test_pytest_sentence_with_tests_passes(check: CheckRun) -> None:
     result = check("'`python -m pytest -q suite` passes'", SUITE)
     assert result.ret == ExitCode.OK, result.outstr
+
+
+def test_suite_that_hangs_is_a_timeout_error(check: CheckRun) -> None:
+    result = check('tests: {run: "sleep 60 # {junit}", timeout: 1}')
+    assert result.ret == ExitCode.TESTS_FAILED, result.outstr
+    result.stdout.fnmatch_lines(["*`sleep 60 # {junit}` did not finish in 1s*"])
+    result.assert_outcomes(errors=1)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "compiled"),
+    [
+        ("`pytest` passes", {"tests": {"run": "pytest --junitxml={junit}"}}),
+        ("`pytest tests/` passes", {"tests": {"run": "pytest tests/ --junitxml={junit}"}}),
+        ("`python -m pytest -q` succeeds", {"tests": {"run": "python -m pytest -q --junitxml={junit}"}}),
+        ("`python3 -m pytest -x tests` exits 0", {"tests": {"run": "python3 -m pytest -x tests --junitxml={junit}"}}),
+        ("`py.test` runs successfully", {"tests": {"run": "py.test --junitxml={junit}"}}),
+        # not pytest itself: plain commands
+        ("`pytest-watch` passes", {"command": {"run": "pytest-watch"}}),
+        ("`make test` passes", {"command": {"run": "make test"}}),
+        ("`tox -e pytest` passes", {"command": {"run": "tox -e pytest"}}),
+        ("`pytest --version` outputs `pytest`", {"command": {"run": "pytest --version", "stdout_contains": "pytest"}}),
+    ],
+)
+def test_pytest_sentences_compile_to_tests(sentence: str, compiled: dict[str, object]) -> None:
+    from planrun.plugins.strings import compile_sentence
+
+    assert compile_sentence(sentence) == compiled
