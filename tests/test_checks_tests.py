@@ -255,3 +255,19 @@ def test_pytest_sentences_compile_to_tests(sentence: str, compiled: dict[str, ob
     from planrun.plugins.strings import compile_sentence
 
     assert compile_sentence(sentence) == compiled
+
+
+def test_many_failures_are_listed_up_to_a_bound(check: CheckRun) -> None:
+    cases = "".join(f'<testcase classname="m" name="t{i}"><failure message="bad {i}"/></testcase>' for i in range(15))
+    result = check('tests: {run: "cp r.xml {junit}"}', {"r.xml": f"<testsuite>{cases}</testsuite>"})
+    assert result.ret == ExitCode.TESTS_FAILED, result.outstr
+    result.stdout.fnmatch_lines(
+        ["  15 failed of 15 tests", "  FAILED m.t0: bad 0", "  FAILED m.t9: bad 9", "  ... and 5 more"]
+    )
+    assert "m.t10" not in result.outstr
+
+
+def test_required_test_that_fails_is_named(check: CheckRun) -> None:
+    result = check(suite_criterion(", must_pass: ['suite/test_b.py::test_bad']"), FAILING)
+    assert result.ret == ExitCode.TESTS_FAILED, result.outstr
+    result.stdout.fnmatch_lines(["*2 failed of 3 tests; required test suite/test_b.py::test_bad did not pass*"])
