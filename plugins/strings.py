@@ -20,7 +20,7 @@ _PROSE = frozenset(
 _PATTERNS: list[tuple[re.Pattern[str], Any]] = [
     (
         re.compile(rf"^{_CMD}\s+(?:passes|succeeds|exits\s+0|runs(?:\s+successfully)?)\.?$", re.I),
-        lambda m: {"command": {"run": m["cmd"]}},
+        lambda m: _passes(m["cmd"]),
     ),
     (
         re.compile(rf"^{_CMD}\s+(?:outputs|prints)\s+`(?P<text>[^`]*)`\.?$", re.I),
@@ -88,6 +88,16 @@ SENTENCE_FORMS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     ("HTTP METHOD URL returns NNN", "http", ("HTTP METHOD URL returns NNN", "METHOD URL returns NNN")),
 ]
+
+
+# "`pytest tests/` passes" is a ``tests`` criterion: a run that collects nothing fails.
+_PYTEST = re.compile(r"^(?:python3?\s+-m\s+)?(?:pytest|py\.test)(?:\s|$)")
+
+
+def _passes(cmd: str) -> dict[str, Any]:
+    if _PYTEST.match(cmd.strip()):
+        return {"tests": {"run": f"{cmd.strip()} --junitxml={{junit}}"}}
+    return {"command": {"run": cmd}}
 
 
 def _is_path(word: str) -> bool:
