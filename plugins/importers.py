@@ -135,6 +135,7 @@ def unique(base: str, taken: set[str]) -> str:
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _TASK = re.compile(r"^task\s+([0-9][0-9.]*)\s*[:.\-\u2013\u2014]?\s*(.*)$", re.IGNORECASE)
+_TASK_UNNUMBERED = re.compile(r"^task()\s*[:\-\u2013\u2014]\s*(.*)$", re.IGNORECASE)  # "Task: Name", numbered in order
 _FIELD = re.compile(r"^(?:[-*+]\s+)?\*\*([^*]+?)\*\*\s*:?\s*(?::\s*)?(.*)$")
 _BULLET = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?(.*)$")
 _TASKREF = re.compile(r"^task\s+([0-9][0-9.]*)\b", re.IGNORECASE)
@@ -165,13 +166,17 @@ def _bullets(lines: list[tuple[int, str]]) -> list[_Item]:
     """Top-level bullets (continuation lines joined); text lines count as bullets when there are none."""
     items: list[_Item] = []
     base: int | None = None
+    blank = False
     for no, raw in lines:
         m = _BULLET.match(raw)
         if m and (base is None or len(m.group(1)) <= base):
             base = len(m.group(1))
             items.append(_Item(m.group(2).strip(), no, m.start(2) + 1))
-        elif raw.strip() and items and not m:
-            items[-1].text += " " + raw.strip()
+        elif raw.strip() and items and not m and (not blank or raw[:1] in " \t"):
+            items[-1].text += " " + raw.strip()  # a wrapped item (after a blank line only if indented)
+        blank = not raw.strip()
+    if not items:  # plain lines, one criterion each
+        items = [_Item(raw.strip(), no, len(raw) - len(raw.lstrip()) + 1) for no, raw in lines if raw.strip()]
     return [i for i in items if i.text]
 
 
@@ -225,7 +230,7 @@ class _MarkdownImporter:
         top = ""
         for line, level, title, body in self.sections():
             low = title.lower().strip()
-            task = _TASK.match(title.strip())
+            task = _TASK.match(title.strip()) or _TASK_UNNUMBERED.match(title.strip())
             if level == 1 and not title_line:
                 title_line = line
                 name = re.sub(r"^plan\s*:\s*", "", title, flags=re.IGNORECASE).strip()
@@ -273,8 +278,10 @@ class _MarkdownImporter:
                         known = ", ".join(f"Task {n}" for n in numbers) or "none"
                         self.fail(f"dependency {part!r} names no task of this plan (tasks: {known})", item.line, col)
                         continue
-                    self.mark(("tasks", i, "depends_on", len(deps)), item.line, col)
-                    deps.append(tasks[numbers[number]]["id"])
+                    ident = tasks[numbers[number]]["id"]
+                    if ident not in deps:
+                        self.mark(("tasks", i, "depends_on", len(deps)), item.line, col)
+                        deps.append(ident)
             if deps:
                 tasks[i]["depends_on"] = deps
         data["id"] = slug(self.stem)
@@ -299,7 +306,7 @@ class _MarkdownImporter:
         pending_deps: list[tuple[int, list[_Item]]],
     ) -> None:
         i = len(tasks)
-        number, name = m.group(1).rstrip("."), m.group(2).strip()
+        number, name = m.group(1).rstrip(".") or str(i + 1), m.group(2).strip()
         col = m.start(2) + 1 + len(self.lines[line - 1]) - len(self.lines[line - 1].lstrip("# "))
         if not name:
             self.fail(f"Task {number} has no name: write '### Task {number}: NAME'", line, col)
@@ -322,7 +329,8 @@ class _MarkdownImporter:
                     fields[-1][4].append((no, raw))
                 continue
             fm = None if fence else _FIELD.match(raw.strip())
-            key = _FIELDS.get(fm.group(1).strip().rstrip(":").lower()) if fm else None
+            # An unknown **Field** (Notes, Risks...) is tolerated: it ends the field before it, and is ignored.
+            key = _FIELDS.get(fm.group(1).strip().rstrip(":").lower(), "ignored") if fm else None
             if fm and key and not raw.startswith((" ", "\t")):
                 indent = len(raw) - len(raw.lstrip())
                 fields.append((key, no, indent + fm.start(2) + 1, fm.group(2), []))
@@ -366,6 +374,8 @@ class _MarkdownImporter:
                 task["action"] = _ACTION_SYNONYMS.get(word, word)
             elif key == "complexity":
                 task["complexity"] = inline.strip().strip("`*.").lower()
+            elif key == "ignored":
+                continue
             else:  # description
                 text = "\n".join([inline.rstrip()] + [raw.rstrip() for _, raw in rest]).strip()
                 task["description"] = text

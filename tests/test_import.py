@@ -440,3 +440,116 @@ def test_import_round_trips_a_yaml_plan(planrunner: Planrunner) -> None:
     again = read_plan(planrunner.path / "copy.plan.yaml", "c", max_bytes=1 << 20)
     assert again.model_dump(exclude={"schema_"}) == original.model_dump(exclude={"schema_"})
     assert isinstance(load_yaml(planrunner.path / "copy.plan.yaml").data, dict)
+
+
+VARIANTS = """\
+# Plan: Variants
+
+## Tasks
+
+### Task 1: Build
+**Action**: Run
+**Command**:
+```bash
+npm ci
+npm run build
+```
+**Success Criteria**:
+1. dist/index.js exists
+2. dist/index.js contains
+   `export`
+**Notes**: not a field planrun knows
+- not a criterion either
+**Dependencies**: none
+
+### Task 2: Lint
+**Command**:
+- `npm run lint`
+- `npm run typecheck`
+**Success Criteria**:
+dist/index.js exists
+**Dependencies**: Task 1 and Task 1
+
+### Task 3: Build
+**Dependencies**: 1, 2
+
+### Task: Docs
+**Dependencies**: Task 3
+
+## Edge Cases
+
+### Empty input
+The parser returns an empty list.
+**Success Criteria**:
+- dist/index.js contains `[]`
+
+### Unicode names
+Handled by NFC normalisation.
+
+## Notes
+### Not an edge case
+Ignored.
+"""
+
+
+def test_markdown_variants(planrunner: Planrunner) -> None:
+    planrunner.makefile("V.md", VARIANTS)
+    result = planrunner.run("import", "V.md", "-o", "v.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    plan = read_plan(planrunner.path / "v.plan.yaml", "v", max_bytes=1 << 20)
+    build, lint, again, docs = plan.tasks
+    assert (docs.id, docs.depends_on) == ("docs", ["build-2"])  # an unnumbered task is numbered in order
+    assert build.run == "npm ci\nnpm run build"  # a fenced block
+    assert build.action == "run"
+    assert build.criteria == ["dist/index.js exists", "dist/index.js contains `export`"]  # wrapped item joined
+    assert lint.run == ["npm run lint", "npm run typecheck"]  # a list of commands
+    assert lint.criteria == ["dist/index.js exists"]  # a plain line
+    assert lint.depends_on == ["build"]  # "Task 1 and Task 1": once
+    assert again.id == "build-2" and again.depends_on == ["build", "lint"]  # unique ids; bare numbers
+    assert [(e.case, e.handling, e.criteria) for e in plan.edge_cases] == [
+        ("Empty input", "The parser returns an empty list.", ["dist/index.js contains `[]`"]),
+        ("Unicode names", "Handled by NFC normalisation.", []),
+    ]
+    collected = planrunner.run("--co", "V.md")
+    assert collected.ret == ExitCode.OK, collected
+    line = where(VARIANTS, "- dist/index.js contains `[]`")[0]
+    assert (
+        f"""'dist/index.js contains `[]`' -> {{"file_contains": {{"path": "dist/index.js", "text": "[]"}}}}  [V.md:{line}:3]"""
+        in collected.outstr
+    )
+
+
+TRICKY = """\
+# Plan: 'Quoted' title: with a colon
+
+## Overview
+Line one #not a comment
+  indented line
+- a dash
+
+### Task 1: No
+**File**: `yes`, `1.0`, `null`, `~`, `@scope/pkg.json`
+**Description**: "quoted" text
+**Success Criteria**:
+- `true` exists
+- null
+- * star: colon
+- & anchor-like
+**Command**: `echo "a: b" # c`
+"""
+
+
+def test_tricky_strings_round_trip(planrunner: Planrunner) -> None:
+    from planrun.plugins.importers import import_markdown
+
+    planrunner.makefile("T.md", TRICKY)
+    result = planrunner.run("import", "T.md", "-o", "t.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    loaded = read_plan(planrunner.path / "t.plan.yaml", "t", max_bytes=1 << 20)
+    direct = import_markdown(TRICKY, "T.md", "T")
+    assert loaded.model_dump() == direct.model_dump()
+    assert loaded.tasks[0].name == "No"
+    assert loaded.tasks[0].files == ["yes", "1.0", "null", "~", "@scope/pkg.json"]
+    assert loaded.tasks[0].criteria == ["`true` exists", "null", "* star: colon", "& anchor-like"]
+    assert loaded.tasks[0].run == 'echo "a: b" # c'
+    assert loaded.plan == "'Quoted' title: with a colon"
