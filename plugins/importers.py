@@ -133,7 +133,7 @@ def unique(base: str, taken: set[str]) -> str:
 
 # -- Markdown ----------------------------------------------------------------
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})(?:\s+(.*))?$")  # the closing #s are stripped in Python (no backtracking)
 _TASK = re.compile(r"^task\s+([0-9][0-9.]*)\s*[:.\-\u2013\u2014]?\s*(.*)$", re.IGNORECASE)
 _TASK_UNNUMBERED = re.compile(r"^task()\s*[:\-\u2013\u2014]\s*(.*)$", re.IGNORECASE)  # "Task: Name", numbered in order
 _FIELD = re.compile(r"^(?:[-*+]\s+)?\*\*([^*]+?)\*\*\s*:?\s*(?::\s*)?(.*)$")
@@ -215,7 +215,7 @@ class _MarkdownImporter:
                 fence = not fence
             m = None if fence else _HEADING.match(raw)
             if m:
-                out.append((no, len(m.group(1)), m.group(2), []))
+                out.append((no, len(m.group(1)), (m.group(2) or "").strip().rstrip("#").strip(), []))
             else:
                 out[-1][3].append((no, raw))
         return out

@@ -553,3 +553,31 @@ def test_tricky_strings_round_trip(planrunner: Planrunner) -> None:
     assert loaded.tasks[0].criteria == ["`true` exists", "null", "* star: colon", "& anchor-like"]
     assert loaded.tasks[0].run == 'echo "a: b" # c'
     assert loaded.plan == "'Quoted' title: with a colon"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "# " + " " * 300_000 + "x",
+        "### Task 1: " + "#" * 300_000 + " x",
+        "**" + "*" * 300_000,
+        "- **" + " " * 300_000 + "x",
+    ],
+    ids=["heading-spaces", "heading-hashes", "stars", "field-spaces"],
+)
+def test_pathological_lines_are_linear(planrunner: Planrunner, line: str) -> None:
+    """A hang guard: patterns that backtrack quadratically would not finish."""
+    planrunner.makefile("P.md", "# Plan: P\n\n### Task 1: A\n**Success Criteria**:\n" + line + "\n")
+    result = planrunner.run("import", "P.md", "--max-plan-bytes", "2000000")
+    assert result.ret in (ExitCode.OK, ExitCode.INTERRUPTED), result
+    assert "Traceback" not in result.errstr
+
+
+def test_importers_are_a_plugin_that_can_be_disabled(planrunner: Planrunner) -> None:
+    planrunner.makefile("PLAN.md", JWT_PLAN)
+    result = planrunner.run("import", "PLAN.md", "-p", "no:importers")
+    assert result.ret == ExitCode.INTERRUPTED
+    assert result.errstr.startswith("ERROR: PLAN.md:")  # the core's YAML loader read it, and refused it
+    assert "not a Markdown plan" not in result.errstr
+    assert "importers" in planrunner.run("--version").outstr
