@@ -514,6 +514,14 @@ def taskmaster_tasks(data: Any) -> list[Any] | None:
     return tasks
 
 
+def listed_subtasks(task: dict[str, Any], errors: list[PlanError], display: str) -> list[dict[str, Any]]:
+    value = task.get("subtasks") or []
+    if not isinstance(value, list) or not all(isinstance(s, dict) and "id" in s for s in value):
+        errors.append(PlanError(f"task {task.get('id')!r}: subtasks must be a list of tasks with ids", display))
+        return []
+    return value
+
+
 def import_taskmaster(tasks: list[Any], display: str, title: str) -> Plan:
     """Taskmaster tasks and subtasks -> tasks ``task-N`` and ``task-N-M``; a parent depends on its subtasks."""
     marks = Marks()
@@ -525,14 +533,19 @@ def import_taskmaster(tasks: list[Any], display: str, title: str) -> Plan:
         text = str(ref)
         if parent is not None and re.fullmatch(r"\d+", text):
             text = f"{parent}.{text}"
-        return "task-" + text.replace(".", "-")
+        return "task-" + slug(text)
 
     known: set[str] = set()
     for t in tasks:
+        if isinstance(t["id"], bool) or not isinstance(t["id"], (int, str)):
+            errors.append(PlanError(f"task id {t['id']!r} is not a number or a string", display))
+            continue
         known.add(tid(t["id"]))
-        for s in t.get("subtasks") or []:
-            if isinstance(s, dict) and "id" in s:
+        for s in t.get("subtasks") if isinstance(t.get("subtasks"), list) else []:
+            if isinstance(s, dict) and isinstance(s.get("id"), (int, str)):
                 known.add(tid(s["id"], t["id"]))
+    if errors:
+        raise _group(errors)
 
     def entry(item: dict[str, Any], ident: str, deps: list[str]) -> dict[str, Any]:
         task: dict[str, Any] = {"id": ident, "name": str(item.get("title") or ident)}
@@ -548,12 +561,19 @@ def import_taskmaster(tasks: list[Any], display: str, title: str) -> Plan:
             task["criteria"] = [str(item["testStrategy"]).strip()]
         return task
 
+    def listed(item: dict[str, Any], key: str) -> list[Any]:
+        value = item.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+            errors.append(PlanError(f"task {item.get('id')!r}: {key} must be a list of task ids", display))
+            return []
+        return value
+
     for t in tasks:
         parent = tid(t["id"])
-        parent_deps = [tid(d) for d in t.get("dependencies") or []]
-        subs = [s for s in t.get("subtasks") or [] if isinstance(s, dict) and "id" in s]
+        parent_deps = [tid(d) for d in listed(t, "dependencies")]
+        subs = listed_subtasks(t, errors, display)
         for s in subs:
-            deps = [tid(d, t["id"]) for d in s.get("dependencies") or []] or parent_deps
+            deps = [tid(d, t["id"]) for d in listed(s, "dependencies")] or parent_deps
             out.append(entry(s, tid(s["id"], t["id"]), deps))
         out.append(entry(t, parent, parent_deps + [tid(s["id"], t["id"]) for s in subs]))
     if errors:

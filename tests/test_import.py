@@ -581,3 +581,35 @@ def test_importers_are_a_plugin_that_can_be_disabled(planrunner: Planrunner) -> 
     assert result.errstr.startswith("ERROR: PLAN.md:")  # the core's YAML loader read it, and refused it
     assert "not a Markdown plan" not in result.errstr
     assert "importers" in planrunner.run("--version").outstr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["tasks"][1].update(dependencies="1"),
+            "ERROR: tasks.json: task 2: dependencies must be a list of task ids",
+        ),
+        (
+            lambda d: d["tasks"][0].update(subtasks={"id": 1}),
+            "ERROR: tasks.json: task 1: subtasks must be a list of tasks with ids",
+        ),
+        (lambda d: d["tasks"][1].update(id=True), "ERROR: tasks.json: task id True is not a number or a string"),
+        (
+            lambda d: d["tasks"][0]["subtasks"][1].update(dependencies=[7]),
+            "ERROR: tasks.json: 'Add lint' depends on unknown task 'task-1-7'",
+        ),
+    ],
+    ids=["deps-not-a-list", "subtasks-not-a-list", "bool-id", "unknown-subtask-dep"],
+)
+def test_taskmaster_malformed(planrunner: Planrunner, change: object, message: str) -> None:
+    data = json.loads(json.dumps(TASKS_JSON))
+    change(data)  # type: ignore[operator]
+    planrunner.makefile("tasks.json", json.dumps(data))
+    result = planrunner.run("import", "tasks.json", "-o", "out.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    assert result.errstr.strip() == message
+    assert not (planrunner.path / "out.plan.yaml").exists()
+    collected = planrunner.run("--co", "tasks.json")
+    assert collected.ret == ExitCode.INTERRUPTED
+    assert message.removeprefix("ERROR: ") in collected.outstr
