@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,9 @@ def test_existing_output_needs_force(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.OK, result
     assert out.read_text().startswith("# yaml-language-server:")
     assert [p.name for p in planrunner.path.iterdir() if p.name.endswith(".tmp")] == []
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_dangling_symlink_output_is_not_followed_without_force(planrunner: Planrunner) -> None:
