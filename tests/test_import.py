@@ -617,3 +617,18 @@ def test_taskmaster_malformed(planrunner: Planrunner, change: object, message: s
     collected = planrunner.run("--co", "tasks.json")
     assert collected.ret == ExitCode.INTERRUPTED
     assert message.removeprefix("ERROR: ") in collected.outstr
+
+
+def test_bulleted_fields_with_the_colon_inside_the_bold(planrunner: Planrunner) -> None:
+    text = "# Plan: C\n\n### Task 1: A\n- **File:** `a.txt`\n- **Success Criteria:**\n  - [ ] a.txt exists\n\n### Task 2: B\n- **Dependencies:** Task 1\n- **Action:** Create\n"
+    planrunner.makefile("C.md", text)
+    result = planrunner.run("import", "C.md")
+    assert result.ret == ExitCode.OK, result
+    data = yaml.safe_load(result.outstr)
+    assert data["tasks"] == [
+        {"id": "a", "name": "A", "files": ["a.txt"], "criteria": ["a.txt exists"]},
+        {"id": "b", "name": "B", "action": "create", "depends_on": ["a"]},
+    ]
+    collected = planrunner.run("--co", "C.md")
+    assert collected.ret == ExitCode.OK, collected
+    assert "[C.md:6:9]" in collected.outstr
