@@ -104,6 +104,10 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
         return _schema(args[1:])
     if args[:1] == ["lint"]:
         return _lint(args[1:])
+    if args[:1] == ["import"]:
+        from planrun.importcmd import main as import_main
+
+        return import_main(args[1:], plugins)
     try:
         try:
             config = build_config(args, plugins)

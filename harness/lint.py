@@ -133,7 +133,8 @@ def main(args: list[str]) -> int:
     for cplan in session.plans:
         findings.extend(_suppress(cplan, list(lint_plan(cplan))))
     findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
-    _report(fmt, findings, len(session.plans))
+    broken = len({err.path for err in session.collection_errors})
+    _report(fmt, findings, len(session.plans), broken)
     if session.collection_errors:
         return ExitCode.INTERRUPTED
     if findings:
@@ -173,7 +174,7 @@ def _one_line(text: str) -> str:
 # -- reports ----------------------------------------------------------------
 
 
-def _report(fmt: str, findings: list[Finding], nplans: int) -> None:
+def _report(fmt: str, findings: list[Finding], nplans: int, broken: int = 0) -> None:
     if fmt == "json":
         print(json.dumps([f.as_dict() for f in findings], indent=2))
         return
@@ -185,7 +186,8 @@ def _report(fmt: str, findings: list[Finding], nplans: int) -> None:
         else:
             where = f"{f.path}:{f.line}:{f.col}" if f.line else f.path
             print(f"{_one_line(where)}: {f.code} {_one_line(f.message)} (hint: {_one_line(f.hint)})")
-    plans = f"{nplans} plan" + ("" if nplans == 1 else "s")
+    total = nplans + broken
+    plans = f"{total} plan" + ("" if total == 1 else "s") + (f" ({broken} did not load)" if broken else "")
     if fmt == "text":
         count = len(findings)
         print(f"{count} finding{'' if count == 1 else 's'} in {plans}" if count else f"no findings in {plans}")
