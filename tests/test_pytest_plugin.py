@@ -1,0 +1,142 @@
+"""``pytest plans/``: the pytest11 plugin ``planrun`` (planrun.pytest_plugin), run with pytester."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAILING = """\
+plan: failing
+workspace: temp
+tasks:
+  - id: make
+    name: Write the greeting
+    action: create
+    file: out.txt
+    run: printf 'hello\\n' > out.txt
+    criteria:
+      - file_contains: {path: out.txt, pattern: goodbye}
+  - id: after
+    name: Uses the greeting
+    action: modify
+    file: out.txt
+    depends_on: [make]
+    run: printf 'more\\n' >> out.txt
+    criteria:
+      - file_exists: out.txt
+  - id: alone
+    name: Independent
+    action: create
+    file: other.txt
+    run: printf 'x\\n' > other.txt
+    criteria:
+      - file_exists: other.txt
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+@pytest.fixture
+def failing(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".plan.yaml", failing=FAILING)
+    return pytester
+
+
+def test_shipped_plans_pass(pytester: pytest.Pytester) -> None:
+    result = run(pytester, str(REPO / "plans"), "-v")
+    result.assert_outcomes(passed=15)
+    result.stdout.fnmatch_lines(["*plans/quickstart.plan.yaml::scaffold PASSED*", "*::edge_cases[[]0[]] PASSED*"])
+    assert result.ret == 0
+
+
+def test_shipped_plans_copied_pass(pytester: pytest.Pytester) -> None:
+    shutil.copytree(REPO / "plans", pytester.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml"))
+    result = run(pytester, "plans/")
+    result.assert_outcomes(passed=11)
+
+
+def test_failing_plan_shows_criterion_and_skips_dependent(failing: pytest.Pytester) -> None:
+    result = run(failing, "failing.plan.yaml", "-rfs")
+    result.assert_outcomes(failed=1, passed=1, skipped=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*_ make _*",
+            "criterion 1/1  file_contains out.txt /goodbye/",
+            "  *goodbye*",
+            "  failing.plan.yaml:10:9",
+            "FAILED failing.plan.yaml::make - criterion 1/1*",
+            "SKIPPED [[]1[]] failing.plan.yaml:*: dependency make failed",
+        ]
+    )
+
+
+def test_verify_only_performs_nothing(failing: pytest.Pytester) -> None:
+    failing.makefile(
+        ".plan.yaml",
+        inplace="plan: inplace\nworkspace: inplace\ntasks:\n  - id: w\n    name: Write\n    action: create\n    file: made.txt\n    run: printf 'x' > made.txt\n    criteria:\n      - file_exists: made.txt\n",
+    )
+    result = run(failing, "inplace.plan.yaml", "--planrun-verify-only")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*made.txt*"])
+    assert not (failing.path / "made.txt").exists()
+    result = run(failing, "inplace.plan.yaml")
+    result.assert_outcomes(passed=1)
+    assert (failing.path / "made.txt").exists()
+
+
+def test_collection_error_located(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".plan.yaml",
+        bad="plan: bad\ntasks:\n  - id: a\n    name: A\n    action: create\n    criteria:\n      - no_such_kind: 1\n",
+    )
+    result = run(pytester, "bad.plan.yaml")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(["*ERROR collecting bad.plan.yaml*", "bad.plan.yaml:7:*no_such_kind*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_keyword_selects(failing: pytest.Pytester) -> None:
+    result = run(failing, "failing.plan.yaml", "-k", "alone")
+    result.assert_outcomes(passed=1, deselected=2)
+    result = run(failing, "failing.plan.yaml", "-k", "after")  # its dependency runs along, unreported
+    result.assert_outcomes(skipped=1, deselected=2)
+
+
+def test_exitfirst_stops(failing: pytest.Pytester) -> None:
+    result = run(failing, "failing.plan.yaml", "-x")
+    result.assert_outcomes(failed=1)
+    assert result.ret == 1
+
+
+def test_junitxml_one_testcase_per_item(failing: pytest.Pytester) -> None:
+    result = run(failing, "failing.plan.yaml", "--junitxml=out.xml")
+    assert result.ret == 1
+    cases = ET.parse(failing.path / "out.xml").getroot().iter("testcase")
+    names = {case.get("name"): [child.tag for child in case] for case in cases}
+    assert names == {"make": ["failure"], "after": ["skipped"], "alone": []}
+
+
+def test_xdist_same_outcomes(failing: pytest.Pytester) -> None:
+    shutil.copytree(REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml"))
+    plain = run(failing, "plans", "failing.plan.yaml")
+    plain.assert_outcomes(passed=12, failed=1, skipped=1)
+    distributed = run(failing, "plans", "failing.plan.yaml", "-n", "2")
+    distributed.assert_outcomes(passed=12, failed=1, skipped=1)
+    distributed.stdout.fnmatch_lines(["criterion 1/1  file_contains out.txt /goodbye/"])
+
+
+def test_python_tests_unaffected(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_a():\n    pass\n")
+    pytester.makefile(".yaml", notaplan="plan: x\n")
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=1)
