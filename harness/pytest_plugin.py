@@ -12,9 +12,10 @@ collection (plugins, conftest.py files and compilers apply) and run by its
 state (dependency outcomes, regressions, baselines), so when the first item
 of a plan runs, every selected item of that plan runs, in order, in one
 workspace; each pytest item then reports the outcome planrun gave it.
-Under pytest-xdist every item of a plan carries ``xdist_group(name=PLANFILE)``
-and ``--dist load`` (xdist's default with ``-n``) becomes ``loadgroup``, so a
-plan stays on one worker.
+Under pytest-xdist, xdist's default distribution (``-n N`` alone, ``--dist
+load``) sends each plan file to one worker as a whole (every other test is
+distributed as ``load`` does); every item of a plan also carries
+``xdist_group(name=PLANFILE)`` for ``--dist loadgroup``.
 """
 
 from __future__ import annotations
@@ -48,10 +49,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep the marked items on one pytest-xdist worker")
-    # xdist's default distribution splits a plan over workers; its tasks share a workdir.
-    # loadgroup is load for every unmarked test, and keeps each plan's items together.
-    if getattr(config.option, "dist", None) == "load":
-        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default distribution (``load``, what ``-n`` gives): as ``load``, but a plan file is one unit.
+
+    A plan's tasks share a workdir and state, so all of a plan's items go to one
+    worker; every other test is its own unit, as under ``load``. Other ``--dist``
+    modes are xdist's (``loadfile``, ``loadscope`` and ``loadgroup`` also keep a
+    plan together; ``worksteal`` and ``each`` do not).
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PlanScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(PLAN_SUFFIXES) else nodeid
+
+    return PlanScheduling(config, log)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

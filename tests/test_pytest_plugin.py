@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -52,6 +53,7 @@ def failing(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_shipped_plans_pass(pytester: pytest.Pytester) -> None:
+    run(pytester, str(REPO / "plans"), "-n", "2").assert_outcomes(passed=15)
     result = run(pytester, str(REPO / "plans"), "-v")
     result.assert_outcomes(passed=15)
     result.stdout.fnmatch_lines(["*plans/quickstart.plan.yaml::scaffold PASSED*", "*::edge_cases[[]0[]] PASSED*"])
@@ -112,10 +114,16 @@ def test_keyword_selects(failing: pytest.Pytester) -> None:
     result.assert_outcomes(skipped=1, deselected=2)
 
 
-def test_exitfirst_stops(failing: pytest.Pytester) -> None:
-    result = run(failing, "failing.plan.yaml", "-x")
+def test_exitfirst_stops_before_performing_the_rest(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".plan.yaml", failing=FAILING.replace("workspace: temp", "workspace: inplace"))
+    result = run(pytester, "failing.plan.yaml", "-x")
     result.assert_outcomes(failed=1)
     assert result.ret == 1
+    assert (pytester.path / "out.txt").exists()
+    assert not (pytester.path / "other.txt").exists()  # the independent task after the failure never ran
+    result = run(pytester, "failing.plan.yaml")
+    result.assert_outcomes(failed=1, passed=1, skipped=1)
+    assert (pytester.path / "other.txt").exists()
 
 
 def test_junitxml_one_testcase_per_item(failing: pytest.Pytester) -> None:
@@ -130,9 +138,16 @@ def test_xdist_same_outcomes(failing: pytest.Pytester) -> None:
     shutil.copytree(REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml"))
     plain = run(failing, "plans", "failing.plan.yaml")
     plain.assert_outcomes(passed=12, failed=1, skipped=1)
-    distributed = run(failing, "plans", "failing.plan.yaml", "-n", "2")
+    distributed = run(failing, "plans", "failing.plan.yaml", "-n", "2", "-v")
     distributed.assert_outcomes(passed=12, failed=1, skipped=1)
     distributed.stdout.fnmatch_lines(["criterion 1/1  file_contains out.txt /goodbye/"])
+    workers: dict[str, set[str]] = {}  # plan file -> the workers that ran its items
+    for line in distributed.outlines:
+        m = re.match(r"\[(gw\d+)\] \[ *\d+%\] (PASSED|FAILED|SKIPPED) (\S+?)::", line)
+        if m:
+            workers.setdefault(m.group(3), set()).add(m.group(1))
+    assert sorted(workers) == ["failing.plan.yaml", "plans/greeter.plan.yaml", "plans/quickstart.plan.yaml"]
+    assert all(len(w) == 1 for w in workers.values()), workers  # a plan stays on one worker
 
 
 def test_python_tests_unaffected(pytester: pytest.Pytester) -> None:
@@ -140,3 +155,48 @@ def test_python_tests_unaffected(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", notaplan="plan: x\n")
     result = run(pytester, "-n", "2")
     result.assert_outcomes(passed=1)
+
+
+def test_last_failed_reruns_the_failure(failing: pytest.Pytester) -> None:
+    first = failing.runpytest_subprocess("-p", "no:randomly", "failing.plan.yaml")
+    first.assert_outcomes(failed=1, passed=1, skipped=1)
+    again = failing.runpytest_subprocess("-p", "no:randomly", "failing.plan.yaml", "--lf")
+    again.assert_outcomes(failed=1, deselected=2)
+    again.stdout.fnmatch_lines(["criterion 1/1  file_contains out.txt /goodbye/"])
+
+
+def test_task_without_steps_is_only_verified_when_no_executor_is_configured(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".txt", there="x")
+    pytester.makefile(
+        ".plan.yaml",
+        agent="plan: agent\nworkspace: inplace\ntasks:\n  - id: t\n    name: T\n    action: create\n    file: there.txt\n"
+        "    criteria:\n      - file_exists: there.txt\n  - id: u\n    name: U\n    action: create\n    file: gone.txt\n"
+        "    criteria:\n      - file_exists: gone.txt\n",
+    )
+    result = run(pytester, "agent.plan.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["criterion 1/1  file_exists gone.txt"])
+
+
+def test_unconfigured_agent_executor_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".plan.yaml",
+        agent="plan: agent\nexecutor: openai\ntasks:\n  - id: t\n    name: T\n    action: create\n    file: a.txt\n"
+        "    criteria:\n      - file_exists: a.txt\n",
+    )
+    result = run(pytester, "agent.plan.yaml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: planrun: the openai executor needs a model*"])
+
+
+def test_end_of_plan_regression_fails_the_plans_last_item(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".plan.yaml",
+        reg="plan: reg\nworkspace: temp\ntasks:\n  - id: a\n    name: A\n    action: create\n    file: a.txt\n"
+        "    run: printf 'x' > a.txt\n    criteria:\n      - \"`test -f a.txt` passes\"\n"
+        "  - id: b\n    name: B\n    action: delete\n    file: a.txt\n    run: rm a.txt\n"
+        "    criteria:\n      - file_exists: .\n",
+    )
+    result = run(pytester, "reg.plan.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["reg.plan.yaml::regressions *", "criterion 1/1  regression (checked at the end*"])
