@@ -96,15 +96,34 @@ def test_verify_only_performs_nothing(failing: pytest.Pytester) -> None:
     assert (failing.path / "made.txt").exists()
 
 
-def test_collection_error_located(pytester: pytest.Pytester) -> None:
-    pytester.makefile(
-        ".plan.yaml",
-        bad="plan: bad\ntasks:\n  - id: a\n    name: A\n    action: create\n    criteria:\n      - no_such_kind: 1\n",
-    )
-    result = run(pytester, "bad.plan.yaml")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "plan: x\ntasks:\n  - id: a\n    name: A\n    action: create\n    criteria:\n      - no_such_kind: 1\n",
+            "bad.plan.yaml:7:*no_such_kind*",
+        ),
+        ("plan: x\ntasks:\n  - id: a\n    name: [unclosed\n", "bad.plan.yaml:5:1: did not find expected*"),
+        (
+            "plan: x\ntasks:\n  - id: a\n    name: A\n    action: create\n    depends_on: [nope]\n"
+            "    criteria:\n      - file_exists: a\n",
+            "bad.plan.yaml:6:18: task 'a' depends on unknown task 'nope'*",
+        ),
+        (
+            "plan: x\ntasks:\n  - id: a\n    name: A\n    action: create\n    criteria:\n      - the code is nice\n",
+            "bad.plan.yaml:7:9: criterion 'the code is nice' is not machine-checkable*",
+        ),
+    ],
+)
+def test_collection_error_located(pytester: pytest.Pytester, text: str, expected: str) -> None:
+    pytester.makefile(".plan.yaml", bad=text)
+    good = FAILING.replace("workspace: temp", "workspace: inplace").replace("plan: failing", "plan: good")
+    pytester.makefile(".plan.yaml", good=good)
+    result = run(pytester, "bad.plan.yaml", "good.plan.yaml")
     assert result.ret == 2
-    result.stdout.fnmatch_lines(["*ERROR collecting bad.plan.yaml*", "bad.plan.yaml:7:*no_such_kind*"])
-    assert "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*ERROR collecting bad.plan.yaml*", expected, "*1 error*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "out.txt").exists()  # nothing ran
 
 
 def test_keyword_selects(failing: pytest.Pytester) -> None:
