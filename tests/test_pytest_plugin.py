@@ -219,3 +219,18 @@ def test_end_of_plan_regression_fails_the_plans_last_item(pytester: pytest.Pytes
     result = run(pytester, "reg.plan.yaml")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["reg.plan.yaml::regressions *", "criterion 1/1  regression (checked at the end*"])
+
+
+def test_workdir_text_in_a_failure_is_shown_escaped(pytester: pytest.Pytester) -> None:
+    hostile = FAILING.replace("printf 'hello\\n' > out.txt", "printf 'hel\\033[2Jlo\\342\\200\\256\\n' > out.txt")
+    pytester.makefile(".plan.yaml", failing=hostile)
+    result = run(pytester, "failing.plan.yaml")
+    result.assert_outcomes(failed=1, passed=1, skipped=1)
+    out = result.stdout.str()
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "hel\\x1b[2Jlo\\u202e" in out
+
+
+def test_keyword_matches_task_names(failing: pytest.Pytester) -> None:
+    run(failing, "failing.plan.yaml", "-k", "greeting").assert_outcomes(failed=1, skipped=1, deselected=1)
+    run(failing, "failing.plan.yaml", "-k", "Independent").assert_outcomes(passed=1, deselected=2)
