@@ -134,6 +134,7 @@ class _PlanrunState:
         self.results: dict[int, dict[str, ItemReport]] = {}  # id(cplan) -> item id -> report
         self.extra: dict[int, list[ItemReport]] = {}  # id(cplan) -> reports of no pytest item (regressions)
         self.crashed: dict[int, str] = {}  # id(cplan) -> why its run did not finish
+        self.last: dict[int, PlanItem | None] = {}  # id(cplan) -> its last selected pytest item
 
     def collect(self, path: Path) -> CollectedPlan | None:
         session = self.session
@@ -165,10 +166,7 @@ class _PlanrunState:
             self._run(cplan, item.session)
         if key in self.crashed:
             raise RuntimeError(f"planrun could not run {cplan.display}: {self.crashed[key]}")
-        extra: list[ItemReport] = []
-        mine = [i for i in item.session.items if isinstance(i, PlanItem) and i.plan_item.cplan is cplan]
-        if mine and mine[-1] is item:
-            extra = self.extra.get(key, [])
+        extra = self.extra.get(key, []) if self.last.get(key) is item else []
         return self.results[key].get(item.plan_item.item_id), extra
 
     def _run(self, cplan: CollectedPlan, psession: pytest.Session) -> None:
@@ -176,8 +174,9 @@ class _PlanrunState:
 
         self.pytest_session = psession
         key = id(cplan)
-        selected = [i.plan_item for i in psession.items if isinstance(i, PlanItem) and i.plan_item.cplan is cplan]
-        cplan.selected_ids = {i.item_id for i in selected}
+        selected = [i for i in psession.items if isinstance(i, PlanItem) and i.plan_item.cplan is cplan]
+        cplan.selected_ids = {i.plan_item.item_id for i in selected}
+        self.last[key] = selected[-1] if selected else None
         items: list[Item] = list(cplan.items)
         # planrun's own selection: the dependencies of what pytest selected come along (SPEC section 4).
         self.config.hook.planrun_collection_modifyitems(session=self.session, config=self.config, items=items)
