@@ -20,6 +20,7 @@ distributed as ``load`` does); every item of a plan also carries
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from planrun.errors import PlanError, PlanrunError
 from planrun.hookspecs import hookimpl
 from planrun.reports import ItemReport, printable
 from planrun.session import PLAN_SUFFIXES
+from planrun.types import RUNNING_ENV
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -73,6 +75,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    # Inside a step or check that planrun runs, a `pytest` collects tests, not plans: a plan whose
+    # criterion is "`pytest` passes" would otherwise run itself again, without end.
+    if os.environ.get(RUNNING_ENV):
+        return None
     if file_path.name.endswith(PLAN_SUFFIXES):
         return PlanFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
     return None

@@ -432,6 +432,10 @@ class ExecutorError(PlanrunError):
         self.result = result
 
 
+#: Set in the environment of everything planrun runs (steps, command checks, agent commands).
+RUNNING_ENV = "PLANRUN_RUNNING"
+
+
 class _Context:
     workdir: Path
     timeout: float
@@ -455,12 +459,14 @@ class _Context:
         from planrun.process import run_process
 
         _pin_root(os.fspath(self.workdir))  # before anything runs that could swap the workdir
+        # Marked as run by planrun: a `pytest` it starts does not collect plans again (no recursion).
+        child_env = {**(os.environ if env is None else env), RUNNING_ENV: "1"}
         try:
             return run_process(
                 command,
                 cwd=self.workdir if cwd is None else self.workdir / cwd,
                 timeout=self.timeout if timeout is None else timeout,
-                env=env,
+                env=child_env,
                 watch_stdout=watch_stdout,
                 watch_stderr=watch_stderr,
             )

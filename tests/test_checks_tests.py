@@ -271,3 +271,13 @@ def test_required_test_that_fails_is_named(check: CheckRun) -> None:
     result = check(suite_criterion(", must_pass: ['suite/test_b.py::test_bad']"), FAILING)
     assert result.ret == ExitCode.TESTS_FAILED, result.outstr
     result.stdout.fnmatch_lines(["*2 failed of 3 tests; required test suite/test_b.py::test_bad did not pass*"])
+
+
+def test_a_plan_whose_criterion_runs_pytest_does_not_collect_itself(check: CheckRun) -> None:
+    # pytest collects plan files (planrun's pytest plugin); inside a check that planrun runs it must not,
+    # or the plan would run itself again, without end (the check's timeout is the hang guard).
+    result = check(
+        "{tests: {run: 'python -m pytest -q -p no:cacheprovider --junitxml={junit}', timeout: 60}}",
+        {"test_a.py": "def test_a():\n    pass\n"},
+    )
+    assert result.ret == ExitCode.OK, result.outstr

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from planrun.agenttools.paths import _Confined, _protection, _realpath
 from planrun.errors import UsageError
+from planrun.types import RUNNING_ENV
 
 _ENV_ALLOWED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME"})
 _ENV_DENIED = re.compile(
@@ -104,6 +105,7 @@ class _Sandboxed(_Confined):
             SHELL=shutil.which("bash", path=env["PATH"]) or "/bin/sh",
         )
         env.update(self._extra_env)
+        env[RUNNING_ENV] = "1"  # a pytest the agent runs does not collect plans again
         return env
 
     def _private_dir(self) -> str:
