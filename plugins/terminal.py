@@ -795,12 +795,12 @@ def collected_line(session: Session) -> str:
 
 
 def third_party_plugins(pm: PlanrunPluginManager) -> list[str]:
-    """Loaded plugins that are not planrun's built-ins nor conftests, as ``dist-version`` (pytest's header)."""
+    """Loaded plugins that are not planrun's built-ins: ``dist-version``, or a conftest's path (as ``--version``)."""
     shown: list[str] = []
     for name in pm.loaded_names:
-        if name in pm.builtin_names or os.path.isabs(name):
+        if name in pm.builtin_names:
             continue
-        label = pm.versions.get(name, name).removeprefix("planrun-")
+        label = os.path.relpath(name) if os.path.isabs(name) else pm.versions.get(name, name).removeprefix("planrun-")
         if label not in shown:
             shown.append(label)
     return shown

@@ -144,6 +144,7 @@ def test_conftest_check_kind_is_listed_and_can_be_disabled(planrunner: Planrunne
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*notes.txt has 3 words, more than 2*"])
     planrunner.run("--version").stdout.fnmatch_lines(["  conftest.py"])
+    result.stdout.fnmatch_lines(["plugins: conftest.py"])  # and in the header
     for name in (str(conftest.resolve()), "conftest.py"):  # absolute, or as --version shows it
         off = planrunner.run("-p", f"no:{name}", "p.plan.yaml")
         assert off.ret == ExitCode.INTERRUPTED, off

@@ -232,7 +232,7 @@ def test_header_lists_third_party_plugins_only(planrunner: Planrunner, monkeypat
     finally:
         sys.modules.pop("extra_plug", None)
     assert result.ret == ExitCode.OK, result
-    result.stdout.fnmatch_lines(["rootdir: *", "plugins: extra_plug", "collected 1 item *"])
+    result.stdout.fnmatch_lines(["rootdir: *", "plugins: extra_plug, conftest.py", "collected 1 item *"])
 
 
 # -- -r ------------------------------------------------------------------------------
