@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from planrun.config import ExitCode
+from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
+from planrun.gitenv import git_env
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
@@ -72,6 +73,7 @@ __all__ = [
     "__version__",
     "copy_workdir",
     "fail",
+    "git_env",
     "hookimpl",
     "hookspec",
     "lookup",
@@ -79,4 +81,5 @@ __all__ = [
     "parse_path",
     "printable",
     "skip",
+    "whole_number",
 ]

@@ -36,6 +36,7 @@ from planrun import (
     UsageError,
     hookimpl,
     printable,
+    whole_number,
 )
 
 if TYPE_CHECKING:
@@ -700,14 +701,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+_positive_int = whole_number(1)
 
 
 def _positive_float(text: str) -> float:

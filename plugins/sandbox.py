@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ItemReport, UsageError, copy_workdir, hookimpl, printable
+from planrun import ItemReport, UsageError, copy_workdir, git_env, hookimpl, printable
 
 if TYPE_CHECKING:
     import argparse
@@ -37,28 +37,12 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "planrun@localhost",
 }
 GIT_TIMEOUT = 120.0
-_ENV_KEEP = ("PATH", "TMPDIR", "SYSTEMROOT")
 _FAILED = frozenset({"failed", "error", "blocked", "interrupted"})
 _COMMITTED = frozenset({"passed", "failed", "error", "blocked"})  # an interrupted task's tree is half-done
 
 
 class GitError(Exception):
     """A git command failed; the message is its one-line reason."""
-
-
-def _env() -> dict[str, str]:
-    """An allowlisted environment: no user or system git config, a fixed identity, no prompts."""
-    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
-    env.update(
-        IDENTITY,
-        LC_ALL="C",
-        HOME=os.devnull,
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_OPTIONAL_LOCKS="0",
-    )
-    return env
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -79,7 +63,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=_env(),
+            env=git_env(**IDENTITY),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ExecutionResult, Executor, UsageError, hookimpl, printable
+from planrun import ExecutionResult, Executor, UsageError, git_env, hookimpl, printable
 
 if TYPE_CHECKING:
     import argparse
@@ -69,22 +69,6 @@ GIT_TIMEOUT = 60.0
 #: Paths named in a message; the evidence lists up to MAX_EVIDENCE.
 MAX_NAMED = 10
 MAX_EVIDENCE = 200
-
-_ENV_KEEP = ("PATH", "TMPDIR", "SYSTEMROOT")
-
-
-def git_env() -> dict[str, str]:
-    """An allowlisted environment for git: no user or system config, no prompts, no optional index writes."""
-    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
-    env.update(
-        LC_ALL="C",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_OPTIONAL_LOCKS="0",
-        HOME=os.devnull,
-    )
-    return env
 
 
 def run_git(args: list[str], cwd: Path, timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[bytes]:

@@ -18,10 +18,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from planrun import ArgsModel, CheckContext, CheckKind, StepTimeout, fail, hookimpl
+from planrun import ArgsModel, CheckContext, CheckKind, StepTimeout, fail, git_env, hookimpl
 
 MAX_NAMED = 10
-_ENV_KEEP = ("PATH", "TMPDIR", "SYSTEMROOT")
 _OWN = (".planrun/",)  # planrun's own files in the workdir
 
 
@@ -50,24 +49,11 @@ class ScopeArgs(ArgsModel):
         return globs
 
 
-def _git_env() -> dict[str, str]:
-    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
-    env.update(
-        LC_ALL="C",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_OPTIONAL_LOCKS="0",
-        HOME=os.devnull,
-    )
-    return env
-
-
 def _git(ctx: CheckContext, args: ScopeArgs, failed: str, *argv: str) -> str:
     """The stdout of ``git ARGV`` in the workdir; the check fails with ``failed`` when git does."""
     cmd = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=" + os.devnull, *argv]
     try:
-        result = ctx.run(cmd, timeout=args.timeout, env=_git_env())
+        result = ctx.run(cmd, timeout=args.timeout, env=git_env())
     except OSError:  # git is not installed
         fail(failed)
     if result.timed_out:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from planrun import CriterionResult, ItemReport, __version__, hookimpl, printable
+from planrun import CriterionResult, ItemReport, __version__, hookimpl, printable, whole_number
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,14 +72,7 @@ def _reportchars(text: str) -> str:
     return chars
 
 
-def _durations(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {text!r}")
-    return value
+_durations = whole_number(0, "all")
 
 
 def cut(line: str, width: int) -> str:
