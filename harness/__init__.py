@@ -8,6 +8,7 @@ from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
 from planrun.gitenv import git_env
+from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
@@ -78,6 +79,7 @@ __all__ = [
     "hookspec",
     "lookup",
     "main",
+    "mermaid",
     "parse_path",
     "printable",
     "skip",

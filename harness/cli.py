@@ -100,14 +100,12 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     from planrun.session import wrap_session
 
     args = list(sys.argv[1:] if args is None else args)
-    if args[:1] == ["schema"]:
-        return _schema(args[1:])
-    if args[:1] == ["lint"]:
-        return _lint(args[1:])
-    if args[:1] == ["import"]:
-        from planrun.importcmd import main as import_main
+    if args[:1] and args[0] in SUBCOMMANDS:
+        import importlib
 
-        return import_main(args[1:], plugins)
+        module, _, function = SUBCOMMANDS[args[0]].partition(":")
+        command = getattr(importlib.import_module(module), function)
+        return int(command(args[1:], plugins))
     try:
         try:
             config = build_config(args, plugins)
@@ -136,13 +134,22 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     return wrap_session(config)
 
 
-def _lint(args: list[str]) -> int:
+# ``planrun NAME ...``: the function that runs it, as "module:function", called with
+# (args after NAME, plugin objects) and returning the exit code. Imported only when used.
+SUBCOMMANDS: dict[str, str] = {
+    "schema": "planrun.cli:_schema",
+    "lint": "planrun.cli:_lint",
+    "import": "planrun.importcmd:main",
+}
+
+
+def _lint(args: list[str], plugins: list[object] | None = None) -> int:
     from planrun.lint import main as lint_main
 
     return lint_main(args)
 
 
-def _schema(args: list[str]) -> int:
+def _schema(args: list[str], plugins: list[object] | None = None) -> int:
     import warnings
 
     from pydantic.json_schema import PydanticJsonSchemaWarning

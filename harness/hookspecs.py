@@ -231,6 +231,41 @@ def planrun_task_execute(task: Task, executor: Executor, context: ExecutionConte
 
 
 @hookspec
+def planrun_runtest_logstart(nodeid: str, location: Location) -> None:
+    """An item is about to run.
+
+    :param nodeid: the item's node id.
+    :param location: where the item is written in its plan file.
+    :return: ignored.
+
+    Called once per item that runs, before anything of it happens (before
+    the baseline, the executor or its criteria), by every implementation.
+    Items skipped for a failed dependency get it too, just before their
+    report. With workers (``-n``) it is replayed in the main process, in
+    the order of a serial run. The state store records ``in_progress``
+    here.
+    """
+
+
+@hookspec
+def planrun_task_executed(nodeid: str, attempt: int, status: str) -> None:
+    """An executor finished one attempt of a task; its criteria are not asserted yet.
+
+    :param nodeid: the task's node id.
+    :param attempt: the attempt number, from 1.
+    :param status: the executor's status: ``"done"``, ``"failed"`` or
+        ``"blocked"`` (see :class:`planrun.ExecutionResult`).
+    :return: ignored.
+
+    Called once per attempt that returned a result, right after the
+    executor returned and before any criterion is evaluated, by every
+    implementation. The state store records ``executed`` here, so a run
+    killed between executing and verifying is resumed by verifying, not by
+    performing the task again.
+    """
+
+
+@hookspec
 def planrun_task_progress(nodeid: str, attempt: int, status: dict[str, Any]) -> None:
     """An executor is working on a task: what it is doing now.
 

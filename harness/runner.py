@@ -107,6 +107,7 @@ class PlanRunner:
                 return
             start = time.monotonic()
             forget_paths()
+            self.session.log_start(item)
             try:
                 report = self.run_item(item)
             except KeyboardInterrupt:
@@ -225,6 +226,7 @@ class PlanRunner:
                 forget_paths()
                 raise
             forget_paths()
+            self.session.log_executed(item, attempt, result.status)
             usage.add(result)
             common = usage.fields(executor_name, attempt)
             # A step that failed, or an executor that gave up, may still have

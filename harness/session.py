@@ -354,6 +354,15 @@ class Session:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # Everything the runner tells the outside world goes through these three
+    # methods, so a worker process can forward them to the main process.
+
+    def log_start(self, item: Item) -> None:
+        self.config.hook.planrun_runtest_logstart(nodeid=item.nodeid, location=item.location)
+
+    def log_executed(self, item: Item, attempt: int, status: str) -> None:
+        self.config.hook.planrun_task_executed(nodeid=item.nodeid, attempt=attempt, status=status)
+
     def log(self, report: ItemReport) -> None:
         self.reports.append(report)
         self.config.hook.planrun_runtest_logreport(report=report)
