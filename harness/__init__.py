@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from planrun.atomic import write_atomic
 from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
@@ -84,4 +85,5 @@ __all__ = [
     "printable",
     "skip",
     "whole_number",
+    "write_atomic",
 ]

@@ -351,6 +351,11 @@ class Config:
         #: ``[tool.planrun] executor``: used when neither ``--executor`` nor the plan names one.
         self.default_executor: str | None = executor
 
+    @property
+    def planrun_dir(self) -> Path:
+        """``.planrun/`` in the rootdir: state, caches and transcripts (like ``.pytest_cache``)."""
+        return self.rootdir / ".planrun"
+
     def getoption(self, name: str, default: Any = None) -> Any:
         return getattr(self.option, name, default)
 

@@ -1,0 +1,67 @@
+"""Files that are either the old or the new content, never half: temp file, fsync, rename."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+#: Temp files carry this suffix, so a crashed writer's leftovers can be found and removed.
+TEMP_SUFFIX = ".planrun-tmp"
+
+
+def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically (a reader sees the old file or the new one, whole).
+
+    The data goes to a temp file in the same folder (created with
+    ``O_EXCL``, never following a link), is fsynced, renamed over ``path``,
+    and the folder is fsynced so the rename survives a power loss. Missing
+    parent folders are created. A ``str`` is written as UTF-8.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = target.parent / f".{target.name[:200]}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def remove_stale_temps(folder: os.PathLike[str] | str) -> list[str]:
+    """Remove the temp files a killed :func:`write_atomic` left in ``folder``; their names."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,49 @@
+"""write_atomic: whole files or the old ones, no temp left behind, never through a link."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from planrun import write_atomic
+from planrun.atomic import TEMP_SUFFIX, remove_stale_temps
+
+
+def test_writes_bytes_and_text_and_creates_parents(tmp_path: Path) -> None:
+    write_atomic(tmp_path / "a" / "b" / "x.json", "héllo")
+    write_atomic(tmp_path / "y.bin", b"\x00\xff")
+    assert (tmp_path / "a" / "b" / "x.json").read_bytes() == "héllo".encode()
+    assert (tmp_path / "y.bin").read_bytes() == b"\x00\xff"
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def test_replacing_a_symlink_replaces_the_link_not_its_target(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "state.json").symlink_to(outside)
+    write_atomic(tmp_path / "d" / "state.json", "new")
+    assert outside.read_text() == "keep"
+    assert not (tmp_path / "d" / "state.json").is_symlink()
+    assert (tmp_path / "d" / "state.json").read_text() == "new"
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "s.json"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        write_atomic(target, 12345)  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["s.json"]
+
+
+def test_remove_stale_temps_removes_only_temps(tmp_path: Path) -> None:
+    (tmp_path / f".s.json.abcd{TEMP_SUFFIX}").write_text("half")
+    (tmp_path / "s.json").write_text("whole")
+    (tmp_path / f"dir{TEMP_SUFFIX}").mkdir()
+    assert remove_stale_temps(tmp_path) == [f".s.json.abcd{TEMP_SUFFIX}"]
+    assert sorted(os.listdir(tmp_path)) == [f"dir{TEMP_SUFFIX}", "s.json"]
+    assert remove_stale_temps(tmp_path / "missing") == []
