@@ -52,7 +52,7 @@ def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int =
 
 def remove_stale_temps(folder: os.PathLike[str] | str) -> list[str]:
     """Remove the temp files a killed :func:`write_atomic` left in ``folder``; their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
