@@ -22,7 +22,6 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,7 @@ from planrun import (
     StepTimeout,
     UsageError,
     hookimpl,
-    printable,
+    llm,
     whole_number,
 )
 
@@ -45,18 +44,9 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_TURNS = 30
 DEFAULT_MAX_TOKENS = 200_000
-DEFAULT_REQUEST_TIMEOUT = 60.0
-#: Retries of one request after a 408/409/429/5xx, a timeout or a connection failure.
-RETRIES = 3
-#: First backoff in seconds (doubled each retry, capped at ``BACKOFF_CAP``) when the server gives no Retry-After.
-BACKOFF = 0.25
-BACKOFF_CAP = 8.0
-#: The longest ``Retry-After`` honoured, in seconds.
-RETRY_AFTER_CAP = 30.0
+DEFAULT_REQUEST_TIMEOUT = llm.DEFAULT_REQUEST_TIMEOUT
 #: The same failing call this many times in a row ends the task as "no progress".
 SAME_FAILURES = 3
-STOP_UNREACHABLE = "stopping: the model endpoint is unreachable"
-STOP_REFUSED = "stopping: the model endpoint refused the API key"
 NUDGE = (
     "You answered without calling a tool. Call finish with a short summary when the task is done,"
     " or report_blocked with the reason if you cannot do it."
@@ -64,44 +54,6 @@ NUDGE = (
 WORKDIR_MARK = "<workdir>"
 TRANSCRIPT_FORMAT = 1
 _CLIENTS = "openai_executor.clients"  # config.stash key: the live clients, closed at the session's end
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-
-
-@dataclass
-class _Call:
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass
-class _Turn:
-    """One model answer, independent of the SDK (so a transcript can stand in for it)."""
-
-    content: str
-    calls: list[_Call]
-    finish_reason: str
-    tokens_in: int
-    tokens_out: int
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "content": self.content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.calls],
-            "finish_reason": self.finish_reason,
-            "usage": {"prompt_tokens": self.tokens_in, "completion_tokens": self.tokens_out},
-        }
-
-    @classmethod
-    def from_record(cls, data: dict[str, Any]) -> _Turn:
-        usage = data.get("usage") or {}
-        return cls(
-            str(data.get("content") or ""),
-            [_Call(str(c["id"]), str(c["name"]), str(c["arguments"])) for c in data.get("tool_calls") or []],
-            str(data.get("finish_reason") or "stop"),
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-        )
 
 
 @dataclass
@@ -127,232 +79,17 @@ class _AttemptUsage:
         return ExecutionResult(tokens_in=self.tokens_in, tokens_out=self.tokens_out, cost=self.cost, **kw)
 
 
-class Redactor:
-    """Replaces secrets (the API key, values of ``*KEY*``/``*TOKEN*``/``*SECRET*`` variables) in text."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    @classmethod
-    def from_environ(cls, *extra: str) -> Redactor:
-        found = [v for k, v in os.environ.items() if _SECRET_NAME.search(k)]
-        return cls([*extra, *found])
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "[redacted]")
-        return text
-
-    def deep(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, list):
-            return [self.deep(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.deep(v) for k, v in value.items()}
-        return value
-
-
-def _one_line(text: str, width: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return printable(line if len(line) <= width else line[: width - 3] + "...")
-
-
-def _error_text(exc: Any) -> str:
-    """The server's own message from an SDK status error (OpenAI-style ``{"error": {"message": ...}}``)."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
-        if isinstance(inner, str):
-            return inner
-    return str(getattr(exc, "message", "") or exc)
-
-
-def _retry_after(exc: Any) -> float | None:
-    """The server's ``Retry-After`` (``retry-after-ms`` too), in seconds, capped; ``None`` when absent or unreadable."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            value = float(ms) / 1000
-        else:
-            raw = headers.get("retry-after")
-            if raw is None:
-                return None
-            try:
-                value = float(raw)
-            except ValueError:
-                value = parsedate_to_datetime(raw).timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if not math.isfinite(value):
-        return None
-    return min(max(value, 0.0), RETRY_AFTER_CAP)
-
-
-class _Settings:
-    """What the executor needs from the command line, ``[tool.planrun]`` and the environment."""
+class _Settings(llm.LLMSettings):
+    """What the executor needs besides the model setup: budgets and ``--replay``."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         option, ini = config.option, config.inicfg
-        self.rootdir = Path(config.rootdir)
-        self.model = option.model or ini.get("model")
-        if self.model is not None and not isinstance(self.model, str):
-            raise UsageError(f"[tool.planrun] model must be a string, got {self.model!r}")
-        self.base_url = option.base_url or ini.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
-        if self.base_url is not None and not isinstance(self.base_url, str):
-            raise UsageError(f"[tool.planrun] base_url must be a string, got {self.base_url!r}")
-        key_env = ini.get("api_key_env", "OPENAI_API_KEY")
-        if not isinstance(key_env, str) or not key_env:
-            raise UsageError(f"[tool.planrun] api_key_env must name an environment variable, got {key_env!r}")
-        self.key_env = key_env
-        self.key_configured = "api_key_env" in ini
-        self.api_key = os.environ.get(key_env) or ""
-        self.max_turns = _number(option.max_turns, ini, "max_turns", DEFAULT_MAX_TURNS, integer=True)
-        self.max_tokens = _number(option.max_tokens, ini, "max_tokens", DEFAULT_MAX_TOKENS, integer=True)
-        cost = _number(option.max_cost, ini, "max_cost", None)
+        self.max_turns = llm.setting_number(option.max_turns, ini, "max_turns", DEFAULT_MAX_TURNS, integer=True)
+        self.max_tokens = llm.setting_number(option.max_tokens, ini, "max_tokens", DEFAULT_MAX_TOKENS, integer=True)
+        cost = llm.setting_number(option.max_cost, ini, "max_cost", None)
         self.max_cost = None if cost is None else float(cost)
-        self.request_timeout = float(
-            _number(option.request_timeout, ini, "request_timeout", DEFAULT_REQUEST_TIMEOUT)  # type: ignore[arg-type]
-        )
         self.replay = bool(option.replay)
-        self.price = _price(ini.get("prices"), self.model)
-
-
-def _number(value: Any, ini: dict[str, Any], key: str, default: float | None, *, integer: bool = False) -> Any:
-    if value is not None:
-        return value
-    value = ini.get(key, default)
-    if value is None:
-        return None
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        kind = "a positive whole number" if integer else "a positive number"
-        raise UsageError(f"[tool.planrun] {key} must be {kind}, got {value!r}")
-    return value
-
-
-def _price(prices: Any, model: str | None) -> tuple[float, float] | None:
-    """(input, output) in currency per million tokens for ``model`` from ``[tool.planrun.prices]``; None if unknown."""
-    if prices is None:
-        return None
-    if not isinstance(prices, dict):
-        raise UsageError(f"[tool.planrun] prices must be a table of models, got {prices!r}")
-    entry = prices.get(model) if model else None
-    if entry is None:
-        return None
-    try:
-        pair = (float(entry["input"]), float(entry["output"]))
-    except (TypeError, KeyError, ValueError):
-        raise UsageError(
-            f"[tool.planrun.prices] {model!r} must be {{input = N, output = N}} (per million tokens), got {entry!r}"
-        ) from None
-    if not all(math.isfinite(p) and p >= 0 for p in pair):
-        raise UsageError(f"[tool.planrun.prices] {model!r}: prices must be finite and not negative, got {entry!r}")
-    return pair
-
-
-class _LiveModel:
-    """Chat Completions through the ``openai`` SDK, with planrun's own timeout and retries."""
-
-    def __init__(self, settings: _Settings, redact: Redactor) -> None:
-        import openai  # only here: the executor is running
-
-        self.openai = openai
-        self.settings = settings
-        self.redact = redact
-        self.where = settings.base_url or "https://api.openai.com/v1"
-        self.client = openai.OpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key or "unused",  # local servers need some key; a real endpoint answers 401
-            timeout=settings.request_timeout,
-            max_retries=0,  # retried here, with a bound and the Retry-After cap
-        )
-
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: float) -> _Turn:
-        openai = self.openai
-        failures: list[str] = []
-        last_unreachable = False
-        for retry in range(RETRIES + 1):
-            timeout = min(self.settings.request_timeout, deadline - time.monotonic())
-            if timeout <= 0:
-                raise StepTimeout("the task's time ran out waiting for the model")
-            wait: float | None = None
-            try:
-                response = self.client.chat.completions.create(
-                    model=self.settings.model,  # type: ignore[arg-type]
-                    messages=messages,  # type: ignore[arg-type]
-                    tools=tools,  # type: ignore[arg-type]
-                    timeout=timeout,
-                )
-                return self._turn(response)
-            except openai.APITimeoutError:
-                failures.append(f"timed out after {timeout:g}s")
-                last_unreachable = False
-            except openai.APIConnectionError as exc:
-                failures.append(f"cannot connect ({_one_line(str(exc.__cause__ or exc), 120)})")
-                last_unreachable = True
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                hint = "" if self.settings.api_key else f"; {self.settings.key_env} is not set"
-                raise ExecutorError(
-                    self.redact(
-                        f"the model endpoint {self.where} refused the API key ({exc.status_code}):"
-                        f" {_one_line(_error_text(exc))}{hint}"
-                    ),
-                    stop=STOP_REFUSED,
-                ) from None
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                text = _one_line(_error_text(exc))
-                if status not in (408, 409, 429) and status < 500:
-                    raise ExecutorError(
-                        self.redact(f"the model endpoint {self.where} answered {status}: {text}")
-                    ) from None
-                failures.append(f"{status} {text}")
-                wait = _retry_after(exc)
-                last_unreachable = False
-            except openai.OpenAIError as exc:
-                raise ExecutorError(
-                    self.redact(f"the model endpoint {self.where} gave an unusable answer: {_one_line(str(exc))}")
-                ) from None
-            if retry == RETRIES:
-                break
-            if wait is None:
-                wait = min(BACKOFF * 2**retry, BACKOFF_CAP)
-            time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
-        summary = self.redact(f"{len(failures)} requests to {self.where} failed (last: {failures[-1]})")
-        if last_unreachable:
-            raise ExecutorError(f"the model endpoint is unreachable: {summary}", stop=STOP_UNREACHABLE)
-        raise ExecutorError(f"the model endpoint keeps failing: {summary}")
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _turn(self, response: Any) -> _Turn:
-        if not response.choices:
-            raise ExecutorError(f"the model endpoint {self.where} answered without a choice")
-        choice = response.choices[0]
-        message = choice.message
-        calls = []
-        for n, tc in enumerate(message.tool_calls or [], 1):
-            function = getattr(tc, "function", None)
-            if function is None:
-                continue  # a custom tool call: none was offered
-            calls.append(_Call(tc.id or f"call_{n}", function.name or "", function.arguments or ""))
-        usage = response.usage
-        return _Turn(
-            message.content or "",
-            calls,
-            choice.finish_reason or "stop",
-            int(getattr(usage, "prompt_tokens", 0) or 0),
-            int(getattr(usage, "completion_tokens", 0) or 0),
-        )
 
 
 class _ReplayModel:
@@ -365,7 +102,7 @@ class _ReplayModel:
         self.normalize = normalize
         self.index = 0
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: float) -> _Turn:
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: float) -> llm.Turn:
         n = self.index + 1
         if self.index >= len(self.exchanges):
             raise ExecutorError(
@@ -379,15 +116,15 @@ class _ReplayModel:
             if want != got:
                 raise ExecutorError(
                     f"replay: {where} diverges from {self.path}: message {i} ({got.get('role')}) differs:"
-                    f" recorded {_one_line(json.dumps(want.get('content')), 120)},"
-                    f" now {_one_line(json.dumps(got.get('content')), 120)}"
+                    f" recorded {llm.one_line(json.dumps(want.get('content')), 120)},"
+                    f" now {llm.one_line(json.dumps(got.get('content')), 120)}"
                 )
         if len(recorded) != len(sent):
             raise ExecutorError(
                 f"replay: {where} diverges from {self.path}: {len(sent)} messages, the transcript has {len(recorded)}"
             )
         self.index += 1
-        return _Turn.from_record(exchange["response"])
+        return llm.Turn.from_record(exchange["response"])
 
 
 class OpenAIExecutor(Executor):
@@ -399,10 +136,10 @@ class OpenAIExecutor(Executor):
     def __init__(self, config: Config) -> None:
         self.config = config
         self.settings = _Settings(config)
-        self.redact = Redactor.from_environ(self.settings.api_key)
+        self.redact = llm.Redactor.from_environ(self.settings.api_key)
         self.conversations: dict[str, _Conversation] = {}
         self._replays: dict[str, _ReplayModel] = {}
-        self._model: _LiveModel | None = None
+        self._model: llm.ChatModel | None = None
 
     # -- the task -------------------------------------------------------
 
@@ -422,7 +159,7 @@ class OpenAIExecutor(Executor):
         if settings.key_configured and not settings.api_key:
             raise ExecutorError(
                 f"the API key variable {settings.key_env} ([tool.planrun] api_key_env) is not set",
-                stop=STOP_REFUSED,
+                stop=llm.STOP_REFUSED,
             )
         deadline = time.monotonic() + context.timeout
         plan_id = _plan_id(context)
@@ -469,7 +206,7 @@ class OpenAIExecutor(Executor):
         task: Task,
         context: ExecutionContext,
         conv: _Conversation,
-        model: _LiveModel | _ReplayModel,
+        model: llm.ChatModel | _ReplayModel,
         toolbox: Any,
         tools: list[dict[str, Any]],
         usage: _AttemptUsage,
@@ -506,7 +243,7 @@ class OpenAIExecutor(Executor):
                 if nudged:
                     raise ExecutorError(
                         "no progress: the model answered without calling a tool twice"
-                        f" (last: {_one_line(self.redact(reply.content), 120)!r})"
+                        f" (last: {llm.one_line(self.redact(reply.content), 120)!r})"
                     )
                 nudged = True
                 conv.messages.append({"role": "user", "content": NUDGE})
@@ -526,7 +263,7 @@ class OpenAIExecutor(Executor):
                         content = "finish recorded: planrun now checks the task's success criteria"
                     elif call.name == "report_blocked":
                         reason = str(args.get("reason", "")).strip() or "(no reason given)"
-                        ended = usage.result(status="blocked", message=_one_line(reason, 500))
+                        ended = usage.result(status="blocked", message=llm.one_line(reason, 500))
                         content = "report_blocked recorded"
                     elif call.name not in known:
                         names = ", ".join(sorted(n for n in known if n))
@@ -545,9 +282,9 @@ class OpenAIExecutor(Executor):
                     last_failure = key
                     if repeats >= SAME_FAILURES:
                         raise ExecutorError(
-                            f"no progress: the same failing call {_one_line(call.name, 60)}"
-                            f" {_one_line(self.redact(call.arguments), 100)} {SAME_FAILURES} times in a row"
-                            f" ({_one_line(content, 120)})"
+                            f"no progress: the same failing call {llm.one_line(call.name, 60)}"
+                            f" {llm.one_line(self.redact(call.arguments), 100)} {SAME_FAILURES} times in a row"
+                            f" ({llm.one_line(content, 120)})"
                         )
                 elif ended is None:
                     last_failure, repeats = None, 0
@@ -564,7 +301,7 @@ class OpenAIExecutor(Executor):
         if s.max_cost is not None and conv.cost is not None and conv.cost >= s.max_cost:
             raise ExecutorError(f"budget exceeded: cost {conv.cost:.4f} (max_cost {s.max_cost:g})")
 
-    def _account(self, conv: _Conversation, usage: _AttemptUsage, reply: _Turn) -> None:
+    def _account(self, conv: _Conversation, usage: _AttemptUsage, reply: llm.Turn) -> None:
         conv.tokens_in += reply.tokens_in
         conv.tokens_out += reply.tokens_out
         usage.tokens_in += reply.tokens_in
@@ -577,10 +314,10 @@ class OpenAIExecutor(Executor):
 
     # -- the model: live or replayed ------------------------------------
 
-    def _live_model(self) -> _LiveModel:
+    def _live_model(self) -> llm.ChatModel:
         """One client for the run (its connections are reused); closed when the session finishes."""
         if self._model is None:
-            self._model = _LiveModel(self.settings, self.redact)
+            self._model = llm.ChatModel(self.settings, self.redact)
             self.config.stash.setdefault(_CLIENTS, []).append(self._model)
         return self._model
 
@@ -594,7 +331,7 @@ class OpenAIExecutor(Executor):
             except FileNotFoundError:
                 raise ExecutorError(f"--replay: no transcript recorded for task {task.id!r} ({path})") from None
             except (OSError, ValueError) as exc:
-                raise ExecutorError(f"--replay: cannot read {path}: {_one_line(str(exc), 200)}") from None
+                raise ExecutorError(f"--replay: cannot read {path}: {llm.one_line(str(exc), 200)}") from None
             replay = _ReplayModel(path, data, lambda messages: self._normalize(messages, context))
             self._replays[task.id] = replay
         return replay
@@ -639,7 +376,7 @@ class OpenAIExecutor(Executor):
             self.config.warnings.append(f"cannot write the transcript {path}: {exc.strerror or exc}")
 
 
-def _arguments(call: _Call) -> tuple[dict[str, Any], str]:
+def _arguments(call: llm.Call) -> tuple[dict[str, Any], str]:
     """The call's arguments as a dict, or an error message for the model."""
     try:
         args = json.loads(call.arguments) if call.arguments.strip() else {}

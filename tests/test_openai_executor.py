@@ -240,7 +240,8 @@ def test_retries_exhausted_is_an_error(project: Planrunner, openai_server: Scrip
 
 
 def test_retry_after_is_capped(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
-    from planrun.plugins.openai_executor import RETRY_AFTER_CAP, _retry_after
+    from planrun.llm import RETRY_AFTER_CAP
+    from planrun.llm import retry_after as _retry_after
 
     class Response:
         def __init__(self, headers: dict[str, str]) -> None:
