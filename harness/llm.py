@@ -234,8 +234,27 @@ class ChatModel:
             max_retries=0,  # retried here, with a bound and the Retry-After cap
         )
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: float) -> Turn:
+    def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        deadline: float,
+        *,
+        tool_choice: str | None = None,
+    ) -> Turn:
+        """One request (retried on 408/409/429/5xx, timeouts and connection failures, within ``deadline``).
+
+        :param tool_choice: a tool's name to force that call (``llm_judge``'s
+            verdict), ``"required"`` for any tool, or ``None`` for the model's choice.
+        :raises planrun.ExecutorError: the endpoint refused, kept failing or answered unusably.
+        :raises planrun.StepTimeout: ``deadline`` (a ``time.monotonic()`` value) passed.
+        """
         openai = self.openai
+        extra: dict[str, Any] = {}
+        if tool_choice in ("required", "auto", "none"):
+            extra["tool_choice"] = tool_choice
+        elif tool_choice is not None:
+            extra["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
         failures: list[str] = []
         last_unreachable = False
         for retry in range(RETRIES + 1):
@@ -249,6 +268,7 @@ class ChatModel:
                     messages=messages,  # type: ignore[arg-type]
                     tools=tools,  # type: ignore[arg-type]
                     timeout=timeout,
+                    **extra,
                 )
                 return self._turn(response)
             except openai.APITimeoutError:
