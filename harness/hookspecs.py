@@ -192,6 +192,28 @@ def planrun_sessionstart(session: Session) -> None:
 
 
 @hookspec(firstresult=True)
+def planrun_runtestloop(session: Session) -> bool | None:
+    """Run the collected items: the whole run phase.
+
+    :param session: the session; ``session.items`` holds the selected items
+        in order and ``session.plans`` the collected plans.
+    :return: ``True`` when this implementation ran them; ``None`` to leave it
+        to the next.
+
+    Called once per run that collected without errors (not with
+    ``--collect-only``). firstresult: stops at the first non-``None`` result.
+    The core's ``trylast`` default runs the
+    plans one after another in this process; the ``workers`` plugin (``-n``)
+    runs them in worker processes and replays their events in the main
+    process in the order of a serial run. An implementation must report every
+    item through ``session.log_start``, ``session.log_executed`` and
+    ``session.log`` (or replay them), honour ``session.shouldstop`` between
+    items, and let :exc:`KeyboardInterrupt` through after stopping what it
+    started.
+    """
+
+
+@hookspec(firstresult=True)
 def planrun_make_workspace(cplan: CollectedPlan, base: Path, config: Config) -> AbstractContextManager[Path] | None:
     """Provide the folder a plan runs in, instead of its ``workspace:`` mode.
 
