@@ -180,6 +180,21 @@ def planrun_collection_finish(session: Session) -> None:
 
 
 @hookspec
+def planrun_report_collectionfinish(config: Config, items: list[Item]) -> str | list[str] | None:
+    """Lines for the terminal, printed right after the ``collected ...`` line.
+
+    :param config: the run's config.
+    :param items: the selected items.
+    :return: a line, a list of lines, or ``None``.
+
+    Called once, after collection and selection, by every implementation
+    (not with ``-q``); the lines appear in plugin order, each through
+    :func:`planrun.printable`. The place for what selection did, such as
+    ``--shard`` or ``--lf``.
+    """
+
+
+@hookspec
 def planrun_sessionstart(session: Session) -> None:
     """The session starts, after configure and before collection.
 
