@@ -1,6 +1,6 @@
 """The evidence record (``--evidence``): git state of a tree, and ``planrun verify-evidence PATH``.
 
-The record itself is written by ``planrun.plugins.evidence``; its shape is
+The record itself is written by the ``evidence`` plugin; its shape is
 documented in ``docs/evidence.md``. Verification re-hashes every file a
 criterion read, relative to the recorded workdir and through
 :meth:`planrun.CheckContext.open` (confined: never through a symlink out), and
@@ -113,7 +113,7 @@ def git_state(workdir: os.PathLike[str] | str, exclude: Iterable[str] = ()) -> d
         head_tree = None
         if head.returncode == 0:
             state["commit"] = head.stdout.decode().strip()
-            head_tree = _git(["rev-parse", "HEAD^{tree}"], top).stdout.decode().strip() or None
+            head_tree = _head_tree(top, state["excluded"])
         tree, error = _worktree_tree(top, gitdir, state["excluded"])
     except (OSError, subprocess.SubprocessError) as exc:
         tree, error, head_tree = None, f"git failed: {exc}", None
@@ -126,8 +126,8 @@ def git_state(workdir: os.PathLike[str] | str, exclude: Iterable[str] = ()) -> d
 
 def _worktree_tree(top: str, gitdir: str, excluded: list[str]) -> tuple[str | None, str | None]:
     """``(tree hash, None)`` of the working tree, or ``(None, why)``; through a temporary index only."""
-    pathspec = ["--", ".", *(f":(exclude,literal){p}" for p in excluded)]
     folder = tempfile.mkdtemp(prefix="planrun-evidence-")
+    error = "git add failed"
     try:
         index = os.path.join(folder, "index")
         for seed in (True, False):  # a copy of the real index first (fast); if git refuses it, an empty one
@@ -138,16 +138,46 @@ def _worktree_tree(top: str, gitdir: str, excluded: list[str]) -> tuple[str | No
                     continue
             elif os.path.exists(index):
                 os.unlink(index)
-            added = _git(["add", "-A", *pathspec], top, index)
+            added = _git(["add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in excluded)], top, index)
             if added.returncode != 0:
                 error = f"git add failed: {_first_line(added.stderr)}"
                 continue
-            written = _git(["write-tree"], top, index)
-            if written.returncode != 0:
-                error = f"git write-tree failed: {_first_line(written.stderr)}"
-                continue
-            return written.stdout.decode().strip(), None
+            tree, error = _write_tree(top, index, excluded)
+            if tree:
+                return tree, None
         return None, error
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_tree(top: str, index: str, excluded: list[str]) -> tuple[str | None, str]:
+    """The tree of ``index`` with the ``excluded`` paths taken out (tracked ones too)."""
+    if excluded:
+        removed = _git(
+            ["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *(f":(literal){p}" for p in excluded)], top, index
+        )
+        if removed.returncode != 0:
+            return None, f"git rm --cached failed: {_first_line(removed.stderr)}"
+    written = _git(["write-tree"], top, index)
+    if written.returncode != 0:
+        return None, f"git write-tree failed: {_first_line(written.stderr)}"
+    return written.stdout.decode().strip(), ""
+
+
+def _head_tree(top: str, excluded: list[str]) -> str | None:
+    """``HEAD``'s tree, with the ``excluded`` paths taken out when it holds any."""
+    tree = _git(["rev-parse", "HEAD^{tree}"], top).stdout.decode().strip() or None
+    if not excluded or tree is None:
+        return tree
+    listed = _git(["ls-tree", "--name-only", "HEAD", "--", *(f":(literal){p}" for p in excluded)], top)
+    if listed.returncode != 0 or not listed.stdout.strip():
+        return tree
+    folder = tempfile.mkdtemp(prefix="planrun-evidence-")
+    try:
+        index = os.path.join(folder, "index")
+        if _git(["read-tree", "HEAD"], top, index).returncode != 0:
+            return tree
+        return _write_tree(top, index, excluded)[0] or tree
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -404,13 +434,12 @@ class _Verifier:
                 continue
             before, now = set(glob["found"]), set(found)
             changes = [f"{p} now exists" for p in sorted(now - before)]
-            changes += [f"{p} no longer exists" for p in sorted(before - now)]
+            changes += [f"{p} no longer exists" for p in sorted(before - now - set(outside))]
             changes += [f"{p} resolves outside the workdir" for p in outside]
             if changes:
                 shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
-                self.problems.append(
-                    f"glob {printable(glob['pattern'])} no longer matches what it did: {printable(shown)} (checked by {where})"
-                )
+                what = f"glob {printable(glob['pattern'])} no longer matches what it did: {printable(shown)}"
+                self.problems.append(f"{what} (checked by {where})")
 
     def _file(self, ctx: CheckContext, entry: dict[str, Any]) -> str:
         rel = entry["path"]
