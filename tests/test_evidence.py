@@ -546,3 +546,26 @@ def test_rootdir_that_is_not_a_directory_is_a_usage_error(planrunner: Planrunner
     result = verify(planrunner, "ev.json", "--rootdir", "nowhere")
     assert result.ret == ExitCode.USAGE_ERROR
     assert result.errstr.strip() == "ERROR: --rootdir nowhere is not a directory"
+
+
+def _shape(value: Any) -> Any:
+    """The keys of every object, recursively (lists by their first element)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_docs_show_the_shape_a_run_writes(repo: Path, planrunner: Planrunner) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "evidence.md").read_text()
+    example = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))  # type: ignore[union-attr]
+    doc = run_evidence(planrunner)
+    example["plugins"] = doc["plugins"]  # names to versions: the loaded plugins
+    assert _shape(example) == _shape(doc)
+    for key in _shape(doc["plans"][0]["items"][0]["criteria"][0]["record"]["files"][0]):
+        assert f'"{key}"' in text
+    for key in criteria(doc)[5]["record"]["commands"][0]:
+        assert f"`{key}`" in text
