@@ -223,10 +223,20 @@ class Malformed(Exception):
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        names = names.replace("NoneType", "null").replace("dict", "object").replace("list", "array")
-        raise Malformed(f"{where}: expected {names}, got {type(value).__name__.replace('NoneType', 'null')}")
+        names = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+        raise Malformed(f"{where}: expected {names}, got {_JSON_NAMES.get(type(value), type(value).__name__)}")
     return value
+
+
+_JSON_NAMES: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _key(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -358,7 +368,8 @@ options:
 
 
 class _Verifier:
-    def __init__(self) -> None:
+    def __init__(self, evidence: str) -> None:
+        self.evidence = evidence  # the evidence file's real path: a glob may have matched an older one
         self.problems: list[str] = []
         self.notes: list[str] = []
         self.files = 0
@@ -416,7 +427,7 @@ class _Verifier:
         self.commands += len(record["commands"])
         for entry in record["files"]:
             rel, kind = entry["path"], entry["type"]
-            if kind not in ("file", "directory") or (workdir, rel) in self.seen:
+            if kind not in ("file", "directory") or (workdir, rel) in self.seen or self._is_evidence(workdir, rel):
                 continue
             self.seen.add((workdir, rel))
             self.files += 1
@@ -432,7 +443,8 @@ class _Verifier:
                     f"glob {printable(glob['pattern'])}: {printable(exc.message)} (checked by {where})"
                 )
                 continue
-            before, now = set(glob["found"]), set(found)
+            before = {p for p in glob["found"] if not self._is_evidence(workdir, p)}
+            now = {p for p in found if not self._is_evidence(workdir, p)}
             changes = [f"{p} now exists" for p in sorted(now - before)]
             changes += [f"{p} no longer exists" for p in sorted(before - now - set(outside))]
             changes += [f"{p} resolves outside the workdir" for p in outside]
@@ -440,6 +452,10 @@ class _Verifier:
                 shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
                 what = f"glob {printable(glob['pattern'])} no longer matches what it did: {printable(shown)}"
                 self.problems.append(f"{what} (checked by {where})")
+
+    def _is_evidence(self, workdir: str, rel: str) -> bool:
+        """``rel`` is the evidence file being verified (rewritten by every run that writes it)."""
+        return os.path.realpath(os.path.join(workdir, rel)) == self.evidence
 
     def _file(self, ctx: CheckContext, entry: dict[str, Any]) -> str:
         rel = entry["path"]
@@ -532,7 +548,7 @@ def main(args: list[str], plugins: list[object] | None = None) -> int:
         return 4
     base = os.path.abspath(rootdir) if rootdir is not None else doc["rootdir"]
     forget_paths()
-    verifier = _Verifier()
+    verifier = _Verifier(os.path.realpath(path))
     for plan in doc["plans"]:
         verifier.plan(plan, base, rootdir is not None)
     plans = len(doc["plans"])
@@ -541,9 +557,9 @@ def main(args: list[str], plugins: list[object] | None = None) -> int:
         f" {verifier.globs} globs checked; {verifier.commands} recorded commands not re-run"
     )
     for note in verifier.notes:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")
     for problem in verifier.problems:
-        print(f"MISMATCH {problem}")
+        print(f"MISMATCH {printable(problem)}")
     if verifier.problems:
         print(f"FAILED: {len(verifier.problems)} no longer match{'es' * (len(verifier.problems) == 1)}")
         return 1

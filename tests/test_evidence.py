@@ -436,7 +436,7 @@ def _first_record(doc: dict[str, Any]) -> dict[str, Any]:
         (lambda d: d["plans"][0].update(sha256="abc"), "plans[0].sha256: not a SHA-256 (64 lowercase hex digits)"),
         (
             lambda d: d["plans"][0]["items"][0].update(criteria={}),
-            "plans[0].items[0].criteria: expected array, got dict",
+            "plans[0].items[0].criteria: expected array, got object",
         ),
         (
             lambda d: _first_record(d)["files"][0].pop("path"),
@@ -500,7 +500,7 @@ def test_malformed_evidence_is_refused_before_anything_is_read(planrunner: Planr
         (b"", "ERROR: ev.json: not JSON: *"),
         (b"\xff\xfe{}", "ERROR: ev.json: not JSON: *"),
         (b"[" * 100000 + b"]" * 100000, "ERROR: ev.json: not JSON this planrun reads: nested too deeply"),
-        (b"[1, 2]", "ERROR: ev.json: the document: expected object, got list"),
+        (b"[1, 2]", "ERROR: ev.json: the document: expected object, got array"),
     ],
     ids=["syntax", "empty", "binary", "deep", "array"],
 )
@@ -569,3 +569,30 @@ def test_docs_show_the_shape_a_run_writes(repo: Path, planrunner: Planrunner) ->
         assert f'"{key}"' in text
     for key in criteria(doc)[5]["record"]["commands"][0]:
         assert f"`{key}`" in text
+
+
+def test_a_glob_that_matched_an_older_evidence_file_still_verifies(planrunner: Planrunner) -> None:
+    planrunner.makefile("conf.json", "{}")
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [file_exists: '*.json']}\n")
+    run_evidence(planrunner)
+    doc = run_evidence(planrunner)  # this run's glob matched the previous run's ev.json, then rewrote it
+    assert "ev.json" in criteria(doc)[0]["record"]["globs"][0]["found"]
+    assert verify(planrunner).ret == ExitCode.OK
+    (planrunner.path / "conf.json").write_text("[]")
+    result = verify(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["MISMATCH conf.json changed: *"])
+    assert "ev.json changed" not in result.outstr
+
+
+def test_recorded_text_is_printed_escaped(planrunner: Planrunner) -> None:
+    project(planrunner)
+    planrunner.run("--verify-only", "--evidence", "ev.json", "p.plan.yaml")
+    doc = json.loads((planrunner.path / "ev.json").read_text())
+    doc["plans"][0]["path"] = "p\x1b]0;pwned\x07.plan.yaml"
+    doc["plans"][0]["sha256"] = "0" * 64
+    (planrunner.path / "ev.json").write_text(json.dumps(doc))
+    result = verify(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert "\x1b" not in result.outstr and "\x07" not in result.outstr
+    result.stdout.fnmatch_lines(["MISMATCH p\\x1b]0;pwned\\x07.plan.yaml: plan file p.plan.yaml changed *"])
