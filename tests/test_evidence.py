@@ -596,3 +596,43 @@ def test_recorded_text_is_printed_escaped(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.TESTS_FAILED
     assert "\x1b" not in result.outstr and "\x07" not in result.outstr
     result.stdout.fnmatch_lines(["MISMATCH p\\x1b]0;pwned\\x07.plan.yaml: plan file p.plan.yaml changed *"])
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_run_process_hashes_both_whole_streams(tmp_path: Path, hashed: bool) -> None:
+    from planrun.process import run_process
+
+    script = "import sys; sys.stdout.write('o' * 300000 + 'O'); sys.stderr.write('e' * 200000 + 'E')"
+    result = run_process([sys.executable, "-c", script], cwd=tmp_path, timeout=60, max_output=1000, hash_output=hashed)
+    assert result.stdout_omitted > 0 and result.stderr_omitted > 0  # the capture kept only head and tail
+    if hashed:
+        assert result.stdout_sha256 == sha(b"o" * 300000 + b"O")
+        assert result.stderr_sha256 == sha(b"e" * 200000 + b"E")
+    else:
+        assert result.stdout_sha256 is None and result.stderr_sha256 is None
+
+
+def test_a_command_that_timed_out_is_recorded_as_such(planrunner: Planrunner) -> None:
+    planrunner.makeplan(
+        "p",
+        "plan: p\ntasks:\n  - id: t\n    name: T\n    criteria: [command: {run: 'echo started; sleep 30', timeout: 0.5}]\n",
+    )
+    result = planrunner.run("--verify-only", "--evidence", "ev.json", "p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED
+    (c,) = criteria(json.loads((planrunner.path / "ev.json").read_text()))
+    assert c["outcome"] == "error" and c["message"].startswith("timed out")
+    (ran,) = c["record"]["commands"]
+    assert (ran["exit_code"], ran["timed_out"]) == (None, True)
+    assert ran["stdout"]["tail"] == "started\n"
+
+
+def test_a_file_over_the_read_limit_is_recorded_without_its_hash(planrunner: Planrunner) -> None:
+    planrunner.makefile("big.bin", "x" * 5000)
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [big.bin exists]}\n")
+    doc = run_evidence(planrunner, "--max-file-bytes", "1000")
+    assert criteria(doc)[0]["record"]["files"] == [{"path": "big.bin", "type": "file", "size": 5000, "sha256": None}]
+    assert verify(planrunner).ret == ExitCode.OK
+    (planrunner.path / "big.bin").unlink()
+    result = verify(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["MISMATCH big.bin does not exist (checked by p.plan.yaml::t criterion 1)"])
