@@ -246,9 +246,11 @@ def _key(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
 
 
 def _relpath(value: Any, where: str) -> str:
+    """A recorded path: relative, no ``..`` (a file named ``~x`` is a file of the workdir like any other)."""
     _expect(value, str, where)
     try:
-        return _relative_path(value)
+        _relative_path(value if not value.startswith("~") else "./" + value)  # empty, NUL, absolute, ..
+        return value
     except ValueError as exc:
         raise Malformed(f"{where}: {exc}: refused (a record names paths inside the workdir only)") from None
 

@@ -279,6 +279,17 @@ def test_what_existence_checks_saw_is_verified(planrunner: Planrunner, change: A
     result.stdout.fnmatch_lines([f"MISMATCH {message} (checked by p.plan.yaml::files criterion *)"])
 
 
+def test_a_file_named_like_a_home_path_is_an_ordinary_file(planrunner: Planrunner) -> None:
+    planrunner.makefile("~notes.txt", "n")
+    planrunner.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [file_exists: '*notes.txt']}\n")
+    run_evidence(planrunner)
+    assert verify(planrunner).ret == ExitCode.OK
+    (planrunner.path / "~notes.txt").write_text("N")
+    result = verify(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["MISMATCH ~notes.txt changed: *"])
+
+
 def test_hostile_file_names_are_printed_escaped(planrunner: Planrunner) -> None:
     name = "e\x1b[2Jvil.txt"
     planrunner.makefile(name, "x")
