@@ -8,6 +8,7 @@ from planrun.atomic import write_atomic
 from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
+from planrun.evidence import EVIDENCE_FORMAT, EVIDENCE_VERSION, git_state, sha256_of
 from planrun.gitenv import git_env
 from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
@@ -26,6 +27,7 @@ from planrun.types import (
     Location,
     RelPath,
     StepTimeout,
+    set_recording,
 )
 
 __version__ = "0.1.0"
@@ -48,6 +50,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "EVIDENCE_FORMAT",
+    "EVIDENCE_VERSION",
     "MISSING",
     "ArgsModel",
     "CheckContext",
@@ -76,6 +80,7 @@ __all__ = [
     "copy_workdir",
     "fail",
     "git_env",
+    "git_state",
     "hookimpl",
     "hookspec",
     "lookup",
@@ -83,6 +88,8 @@ __all__ = [
     "mermaid",
     "parse_path",
     "printable",
+    "set_recording",
+    "sha256_of",
     "skip",
     "whole_number",
     "write_atomic",
