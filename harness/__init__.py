@@ -11,6 +11,16 @@ from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, U
 from planrun.gitenv import git_env
 from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
+from planrun.mergereports import (
+    XmlElement,
+    check_report_path,
+    json_counts,
+    json_dumps,
+    junit_root,
+    plan_order_key,
+    xml_document,
+    xml_text,
+)
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.reports import CriterionResult, ItemReport, printable
@@ -86,4 +96,12 @@ __all__ = [
     "skip",
     "whole_number",
     "write_atomic",
+    "XmlElement",
+    "check_report_path",
+    "json_counts",
+    "json_dumps",
+    "junit_root",
+    "plan_order_key",
+    "xml_document",
+    "xml_text",
 ]

@@ -140,6 +140,7 @@ SUBCOMMANDS: dict[str, str] = {
     "schema": "planrun.cli:_schema",
     "lint": "planrun.cli:_lint",
     "import": "planrun.importcmd:main",
+    "merge-reports": "planrun.mergereports:main",
 }
 
 
