@@ -99,7 +99,7 @@ def document(session: Session) -> dict[str, Any]:
             {"path": cplan.display, "id": cplan.plan.id, "title": cplan.plan.plan, "items": [item(r) for r in reports]}
         )
     for display, reports in by_plan.items():  # a plugin's report for a plan the session did not collect
-        plans.append({"path": display, "id": None, "title": None, "items": [item(r) for r in reports]})
+        plans.append({"path": display, "id": None, "title": "", "items": [item(r) for r in reports]})
     errors = [{"file": e.path, "line": e.line, "col": e.col, "message": e.message} for e in session.collection_errors]
     warnings = [*config.warnings, *(w for r in session.reports for w in r.warnings)]
     started = datetime.datetime.fromtimestamp(session.start_time, datetime.timezone.utc)
