@@ -155,16 +155,20 @@ def _read(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise MergeError(f"{_shown(path)}: cannot read: {exc.strerror or exc}") from None
-    with open(fd, "rb") as f:  # closes fd
+    try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise MergeError(f"{_shown(path)}: is a directory, not a report")
         if not stat.S_ISREG(st.st_mode):
             raise MergeError(f"{_shown(path)}: not a regular file")
-        try:
-            return f.read()
-        except OSError as exc:
-            raise MergeError(f"{_shown(path)}: cannot read: {exc.strerror or exc}") from None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise MergeError(f"{_shown(path)}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _kind(data: bytes) -> str:
@@ -300,6 +304,8 @@ def _parse_json(path: str, data: bytes) -> dict[str, Any]:
         for item in plan["items"]:
             if not isinstance(item, dict) or item.get("outcome") not in OUTCOMES:
                 raise MergeError(f"{_shown(path)}: not a planrun JSON report (an item without a known outcome)")
+            if not isinstance(item.get("warnings", []), list):
+                raise MergeError(f"{_shown(path)}: not a planrun JSON report (an item's warnings are not a list)")
     return doc
 
 
@@ -322,9 +328,13 @@ def merge_json(inputs: list[tuple[str, bytes]]) -> str:
     plans.sort(key=lambda p: plan_order_key(p["path"]))
     errors.sort(key=lambda e: (plan_order_key(str(e.get("file") or "")), e.get("line") or 0, e.get("col") or 0))
     first = docs[0][1]
+    # A report's warnings are the run's own, then its items' in order: the run's merge (once each), then
+    # the items' in the merged order.
     warnings: list[str] = []
     for _, doc in docs:
-        warnings.extend(w for w in doc["warnings"] if w not in warnings)
+        own = len(doc["warnings"]) - sum(len(i.get("warnings", ())) for p in doc["plans"] for i in p["items"])
+        warnings.extend(w for w in doc["warnings"][: max(own, 0)] if w not in warnings)
+    warnings.extend(w for p in plans for i in p["items"] for w in i.get("warnings", ()))
     deselected = sum(int(doc["counts"].get("deselected", 0)) for _, doc in docs)
     counts = json_counts(plans, deselected, len(errors))
     statuses = [int(doc.get("exitstatus", 0)) for _, doc in docs]

@@ -82,6 +82,7 @@ def item(report: ItemReport) -> dict[str, Any]:
         "message": report.message,
         "evidence": _tail(report.evidence),
         "summary": report.summary,
+        "warnings": report.warnings,
         "criteria": [criterion(c) for c in report.criteria],
     }
 
