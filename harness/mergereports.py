@@ -197,7 +197,13 @@ def _element(node: Any) -> XmlElement:
 def _parse_junit(path: str, data: bytes) -> list[XmlElement]:
     import xml.etree.ElementTree as ET
 
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:  # no entity expansion from an input, ever
+    # No entity expansion from an input, ever: a DTD is refused before parsing. Only UTF-8 is read
+    # (what planrun writes), so the check sees the text exactly as the parser will.
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MergeError(f"{_shown(path)}: not a JUnit XML report (not UTF-8 at byte {exc.start})") from None
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise MergeError(f"{_shown(path)}: not a JUnit XML report (it declares a DTD)")
     try:
         root = ET.fromstring(data)

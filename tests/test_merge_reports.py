@@ -131,7 +131,7 @@ def test_the_same_plan_in_two_inputs_names_both_files(suite: Planrunner) -> None
         assert not (suite.path / "m.out").exists()
 
 
-NOT_JUNIT = {
+NOT_JUNIT: dict[str, tuple[str | bytes, str]] = {
     "html.xml": ("<html><body/></html>", "not a JUnit XML report (the root element is <html>)"),
     "broken.xml": ("<testsuites><testsuite name='a' tests='0'>", "not a JUnit XML report: no element found: line 1"),
     "child.xml": ("<testsuites><testcase name='a'/></testsuites>", "(<testcase> inside <testsuites>)"),
@@ -143,6 +143,10 @@ NOT_JUNIT = {
         "not a JUnit XML report (it declares a DTD)",
     ),
     "binary.xml": ("\x00\x01garbage", "not a JUnit XML report: "),
+    "utf16.xml": (
+        '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE t [<!ENTITY a "x">]><testsuites/>'.encode("utf-16"),
+        "not a JUnit XML report (not UTF-8 at byte 0)",
+    ),
     "other.json": ('{"format": "something-else"}', 'not a planrun JSON report (no "format": "planrun-report")'),
     "future.json": (
         '{"format": "planrun-report", "version": 2}',
@@ -159,7 +163,7 @@ NOT_JUNIT = {
 @pytest.mark.parametrize("name", sorted(NOT_JUNIT))
 def test_an_input_that_is_not_a_report_is_a_one_line_usage_error(suite: Planrunner, name: str) -> None:
     text, reason = NOT_JUNIT[name]
-    suite.makefile(name, text)
+    (suite.path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
     kind = "json" if name.endswith(".json") else "xml"
     if kind == "xml":
         suite.run("--junitxml", "good", "b.plan.yaml")
