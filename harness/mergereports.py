@@ -7,6 +7,7 @@ report and the report of one serial run agree byte for byte, times aside.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -21,12 +22,19 @@ from planrun.errors import UsageError
 #: An XML element for :func:`xml_document`: ``(tag, attributes, text, children)``.
 XmlElement = tuple[str, dict[str, str], str, list["XmlElement"]]
 
-# Characters XML 1.0 does not allow (Char production): C0 controls but tab, LF
-# and CR; lone surrogates; U+FFFE and U+FFFF.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_TEXT_SPECIAL = re.compile("[&<>\r]")
-_ATTR_SPECIAL = re.compile('[&<>"\t\n\r]')
 _REFS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Compiled on first use: a run that writes no report pays nothing at startup."""
+    return (
+        # Characters XML 1.0 does not allow (its Char production): C0 controls but tab, LF and CR;
+        # lone surrogates; U+FFFE and U+FFFF.
+        re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"),
+        re.compile("[&<>\r]"),
+        re.compile('[&<>"\t\n\r]'),
+    )
 
 
 def _visible(char: str) -> str:
@@ -36,17 +44,17 @@ def _visible(char: str) -> str:
 
 def xml_text(text: str) -> str:
     """``text`` with every character XML 1.0 cannot hold shown as a visible escape (ESC as ``\\x1b``)."""
-    return _NOT_XML.sub(lambda m: _visible(m.group()), text)
+    return _patterns()[0].sub(lambda m: _visible(m.group()), text)
 
 
 def _escape_text(text: str) -> str:
     # ">" is escaped too, so "]]>" never appears; CR as a reference, or a parser reads it as LF.
-    return _TEXT_SPECIAL.sub(lambda m: _REFS[m.group()], xml_text(text))
+    return _patterns()[1].sub(lambda m: _REFS[m.group()], xml_text(text))
 
 
 def _escape_attr(text: str) -> str:
     # Tab, LF and CR as references: a parser normalises them to spaces in attribute values.
-    return _ATTR_SPECIAL.sub(lambda m: _REFS[m.group()], xml_text(text))
+    return _patterns()[2].sub(lambda m: _REFS[m.group()], xml_text(text))
 
 
 def xml_document(root: XmlElement) -> str:

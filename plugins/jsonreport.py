@@ -10,7 +10,6 @@ reads back exactly.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +102,8 @@ def document(session: Session) -> dict[str, Any]:
         plans.append({"path": display, "id": None, "title": "", "items": [item(r) for r in reports]})
     errors = [{"file": e.path, "line": e.line, "col": e.col, "message": e.message} for e in session.collection_errors]
     warnings = [*config.warnings, *(w for r in session.reports for w in r.warnings)]
+    import datetime  # only when a report is written: planrun's start stays light
+
     started = datetime.datetime.fromtimestamp(session.start_time, datetime.timezone.utc)
     return {
         "format": FORMAT,
