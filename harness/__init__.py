@@ -18,6 +18,7 @@ from planrun.mergereports import (
     json_dumps,
     junit_root,
     plan_order_key,
+    write_report,
     xml_document,
     xml_text,
 )
@@ -104,4 +105,5 @@ __all__ = [
     "plan_order_key",
     "xml_document",
     "xml_text",
+    "write_report",
 ]

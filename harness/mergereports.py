@@ -392,10 +392,23 @@ def check_report_path(path: Path, label: str) -> None:
         raise UsageError(f"{label}: the folder {_shown(str(parent))} is not writable")
 
 
-def main(args: list[str], plugins: list[object] | None = None) -> int:
-    """``planrun merge-reports``: 0 when the merged report is written, 4 on any bad input or path."""
+def write_report(path: Path, data: str, label: str) -> None:
+    """Write a report atomically (:func:`planrun.write_atomic`); a failure is a one-line :class:`UsageError`.
+
+    The reason names what is in the way (a folder replaced by a file since
+    the run started) when it can, else the system's reason (a full disk).
+    """
     from planrun.atomic import write_atomic
 
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        check_report_path(path, label)  # raises with the clearer reason when there is one
+        raise UsageError(f"{label}: cannot write: {exc.strerror or exc}") from None
+
+
+def main(args: list[str], plugins: list[object] | None = None) -> int:
+    """``planrun merge-reports``: 0 when the merged report is written, 4 on any bad input or path."""
     try:
         parsed = _parse_args(args)
         if isinstance(parsed, int):
@@ -412,10 +425,7 @@ def main(args: list[str], plugins: list[object] | None = None) -> int:
                 f"cannot merge JUnit XML ({_shown(xml)}) with JSON ({_shown(js)}): give reports of one kind"
             )
         merged = merge_json(inputs) if kinds[paths[0]] == "json" else merge_junit(inputs)
-        try:
-            write_atomic(out, merged)
-        except OSError as exc:
-            raise MergeError(f"-o {_shown(output)}: cannot write: {exc.strerror or exc}") from None
+        write_report(out, merged, f"-o {_shown(output)}")
     except (MergeError, UsageError) as exc:
         print(f"ERROR: merge-reports: {exc}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
@@ -431,6 +441,7 @@ __all__ = [
     "merge_json",
     "merge_junit",
     "plan_order_key",
+    "write_report",
     "xml_document",
     "xml_text",
 ]

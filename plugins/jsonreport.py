@@ -25,7 +25,7 @@ from planrun import (
     json_counts,
     json_dumps,
     printable,
-    write_atomic,
+    write_report,
 )
 
 if TYPE_CHECKING:
@@ -127,10 +127,7 @@ class JsonReport:
 
     @hookimpl
     def planrun_sessionfinish(self, session: Session) -> None:
-        try:
-            write_atomic(self.path, json_dumps(document(session)))
-        except OSError as exc:
-            raise UsageError(f"--json {self.shown}: cannot write: {exc.strerror or exc}") from None
+        write_report(self.path, json_dumps(document(session)), f"--json {self.shown}")
 
     @hookimpl
     def planrun_terminal_summary(self, terminalreporter: Any) -> None:

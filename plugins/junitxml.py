@@ -28,7 +28,7 @@ from planrun import (
     hookimpl,
     junit_root,
     printable,
-    write_atomic,
+    write_report,
     xml_document,
 )
 
@@ -178,6 +178,7 @@ def _timestamp(seconds: float) -> str:
 
 def testsuite(name: str, cases: list[XmlElement], counts: dict[str, int], duration: float, start: float) -> XmlElement:
     import socket  # only when a report is written: planrun's start stays light
+
     attrs = {
         "name": name,
         "tests": str(len(cases)),
@@ -263,10 +264,7 @@ class JunitXml:
 
     @hookimpl
     def planrun_sessionfinish(self, session: Session) -> None:
-        try:
-            write_atomic(self.path, self.document(session))
-        except OSError as exc:
-            raise UsageError(f"--junitxml {self.shown}: cannot write: {exc.strerror or exc}") from None
+        write_report(self.path, self.document(session), f"--junitxml {self.shown}")
 
     @hookimpl
     def planrun_terminal_summary(self, terminalreporter: Any) -> None:

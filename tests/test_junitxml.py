@@ -490,3 +490,27 @@ def test_the_schema_is_strict(tmp_path: Path, bad: str) -> None:
     path.write_text(bad)
     with pytest.raises(xmlschema.XMLSchemaValidationError):
         xmlschema.XMLSchema10(str(SCHEMA)).validate(str(path))
+
+
+@pytest.mark.parametrize("option", ["--junitxml", "--json"])
+@pytest.mark.parametrize(
+    "step, reason",
+    [
+        ("rm -rf out && echo x > out", "/out is not a directory"),
+        ("rm -rf out && mkdir -p out/r/report", "out/r/report: is a directory"),
+    ],
+)
+def test_a_path_broken_during_the_run_is_a_one_line_usage_error(
+    planrunner: Planrunner, option: str, step: str, reason: str
+) -> None:
+    """The run replaced the report's folder: the error names what is in the way, exit 4, no traceback."""
+    (planrunner.path / "out" / "r").mkdir(parents=True)
+    planrunner.makeplan(
+        "p", f"plan: P\ntasks:\n  - id: t\n    name: T\n    run: {step}\n    criteria: [p.plan.yaml exists]\n"
+    )
+    result = planrunner.run(option, "out/r/report", "p.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    lines = result.errstr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: {option} out/r/report: "), lines
+    assert lines[0].endswith(reason), lines
+    assert result.no_traceback()
