@@ -514,3 +514,52 @@ def test_a_path_broken_during_the_run_is_a_one_line_usage_error(
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: {option} out/r/report: "), lines
     assert lines[0].endswith(reason), lines
     assert result.no_traceback()
+
+
+def test_unmet_prerequisites_regressions_and_deselected_plans(planrunner: Planrunner) -> None:
+    """Prerequisites not met: an <error> listing them, the rest skipped; a regression is a failure;
+    a plan whose items are all deselected has no suite."""
+    planrunner.makeplan(
+        "pre",
+        """
+        plan: Pre
+        prerequisites: [needed.txt exists]
+        tasks:
+          - id: t
+            name: T
+            run: touch t.txt
+            criteria: [t.txt exists]
+        """,
+    )
+    planrunner.makeplan(
+        "reg",
+        """
+        plan: Reg
+        tasks:
+          - id: one
+            name: One
+            run: echo a > a.txt
+            criteria: [a.txt exists]
+          - id: two
+            name: Two
+            depends_on: [one]
+            run: rm a.txt && touch b.txt
+            criteria: [b.txt exists]
+        """,
+    )
+    planrunner.makeplan("other", "plan: O\ntasks:\n  - id: zzz\n    name: Z\n    criteria: [other.plan.yaml exists]\n")
+    result = planrunner.run("--junitxml", "r.xml", "-k", "not zzz", "pre.plan.yaml", "reg.plan.yaml", "other.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    root = strict_read(planrunner.path / "r.xml")
+    assert [s.get("name") for s in root.iter("testsuite")] == ["pre.plan.yaml", "reg.plan.yaml"]
+    found = cases(root)
+    error = found["pre::prerequisites"].find("error")
+    assert error is not None and error.get("type") == "planrun.Error"
+    assert error.get("message") == "prerequisites not met: plan skipped"
+    assert "criterion 1/1 needed.txt exists [failed] at pre.plan.yaml:2:" in (error.text or "")
+    skipped = found["pre::t"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "prerequisites not met"
+    assert not (planrunner.path / "t.txt").exists()
+    failure = found["reg::two"].find("failure")
+    assert failure is not None
+    assert (failure.get("message") or "").startswith("criterion 2/2 regression: criterion 1 of task one")
