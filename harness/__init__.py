@@ -12,6 +12,17 @@ from planrun.evidence import EVIDENCE_FORMAT, EVIDENCE_VERSION, git_state, sha25
 from planrun.gitenv import git_env
 from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
+from planrun.mergereports import (
+    XmlElement,
+    check_report_path,
+    json_counts,
+    json_dumps,
+    junit_root,
+    plan_order_key,
+    write_report,
+    xml_document,
+    xml_text,
+)
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.reports import CriterionResult, ItemReport, printable
@@ -93,4 +104,13 @@ __all__ = [
     "skip",
     "whole_number",
     "write_atomic",
+    "XmlElement",
+    "check_report_path",
+    "json_counts",
+    "json_dumps",
+    "junit_root",
+    "plan_order_key",
+    "xml_document",
+    "xml_text",
+    "write_report",
 ]

@@ -141,6 +141,7 @@ SUBCOMMANDS: dict[str, str] = {
     "lint": "planrun.cli:_lint",
     "import": "planrun.importcmd:main",
     "verify-evidence": "planrun.evidence:main",
+    "merge-reports": "planrun.mergereports:main",
 }
 
 
