@@ -253,8 +253,8 @@ def _command(kind: str, location: Location | None, title: str, message: str, pla
     return key, f"::{kind} {','.join(props)}::{esc_data(_cut(printable(message), MESSAGE_CHARS))}"
 
 
-def annotations(session: Session, places: _Places) -> list[str]:
-    """The ``::error`` lines for the run (at most :data:`MAX_ANNOTATIONS`, then a ``::warning`` saying how many more)."""
+def annotation_lines(session: Session, places: _Places) -> list[str]:
+    """The run's ``::error`` lines: at most :data:`MAX_ANNOTATIONS`, then a ``::warning`` saying how many more."""
     found: list[tuple[Any, str]] = []
     for err in session.collection_errors:
         where = None
@@ -338,9 +338,7 @@ class Summary:
             self._add(report, places)
         plans = [p for p in session.plans if p.display in failing_plans] or list(session.plans)
         for cplan in plans[:MAX_GRAPHS]:
-            outcomes = {
-                r.item_id: r.outcome for r in session.reports if r.plan == cplan.display and r.kind == "task"
-            }
+            outcomes = {r.item_id: r.outcome for r in session.reports if r.plan == cplan.display and r.kind == "task"}
             graph = mermaid(cplan.plan, outcomes)
             self.graphs.append(f"#### {md_text(cplan.display)}\n\n{fenced(graph.rstrip(chr(10)), 'mermaid')}\n")
         self.graphs_omitted = max(len(plans) - MAX_GRAPHS, 0)
@@ -350,22 +348,24 @@ class Summary:
         first = failing[0][1] if failing else None
         where = first.location if first is not None else report.location
         path, inside = places.relative(where.path) if where.path else ("", False)
-        place = _blob_link(md_text(f"{where.path}:{where.line}" if where.line else where.path), path, inside, where.line)
+        place = _blob_link(
+            md_text(f"{where.path}:{where.line}" if where.line else where.path), path, inside, where.line
+        )
         if first is not None:
-            reason = f"{first.name}: {(first.message or first.outcome).splitlines()[0] if first.message else first.outcome}"
+            reason = f"{first.name}: {first.message.splitlines()[0] if first.message else first.outcome}"
         else:
             reason = report.short_reason or report.outcome
         mark = "❌" if report.outcome in ("failed", "error") else "⛔"
-        self.rows.append(
-            f"| {mark} | {md_text(report.nodeid)} | {place} | {report.outcome} | {md_text(_cut(reason, LINE_CHARS))} |\n"
-        )
+        cells = [mark, md_text(report.nodeid), place, report.outcome, md_text(_cut(reason, LINE_CHARS))]
+        self.rows.append(f"| {' | '.join(cells)} |\n")
         parts = []
         if report.message:
             parts.append(report.message + ("\n" + report.evidence if report.evidence else ""))
         total = len(report.criteria)
         for n, c in failing:
             parts.append(
-                f"criterion {n}/{total} {c.name}  [{c.location}]\n{c.message}" + (f"\n{c.evidence}" if c.evidence else "")
+                f"criterion {n}/{total} {c.name}  [{c.location}]\n{c.message}"
+                + (f"\n{c.evidence}" if c.evidence else "")
             )
         if not parts and report.output:
             parts.append(report.output)
@@ -470,7 +470,7 @@ class GitHubReporter:
             lines = [f"::{self.token}::"]
             if self.annotate:
                 try:
-                    lines += annotations(session, _Places(session))
+                    lines += annotation_lines(session, _Places(session))
                 except Exception:
                     if not crashed:
                         raise

@@ -19,6 +19,8 @@ from planrun import ExitCode
 from planrun.plugins.github import SUMMARY_CAP, CommandGuard, esc_data, esc_prop, fenced, md_text
 from planrun.testing import Planrunner, RunResult
 
+pytest_plugins = ["pytester"]
+
 # -- the runner's reading of a step's output -------------------------------------------------
 
 # Char.IsWhiteSpace: what .NET's TrimStart() removes.
@@ -309,7 +311,9 @@ def test_at_most_ten_errors_then_one_line_saying_how_many_more(planrunner: Planr
     assert len(found) == 10
     assert [int(re.search(r",line=(\d+),", e).group(1)) for e in found] == list(range(6, 16))  # type: ignore[union-attr]
     more = [line for line in result.outstr.splitlines() if line.startswith("::warning")]
-    assert more == ["::warning title=planrun::3 more failures not annotated (GitHub shows 10 per step), see the job summary and the log"]
+    assert more == [
+        "::warning title=planrun::3 more failures not annotated (GitHub shows 10 per step), see the job summary and the log"
+    ]
     assert_only_planruns_commands(result)
 
 
@@ -433,9 +437,7 @@ def test_the_guard_changes_nothing_else() -> None:
 # -- the step summary ----------------------------------------------------------------------------
 
 
-def test_step_summary_appends_counts_table_details_and_the_task_graph(
-    planrunner: Planrunner, summary: Path
-) -> None:
+def test_step_summary_appends_counts_table_details_and_the_task_graph(planrunner: Planrunner, summary: Path) -> None:
     summary.write_text("## an earlier step's summary\n")
     plan = planrunner.makeplan(
         "a",
@@ -556,7 +558,7 @@ def test_a_full_step_summary_is_left_alone_with_a_warning(planrunner: Planrunner
     result.assert_outcomes(failed=1, warnings=1)
 
 
-@pytest.mark.parametrize("where", ["directory", "missing folder", "read-only"])
+@pytest.mark.parametrize("where", ["directory", "missing folder", "below a file", "fifo without a reader"])
 def test_an_unwritable_step_summary_is_a_warning_not_a_crash(
     planrunner: Planrunner, summary: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
@@ -564,11 +566,11 @@ def test_an_unwritable_step_summary_is_a_warning_not_a_crash(
         target = summary.parent
     elif where == "missing folder":
         target = summary.parent / "no" / "such.md"
+    elif where == "below a file":
+        target = summary / "x.md"
     else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes read-only files")
-        summary.chmod(0o444)
-        target = summary
+        target = summary.parent / "fifo"
+        os.mkfifo(target)  # opening it to write would wait for a reader: planrun must not hang
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
     planrunner.makefile("here.txt", "x\n")
     planrunner.makeplan("a", "plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - here.txt exists\n")
@@ -583,8 +585,36 @@ def test_an_unwritable_step_summary_is_a_warning_not_a_crash(
 def test_graphs_for_every_plan_when_none_failed(planrunner: Planrunner, summary: Path) -> None:
     planrunner.makefile("here.txt", "x\n")
     for name in ("a", "b"):
-        planrunner.makeplan(name, f"plan: {name}\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - here.txt exists\n")
+        planrunner.makeplan(
+            name, f"plan: {name}\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - here.txt exists\n"
+        )
     assert planrunner.run(".").ret == ExitCode.OK
     text = summary.read_text()
     assert text.count("```mermaid") == 2 and "| ❌" not in text
     assert list(itertools.islice(re.finditer(r"<i>passed</i>", text), 3)).__len__() == 2
+
+
+def test_a_crash_at_session_start_still_resumes_the_commands(planrunner: Planrunner, summary: Path) -> None:
+    planrunner.makeconftest(
+        """
+        def planrun_sessionstart(session):
+            raise RuntimeError("boom\\n::error::from a traceback")
+        """
+    )
+    planrunner.makeplan("a", "plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - gone.txt exists\n")
+    result = planrunner.run("a.plan.yaml")
+    assert result.ret == ExitCode.INTERNAL_ERROR
+    assert "\n:\\:error::from a traceback\n" in result.errstr  # the traceback went through the guard
+    assert assert_only_planruns_commands(result) == []
+
+
+def test_under_pytest_the_output_is_pytests(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    pytester.makefile(
+        ".plan.yaml", a="plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - gone.txt exists\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "a.plan.yaml")
+    result.assert_outcomes(failed=1)
+    assert "::stop-commands::" not in result.stdout.str() and "::error" not in result.stdout.str()
+    assert not (pytester.path / "summary.md").exists()
