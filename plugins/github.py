@@ -457,7 +457,7 @@ class GitHubReporter:
         crashed = True
         try:
             path = os.environ.get("GITHUB_STEP_SUMMARY")
-            if self.annotate and path:
+            if self.annotate and path and not self.config.option.collectonly:
                 warning = append_summary(path, session, _Places(session))
                 if warning is not None:
                     self.config.warnings.append(warning)
@@ -489,6 +489,8 @@ def _mode(config: Config) -> tuple[bool, bool]:
 
 @hookimpl
 def planrun_addoption(parser: argparse.ArgumentParser) -> None:
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        _install_guards()  # as early as a plugin can: an error about the command line is guarded too
     group = parser.add_argument_group("github actions")
     group.add_argument(
         "--gha-annotations",

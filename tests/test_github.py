@@ -618,3 +618,34 @@ def test_under_pytest_the_output_is_pytests(pytester: pytest.Pytester, monkeypat
     result.assert_outcomes(failed=1)
     assert "::stop-commands::" not in result.stdout.str() and "::error" not in result.stdout.str()
     assert not (pytester.path / "summary.md").exists()
+
+
+def test_what_another_plugin_prints_is_guarded_too(planrunner: Planrunner, summary: Path) -> None:
+    planrunner.makeconftest(
+        """
+        import sys
+
+        def planrun_runtest_logreport(report):
+            sys.stderr.write("\\n  ::error::from a plugin on stderr\\n")
+            sys.stderr.write(":")
+            sys.stderr.write(":add-mask::split across two writes\\n")
+            print("\\n::warning::from a plugin on stdout ##[debug]legacy")
+        """
+    )
+    planrunner.makeplan("a", "plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - gone.txt exists\n")
+    result = planrunner.run("a.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert "  :\\:error::from a plugin on stderr" in result.errstr
+    assert ":\\:add-mask::split across two writes" in result.errstr
+    assert ":\\:warning::from a plugin on stdout ##\\[debug]legacy" in result.outstr
+    assert len(assert_only_planruns_commands(result)) == 1
+
+
+def test_collect_only_annotates_collection_errors_and_writes_no_summary(planrunner: Planrunner, summary: Path) -> None:
+    planrunner.makeplan("a", "plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - gone.txt exists\n")
+    planrunner.makeplan("b", "plan: b\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - the moon is cheese\n")
+    result = planrunner.run(".", "--co")
+    assert result.ret == ExitCode.INTERRUPTED
+    (line,) = assert_only_planruns_commands(result)
+    assert line.startswith("::error file=b.plan.yaml,line=6,col=9,title=planrun%3A collection error::")
+    assert summary.read_text() == ""
