@@ -353,6 +353,7 @@ HOSTILE = [
     "###[add-mask]three hashes",
     "::stop-commands::guess",
     "::guess::",
+    "::0123456789abcdef0123456789abcdef::",  # a guess at planrun's own token
     "::ERROR::upper case",
     "\r::error::after a carriage return",
     "\u2028::error::after a line separator",
