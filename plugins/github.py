@@ -35,6 +35,7 @@ import re
 import secrets
 import stat
 import sys
+import threading
 from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -92,6 +93,7 @@ class CommandGuard:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._lock = threading.Lock()  # the state belongs to one write at a time (the status line has a thread)
         self._state = _LEAD  # at the start of a line (after white space), after one colon there, or later
         self._hashes = ""  # the '#' characters that ended the last write (up to two)
 
@@ -116,7 +118,8 @@ class CommandGuard:
         return out[len(context) :]
 
     def write(self, text: str) -> int:
-        self.stream.write(self.neutralise(text))
+        with self._lock:
+            self.stream.write(self.neutralise(text))
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -127,8 +130,12 @@ class CommandGuard:
         self.stream.flush()
 
     def raw_write(self, text: str) -> None:
-        """Write ``text`` as it is (planrun's own commands), after everything written before."""
-        self.stream.write(text)
+        """Write ``text`` as it is (planrun's own commands, whole lines), after everything written before."""
+        with self._lock:
+            if self._state != _LEAD:  # never glued to the end of a partial line
+                text = "\n" + text
+            self.stream.write(text)
+            self._state, self._hashes = _LEAD, ""
         self.stream.flush()
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
