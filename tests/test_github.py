@@ -650,3 +650,35 @@ def test_collect_only_annotates_collection_errors_and_writes_no_summary(planrunn
     (line,) = assert_only_planruns_commands(result)
     assert line.startswith("::error file=b.plan.yaml,line=6,col=9,title=planrun%3A collection error::")
     assert summary.read_text() == ""
+
+
+def test_planruns_own_commands_always_start_a_line() -> None:
+    out = io.StringIO()
+    guard = CommandGuard(out)
+    guard.write("a partial line")
+    guard.raw_write("::tok::\n")
+    guard.write("::error::after")
+    assert out.getvalue() == "a partial line\n::tok::\n:\\:error::after"
+
+
+def test_the_guards_are_taken_off_after_the_run(planrunner: Planrunner, summary: Path) -> None:
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from planrun import hookimpl, main
+
+    seen = []
+
+    class Spy:
+        @hookimpl
+        def planrun_runtest_logreport(self) -> None:
+            seen.append((type(sys.stdout).__name__, type(sys.stderr).__name__))
+
+    planrunner.makeplan("a", "plan: a\ntasks:\n  - id: one\n    name: One\n    criteria:\n      - gone.txt exists\n")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert main(["a.plan.yaml"], plugins=[Spy()]) == ExitCode.TESTS_FAILED
+        after = (sys.stdout, sys.stderr)
+    assert seen == [("CommandGuard", "CommandGuard")]
+    assert after == (out, err)
+    assert processed(out.getvalue())[0].startswith("::error file=a.plan.yaml,")
