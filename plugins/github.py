@@ -382,8 +382,7 @@ class Summary:
 
     def render(self, budget: int) -> str | None:
         """The Markdown, at most ``budget`` bytes of UTF-8: details go first, then graphs, then rows."""
-        size = [len(x.encode()) for x in (self.heading,)]
-        heading = size[0]
+        heading = len(self.heading.encode())
         table_head = "| | item | plan | outcome | first failing criterion |\n|---|---|---|---|---|\n"
         rows = [len(r.encode()) for r in self.rows]
         details = [len(d.encode()) for d in self.details]
