@@ -291,3 +291,30 @@ def test_a_plugin_can_replace_the_run_loop(planrunner: Planrunner) -> None:
     result = planrunner.run("plans", plugins=[_Loop()])
     assert result.ret == ExitCode.OK
     result.assert_outcomes(passed=3, skipped=1)
+
+
+def _normalised_junit(path: Path) -> str:
+    return re.sub(r' (time|timestamp|hostname)="[^"]*"', "", path.read_text())
+
+
+def _normalised_json(path: Path) -> Any:
+    import json
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("duration", "started")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(json.loads(path.read_text()))
+
+
+def test_junit_and_json_reports_are_those_of_a_serial_run(planrunner: Planrunner, tmp_path: Path) -> None:
+    _suite(planrunner, n=5)
+    serial = planrunner.run("--junitxml", tmp_path / "s.xml", "--json", tmp_path / "s.json", "plans")
+    parallel = planrunner.run("-n", "2", "--junitxml", tmp_path / "p.xml", "--json", tmp_path / "p.json", "plans")
+    assert serial.ret == parallel.ret == ExitCode.TESTS_FAILED
+    assert _normalised_junit(tmp_path / "p.xml") == _normalised_junit(tmp_path / "s.xml")
+    assert _normalised_json(tmp_path / "p.json") == _normalised_json(tmp_path / "s.json")
+    assert "<testcase" in (tmp_path / "p.xml").read_text()
