@@ -157,7 +157,8 @@ class Problem:
     text: str
 
     def for_model(self) -> str:
-        return f"{self.where}: {self.text}"
+        """``tasks[2].criteria[0]: message`` (messages that start with their path keep it once)."""
+        return self.text if self.text.startswith(f"{self.where}:") else f"{self.where}: {self.text}"
 
 
 class _Marks:
@@ -302,19 +303,19 @@ class PlanReview:
         if self.require_assumptions and not plan.assumptions:
             problems.append(
                 at(
-                    (),
-                    "assumptions: missing: nobody could answer questions, so record what you assumed"
+                    ("assumptions",),
+                    "missing: nobody could answer questions, so record what you assumed"
                     " (assumptions: a list of strings)",
                 )
             )
         if plan.executor is not None and plan.executor not in self.scope.executors:
             known = ", ".join(sorted(self.scope.executors.kinds))
-            problems.append(at(("executor",), f"executor: unknown executor {plan.executor!r} (known: {known})"))
+            problems.append(at(("executor",), f"unknown executor {plan.executor!r} (known: {known})"))
         if plan.workdir is not None:
             root = Path(os.path.realpath(self.config.rootdir))
             target = Path(os.path.realpath(Path(os.path.abspath(self.out)).parent / plan.workdir))
             if not target.is_relative_to(root):
-                problems.append(at(("workdir",), f"workdir: {plan.workdir!r} resolves outside the rootdir"))
+                problems.append(at(("workdir",), f"{plan.workdir!r} resolves outside the rootdir"))
         return problems
 
 
@@ -496,7 +497,7 @@ class PlannerLoop:
 
     def usage_line(self) -> str:
         """``tokens 1.2k in / 300 out, 5 turns, $0.01``: the executor's final line, for the planner."""
-        text = f"tokens {_human(self.tokens_in)} in / {_human(self.tokens_out)} out, {self.turns} turns"
+        text = f"tokens {_human(self.tokens_in)} in / {_human(self.tokens_out)} out, {self.turns} turn{'' if self.turns == 1 else 's'}"
         if self.cost is not None:
             text += f", {_money(self.cost)}"
         elif self.tokens_in or self.tokens_out:
@@ -767,7 +768,7 @@ def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config:
     loop.save("written, clean" if outcome.clean else f"written with {len(outcome.problems)} problems")
     for p in outcome.problems:
         where = f"{display}:{p.line}:{p.col}" if p.line else display
-        loop.show(f"{where}: {p.where}: {p.text}")
+        loop.show(f"{where}: {p.for_model()}")
     if outcome.problems:
         n = len(outcome.problems)
         loop.show(f"{n} problem{'' if n == 1 else 's'} left after {len(loop.rounds)} rounds (--max-rounds)")
@@ -807,7 +808,9 @@ def plan_main(args: list[str], plugins: list[object] | None = None) -> int:
             return exc.status
         requests = list(config.option.paths)
         if len(requests) != 1 or not requests[0].strip():
-            raise UsageError('planrun plan takes one "REQUEST" (quote it)' + (f", got {len(requests)}" if requests else ""))
+            raise UsageError(
+                'planrun plan takes one "REQUEST" (quote it)' + (f", got {len(requests)}" if requests else "")
+            )
         out = _check_out(opts.out, opts.force)  # before anything is sent
         context = _context(config, opts.context)
         settings = _settings(config, "planrun plan")
