@@ -765,7 +765,8 @@ def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config:
     _write_plan(out, outcome.text, force)
     tasks = len(outcome.plan.tasks) if outcome.plan is not None else 0
     loop.set_phase("handoff", f"wrote {display} ({tasks} task{'' if tasks == 1 else 's'})")
-    loop.save("written, clean" if outcome.clean else f"written with {len(outcome.problems)} problems")
+    n = len(outcome.problems)
+    loop.save("written, clean" if outcome.clean else f"written with {n} problem{'' if n == 1 else 's'}")
     for p in outcome.problems:
         where = f"{display}:{p.line}:{p.col}" if p.line else display
         loop.show(f"{where}: {p.for_model()}")
