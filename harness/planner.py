@@ -497,7 +497,8 @@ class PlannerLoop:
 
     def usage_line(self) -> str:
         """``tokens 1.2k in / 300 out, 5 turns, $0.01``: the executor's final line, for the planner."""
-        text = f"tokens {_human(self.tokens_in)} in / {_human(self.tokens_out)} out, {self.turns} turn{'' if self.turns == 1 else 's'}"
+        turns = f"{self.turns} turn{'' if self.turns == 1 else 's'}"
+        text = f"tokens {_human(self.tokens_in)} in / {_human(self.tokens_out)} out, {turns}"
         if self.cost is not None:
             text += f", {_money(self.cost)}"
         elif self.tokens_in or self.tokens_out:
@@ -525,7 +526,7 @@ class PlannerLoop:
             return self._read(name, args)
         if name == "note":
             phase, text = args.get("phase"), args.get("text")
-            if phase not in planprompt.PHASES or not isinstance(text, str):
+            if not isinstance(phase, str) or phase not in planprompt.PHASES or not isinstance(text, str):
                 return f"error: note takes phase (one of {', '.join(planprompt.PHASES)}) and text (a string)"
             self.set_phase(phase, text)
             return f"noted ({phase})"
