@@ -1,20 +1,22 @@
 """``planrun plan`` and ``planrun review``: a planning agent that can only read, and planrun's review of its plans.
 
 The planner is a tool-calling loop over :class:`planrun.llm.ChatModel` whose
-tool list is built here, in one place (:func:`tool_list`): ``list_dir``,
+tool list is built in one place (:func:`planrun.planprompt.tool_list`): ``list_dir``,
 ``read_file`` and ``search`` from :mod:`planrun.agenttools` (a read-only
 :class:`~planrun.agenttools.Toolbox` confined to ``--context``), ``note(phase,
 text)`` that marks the phases, ``ask_user`` with ``--interactive`` only, and
 ``submit_plan`` (or ``report_findings`` for ``review``). No tool that writes,
 edits or runs exists; a call to any other name gets an error result.
 
-Every submitted plan goes through the same pipeline as a plan file: it is
-written as YAML (``planrun import``'s style) into a private temporary folder,
-loaded by the ``planrun_collect_file`` hooks, its criteria compiled with the
-check kinds in scope of the output's folder, and linted. Each problem is fed
-back with its path in the plan (``tasks[2].criteria[0]: ...``), found by
-mapping the error's line and column back to the node there. The file written
-at the end is byte for byte the text that was reviewed.
+Every submitted plan goes through the same pipeline as a plan file
+(:class:`planrun.planreview.PlanReview`: loaded, compiled, linted); each
+problem is fed back with its path in the plan (``tasks[2].criteria[0]: ...``).
+The file written at the end is byte for byte the text that was reviewed.
+
+Phases: the model marks ``interview``, ``gap_analysis``, ``plan_creation`` and
+``handoff`` with ``note(phase, text)``; planrun adds ``review`` (each
+``submit_plan``) and ``handoff`` (the file written). Each change is one line
+on the terminal and an entry in the transcript's ``phases``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,14 +34,15 @@ from typing import TYPE_CHECKING, Any
 from planrun import llm, planprompt
 from planrun.atomic import write_atomic
 from planrun.config import ExitCode, ParserExit
-from planrun.errors import CompileError, PlanError, PlanrunError, UsageError
+from planrun.errors import PlanrunError, UsageError
+from planrun.planprompt import FINDINGS_TOOL, READ_TOOLS, submit_tool, tool_list
+from planrun.planreview import PlanReview, Problem, json_type, parse_dotted
 from planrun.reports import printable
 from planrun.types import ExecutorError, StepTimeout
 
 if TYPE_CHECKING:
     from planrun.config import Config
     from planrun.model import Plan
-    from planrun.session import Scope
 
 DEFAULT_MAX_ROUNDS = 3
 DEFAULT_MAX_TURNS = 40
@@ -48,7 +50,6 @@ DEFAULT_MAX_TOKENS = 400_000
 #: Characters of one ``ask_user`` answer sent to the model.
 MAX_ANSWER = 4000
 TRANSCRIPT_FORMAT = 1
-READ_TOOLS = ("list_dir", "read_file", "search")
 NUDGE = "You answered without calling a tool. Continue with the tools; end by calling {end}."
 
 PLAN_USAGE = """\
@@ -70,258 +71,6 @@ model configured (--model or [tool.planrun] model), a read-only agent also
 looks for gaps against the repository, printed as GAP findings. PLAN is never
 changed: --fix -o OUT runs the planner's submit and review loop from PLAN and
 writes the revised plan to OUT (an existing OUT only with --force)."""
-
-
-# -- the tools --------------------------------------------------------------
-
-
-def _tool(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
-
-
-def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
-NOTE_TOOL = _tool(
-    "note",
-    "Mark the phase you are in and say what you found or decided in it (shown to the person).",
-    _object(
-        {
-            "phase": {"type": "string", "enum": list(planprompt.PHASES)},
-            "text": {"type": "string", "description": "A few sentences."},
-        },
-        ["phase", "text"],
-    ),
-)
-ASK_TOOL = _tool(
-    "ask_user",
-    "Ask the person one clarifying question; returns their answer.",
-    _object({"question": {"type": "string", "description": "One short question."}}, ["question"]),
-)
-FINDINGS_TOOL = _tool(
-    "report_findings",
-    "Report the review's findings, once, at the end (an empty list when there is none).",
-    _object(
-        {
-            "findings": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "path": {"type": "string", "description": "Where in the plan: tasks[2].criteria[0], or plan."},
-                        "message": {"type": "string", "description": "What is missing, and how to fix it."},
-                    },
-                    ["path", "message"],
-                ),
-            }
-        },
-        ["findings"],
-    ),
-)
-
-
-def submit_tool(checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``submit_plan(plan)``: its ``plan`` parameter is the plan JSON Schema with the given check kinds."""
-    from planrun.model import json_schema
-
-    schema = json_schema(checks)
-    schema.pop("$schema", None)
-    defs = schema.pop("$defs", {})
-    params = _object({"plan": schema}, ["plan"])
-    params["$defs"] = defs  # the schema's "#/$defs/..." references resolve from the root
-    return _tool(
-        "submit_plan",
-        "Submit the whole plan. planrun validates, compiles and lints it and answers with every problem found.",
-        params,
-    )
-
-
-def tool_list(*, interactive: bool, end: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every tool the planner has: the read-only agent tools, ``note``, ``ask_user`` (interactive), ``end``."""
-    from planrun import agenttools
-
-    reads = [s for s in agenttools.schemas(readonly=True) if s["function"]["name"] in READ_TOOLS]
-    return [*reads, NOTE_TOOL, *([ASK_TOOL] if interactive else []), end]
-
-
-# -- the review of a submitted plan ------------------------------------------
-
-
-@dataclass
-class Problem:
-    """One problem of a plan: where (line and column in its YAML, the path in the plan) and what."""
-
-    line: int
-    col: int
-    where: str
-    text: str
-
-    def for_model(self) -> str:
-        """``tasks[2].criteria[0]: message`` (messages that start with their path keep it once)."""
-        return self.text if self.text.startswith(f"{self.where}:") else f"{self.where}: {self.text}"
-
-
-class _Marks:
-    """``(line, col)`` in a loaded YAML document -> the dotted path of the node written there."""
-
-    def __init__(self, doc: Any) -> None:
-        self.at: dict[tuple[int, int], tuple[Any, ...]] = {}
-        for marks in (getattr(doc, "value_marks", {}), getattr(doc, "key_marks", {})):
-            for loc, mark in sorted(marks.items(), key=lambda kv: len(kv[0])):
-                self.at.setdefault(tuple(mark), loc)  # the shortest path for a mark; values before keys
-        self.sorted = sorted(self.at)
-
-    def loc(self, line: int | None, col: int | None) -> tuple[Any, ...]:
-        if not line:
-            return ()
-        mark = (line, col or 1)
-        if mark in self.at:
-            return self.at[mark]
-        before = [m for m in self.sorted if m <= mark]
-        return self.at[before[-1]] if before else ()
-
-    def where(self, line: int | None, col: int | None) -> str:
-        return dotted(self.loc(line, col))
-
-
-def dotted(loc: tuple[Any, ...]) -> str:
-    """``("tasks", 2, "criteria", 0)`` -> ``tasks[2].criteria[0]`` (``plan`` for the whole plan)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return printable(out) or "plan"
-
-
-_PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
-
-
-def parse_dotted(text: str) -> tuple[Any, ...]:
-    """The inverse of :func:`dotted` (``plan`` or nonsense: ``()``)."""
-    text = text.strip()
-    if text in ("", "plan"):
-        return ()
-    loc: list[Any] = []
-    pos = 0
-    for m in _PATH_PART.finditer(text):
-        if m.start() != pos:
-            break
-        loc.append(int(m.group(1)) if m.group(1) is not None else m.group(2))
-        pos = m.end()
-    return tuple(loc)
-
-
-class PlanReview:
-    """Reviews submitted plans as planrun would collect them: validate, compile, lint.
-
-    :param config: the run's config.
-    :param scope: the hooks and check kinds of the output's folder.
-    :param out: the plan file the result will be written to (its name gives the default id).
-    :param require_assumptions: a plan without ``assumptions`` is a problem (no ``--interactive``).
-    """
-
-    def __init__(self, config: Config, scope: Scope, out: Path, *, require_assumptions: bool) -> None:
-        self.config = config
-        self.scope = scope
-        self.out = out
-        self.require_assumptions = require_assumptions
-        self._tmp = tempfile.TemporaryDirectory(prefix="planrun-plan-")
-        self._file = Path(self._tmp.name) / out.name
-        rootdir = config.rootdir
-        self.schema = os.path.relpath(rootdir / "plan.schema.json", Path(os.path.abspath(out)).parent)
-
-    def close(self) -> None:
-        self._tmp.cleanup()
-
-    def review(self, raw: Any) -> tuple[Plan | None, str | None, list[Problem]]:
-        """``(plan, text, problems)``: ``plan`` and the YAML ``text`` to write are ``None`` when it does not load."""
-        from pydantic import ValidationError
-
-        from planrun.importcmd import _Dumper, plan_yaml
-        from planrun.model import Plan
-
-        if not isinstance(raw, dict):
-            return None, None, [Problem(0, 0, "plan", f"the plan must be a JSON object, got {_json_type(raw)}")]
-        try:
-            model = Plan.model_validate(raw)
-        except ValidationError:
-            import yaml
-
-            text = yaml.dump(raw, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-            _, problems = self._load(text)
-            return None, None, problems or [Problem(0, 0, "plan", "the plan does not validate")]
-        text = plan_yaml(model, self.schema)
-        plan, problems = self._load(text)
-        if plan is None:
-            return None, None, problems
-        problems = self._static(plan)
-        return model, text, problems
-
-    def _load(self, text: str) -> tuple[Plan | None, list[Problem]]:
-        """The plan in ``text`` as collection loads it, or the located problems."""
-        from planrun.loader import load_yaml_text
-
-        self._file.write_text(text, encoding="utf-8")
-        try:
-            plan = self.scope.hook.planrun_collect_file(file_path=str(self._file), config=self.config)
-        except PlanError as exc:
-            try:
-                marks = _Marks(load_yaml_text(text, str(self._file)))
-            except PlanError:
-                marks = _Marks(None)
-            errors = getattr(exc, "errors", None) or [exc]
-            return None, [Problem(e.line or 0, e.col or 0, marks.where(e.line, e.col), e.message) for e in errors]
-        if plan is None:
-            return None, [Problem(0, 0, "plan", "no planrun_collect_file hook reads plan files")]
-        return plan, []
-
-    def _static(self, plan: Plan) -> list[Problem]:
-        """Compile errors, else lint findings; then what only this plan's run would refuse."""
-        from planrun.lint import lint_plan
-        from planrun.session import CollectedPlan
-
-        source = plan._source
-        marks = _Marks(getattr(source, "doc", None))
-
-        def at(loc: tuple[Any, ...], text: str) -> Problem:
-            where = source.locate(loc)
-            return Problem(where.line, where.col, dotted(loc), text)
-
-        try:
-            checks = self.scope.compiler.compile_plan(plan)
-        except CompileError as exc:
-            errors = getattr(exc, "errors", None) or [exc]
-            return [Problem(e.line or 0, e.col or 0, marks.where(e.line, e.col), e.message) for e in errors]
-        display = self.config.display_path(self.out)
-        cplan = CollectedPlan(self.out, display, plan, checks, self.scope)
-        problems = [
-            Problem(f.line, f.col, marks.where(f.line, f.col), f"{f.code} {f.message} (hint: {f.hint})")
-            for f in lint_plan(cplan)
-        ]
-        if self.require_assumptions and not plan.assumptions:
-            problems.append(
-                at(
-                    ("assumptions",),
-                    "missing: nobody could answer questions, so record what you assumed"
-                    " (assumptions: a list of strings)",
-                )
-            )
-        if plan.executor is not None and plan.executor not in self.scope.executors:
-            known = ", ".join(sorted(self.scope.executors.kinds))
-            problems.append(at(("executor",), f"unknown executor {plan.executor!r} (known: {known})"))
-        if plan.workdir is not None:
-            root = Path(os.path.realpath(self.config.rootdir))
-            target = Path(os.path.realpath(Path(os.path.abspath(self.out)).parent / plan.workdir))
-            if not target.is_relative_to(root):
-                problems.append(at(("workdir",), f"{plan.workdir!r} resolves outside the rootdir"))
-        return problems
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
 
 
 # -- the agent loop -----------------------------------------------------------
@@ -515,7 +264,7 @@ class PlannerLoop:
             self.show(f"  {llm.one_line(name, 40)}: malformed arguments")
             return f"error: the arguments of {name} are not valid JSON ({exc}); send a JSON object"
         if not isinstance(args, dict):
-            return f"error: the arguments of {name} must be a JSON object, got {_json_type(args)}"
+            return f"error: the arguments of {name} must be a JSON object, got {json_type(args)}"
         if name not in self.names:
             self.show(f"  refused {llm.one_line(name, 40)}: not a planner tool")
             return (
@@ -710,6 +459,14 @@ def _parse(args: list[str], flags: set[str]) -> _Args:
     return parsed
 
 
+def _internal_error() -> int:
+    import traceback
+
+    traceback.print_exc()
+    print("INTERNAL ERROR: planrun crashed; please report this with the traceback above.", file=sys.stderr)
+    return ExitCode.INTERNAL_ERROR
+
+
 def _error(message: str, code: int = ExitCode.USAGE_ERROR) -> int:
     print(f"ERROR: {printable(message)}", file=sys.stderr)
     return code
@@ -725,13 +482,18 @@ def _settings(config: Config, what: str) -> llm.LLMSettings:
 
 
 def _check_out(out: str | None, force: bool) -> Path:
+    """OUT, checked before anything is sent: absent (or ``--force``), and a folder for it can exist."""
     if not out or out == "-":
         raise UsageError("-o OUT is required: the plan file to write (plans/NAME.plan.yaml)")
     path = Path(out)
-    if (path.exists() or path.is_symlink()) and not force:
-        raise UsageError(f"{out}: exists; pass --force to overwrite it")
     if path.is_dir():
         raise UsageError(f"{out}: is a directory")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UsageError(f"{out}: exists; pass --force to overwrite it")
+    folder = Path(os.path.abspath(path)).parent
+    existing = next(f for f in (folder, *folder.parents) if f.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{out}: {existing} is not a folder")
     return path
 
 
@@ -744,14 +506,21 @@ def _context(config: Config, given: str | None) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _write_plan(out: Path, text: str, force: bool) -> None:
+def _write_plan(out: Path, text: str, force: bool) -> str | None:
+    """Write the plan (atomically; without ``--force`` never over a file that appeared meanwhile); an error or None."""
     from planrun.importcmd import _write
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot write {out}: {out.parent}: {exc.strerror or exc}"
     try:
         _write(out, text, force)
     except FileExistsError:
-        raise UsageError(f"{out}: appeared meanwhile; pass --force to overwrite it") from None
+        return f"{out}: appeared meanwhile; pass --force to overwrite it"
+    except OSError as exc:
+        return f"cannot write {out}: {exc.strerror or exc}"
+    return None
 
 
 def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config: Config) -> int:
@@ -763,7 +532,10 @@ def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config:
             print(f"  {printable(problem)}", file=sys.stderr)
         loop.show(f"planner: {loop.usage_line()}")
         return ExitCode.TESTS_FAILED
-    _write_plan(out, outcome.text, force)
+    failed = _write_plan(out, outcome.text, force)
+    if failed:
+        loop.save(f"not written: {failed}")
+        return _error(f"{failed}; the submitted plan is in {loop.transcript}", ExitCode.TESTS_FAILED)
     tasks = len(outcome.plan.tasks) if outcome.plan is not None else 0
     loop.set_phase("handoff", f"wrote {display} ({tasks} task{'' if tasks == 1 else 's'})")
     n = len(outcome.problems)
@@ -846,6 +618,8 @@ def plan_main(args: list[str], plugins: list[object] | None = None) -> int:
         return _finish(loop, result, out, opts.force, config)
     except PlanrunError as exc:
         return _error(str(exc))
+    except Exception:  # a bug in planrun or a plugin: the one case with a traceback
+        return _internal_error()
     finally:
         if review is not None:
             review.close()
@@ -877,8 +651,8 @@ def review_main(args: list[str], plugins: list[object] | None = None) -> int:
             raise UsageError("-o OUT goes with --fix (review never changes a file otherwise)")
         out = _check_out(opts.out, opts.force) if opts.fix else None
         settings = llm.LLMSettings(config)
-        if opts.fix:
-            settings = _settings(config, "planrun review --fix")
+        if opts.fix or settings.model:
+            settings = _settings(config, "planrun review --fix" if opts.fix else "planrun review")
         session = Session(config)
         session.collect()
         findings = [_from_error(err) for err in session.collection_errors]
@@ -931,6 +705,8 @@ def review_main(args: list[str], plugins: list[object] | None = None) -> int:
         return ExitCode.TESTS_FAILED if findings or gaps else ExitCode.OK
     except PlanrunError as exc:
         return _error(str(exc))
+    except Exception:  # a bug in planrun or a plugin: the one case with a traceback
+        return _internal_error()
     finally:
         if review is not None:
             review.close()

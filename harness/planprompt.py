@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from planrun.errors import UsageError
 
@@ -54,11 +54,12 @@ Rules:
 
 #: The reviewer's instructions (``planrun review`` with a model, without ``--fix``).
 REVIEW_PROMPT = """\
-Review the plan below against the repository (your tools can only read).
-Look for gaps: implicit requirements, integration points, breaking changes,
-missing infrastructure, tasks that are not atomic, criteria that do not prove
-the task is done, edge cases without criteria. Then call report_findings once
-with every finding (an empty list when there is none); each finding names the
+This time you do not write a plan: you review the existing plan below against
+the repository (your tools can only read; there is no submit_plan). Look for
+gaps: implicit requirements, integration points, breaking changes, missing
+infrastructure, tasks that are not atomic, criteria that do not prove the task
+is done, edge cases without criteria. Then call report_findings once with
+every finding (an empty list when there is none); each finding names the
 place in the plan as a path such as tasks[2].criteria[0] ("plan" for the
 whole plan) and says what is missing and how to fix it.
 """
@@ -130,3 +131,79 @@ def review_feedback(round_no: int, max_rounds: int, problems: Sequence[str]) -> 
     )
     tail = "Fix every one and call submit_plan again with the whole plan."
     return "\n".join([head, *(f"- {p}" for p in problems), tail])
+
+
+# -- the tools' definitions ----------------------------------------------------
+
+#: The agent tools the planner gets from :mod:`planrun.agenttools`: the reading ones, nothing else.
+READ_TOOLS = ("list_dir", "read_file", "search")
+
+
+def _tool(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+NOTE_TOOL = _tool(
+    "note",
+    "Mark the phase you are in and say what you found or decided in it (shown to the person).",
+    _object(
+        {
+            "phase": {"type": "string", "enum": list(PHASES)},
+            "text": {"type": "string", "description": "A few sentences."},
+        },
+        ["phase", "text"],
+    ),
+)
+ASK_TOOL = _tool(
+    "ask_user",
+    "Ask the person one clarifying question; returns their answer.",
+    _object({"question": {"type": "string", "description": "One short question."}}, ["question"]),
+)
+FINDINGS_TOOL = _tool(
+    "report_findings",
+    "Report the review's findings, once, at the end (an empty list when there is none).",
+    _object(
+        {
+            "findings": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "path": {"type": "string", "description": "Where in the plan: tasks[2].criteria[0], or plan."},
+                        "message": {"type": "string", "description": "What is missing, and how to fix it."},
+                    },
+                    ["path", "message"],
+                ),
+            }
+        },
+        ["findings"],
+    ),
+)
+
+
+def submit_tool(checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``submit_plan(plan)``: its ``plan`` parameter is the plan JSON Schema with the given check kinds."""
+    from planrun.model import json_schema
+
+    schema = json_schema(checks)
+    schema.pop("$schema", None)
+    defs = schema.pop("$defs", {})
+    params = _object({"plan": schema}, ["plan"])
+    params["$defs"] = defs  # the schema's "#/$defs/..." references resolve from the root
+    return _tool(
+        "submit_plan",
+        "Submit the whole plan. planrun validates, compiles and lints it and answers with every problem found.",
+        params,
+    )
+
+
+def tool_list(*, interactive: bool, end: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tool the planner has, in one list: the read-only agent tools, ``note``, ``ask_user``
+    (with ``--interactive``) and ``end`` (``submit_plan`` or ``report_findings``). Nothing that writes or runs."""
+    from planrun import agenttools
+
+    reads = [s for s in agenttools.schemas(readonly=True) if s["function"]["name"] in READ_TOOLS]
+    return [*reads, NOTE_TOOL, *([ASK_TOOL] if interactive else []), end]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from planrun import ExitCode
+from planrun import ExitCode, hookimpl
 from planrun.testing import Planrunner, RunResult, ScriptedOpenAI, error, text, tool_turn
 
 CANARY = "sk-CANARY-planner-7c1e9d"
@@ -506,14 +506,67 @@ def test_an_unreachable_endpoint_is_one_line_exit_1(project: Planrunner, openai_
     assert openai_server.requests == []
 
 
-def test_the_turn_budget_is_one_line_exit_1(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-turns", "2"), "budget spent: 2 turns (--max-turns 2)"),
+        (("--max-tokens", "150"), "budget spent: 240 tokens (--max-tokens 150)"),
+    ],
+)
+def test_a_spent_budget_is_one_line_exit_1(
+    project: Planrunner, openai_server: ScriptedOpenAI, args: tuple[str, ...], message: str
+) -> None:
     openai_server.add(tool_turn(("list_dir", {})), tool_turn(("list_dir", {})), tool_turn(("list_dir", {})))
-    result = plan(project, "--max-turns", "2")
+    result = plan(project, *args)
     assert result.ret == ExitCode.TESTS_FAILED, result
-    assert result.errstr == "ERROR: planner: budget spent: 2 turns (--max-turns 2)\n"
+    assert result.errstr == f"ERROR: planner: {message}\n"
     assert len(openai_server.requests) == 2 and not (project.path / OUT).exists()
     data = json.loads((project.path / ".planrun/transcripts/planner/farewell.json").read_text())
-    assert data["outcome"] == "error: budget spent: 2 turns (--max-turns 2)"
+    assert data["outcome"] == f"error: {message}"
+
+
+class _Meanwhile:
+    """While the plan is reviewed (planrun_collect_file), something else takes the output's place."""
+
+    def __init__(self, root: Path, what: str) -> None:
+        self.root, self.what = root, what
+
+    @hookimpl(tryfirst=True)
+    def planrun_collect_file(self, file_path: str) -> None:
+        if self.what == "file":
+            (self.root / OUT).write_text("theirs\n")
+        else:
+            (self.root / "plans").rmdir()
+            (self.root / "plans").write_text("not a folder\n")
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("file", f"ERROR: {OUT}: appeared meanwhile; pass --force to overwrite it; the submitted plan is in *"),
+        ("folder", f"ERROR: cannot write {OUT}: plans: File exists; the submitted plan is in *farewell.json"),
+    ],
+)
+def test_an_output_that_cannot_be_written_at_the_end_is_exit_1(
+    project: Planrunner, openai_server: ScriptedOpenAI, what: str, message: str
+) -> None:
+    openai_server.add(tool_turn(("submit_plan", {"plan": GOOD})))
+    result = project.run("plan", REQUEST, "-o", OUT, plugins=[_Meanwhile(project.path, what)])
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert result.no_traceback()
+    result.stderr.fnmatch_lines([message])
+    if what == "file":
+        assert (project.path / OUT).read_text() == "theirs\n"
+    data = json.loads((project.path / ".planrun/transcripts/planner/farewell.json").read_text())
+    assert data["outcome"].startswith("not written: ") and "submit_plan" in json.dumps(data["messages"])
+
+
+def test_an_output_folder_that_is_a_file_is_exit_4(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    project.makefile("notes", "a file\n")
+    result = project.run("plan", REQUEST, "-o", "notes/x.plan.yaml")
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr == f"ERROR: notes/x.plan.yaml: {project.path / 'notes'} is not a folder\n"
+    assert openai_server.requests == []
 
 
 def test_a_model_that_stops_calling_tools_is_one_line_exit_1(
