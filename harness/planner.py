@@ -459,6 +459,23 @@ def _parse(args: list[str], flags: set[str]) -> _Args:
     return parsed
 
 
+def _read_plan_text(path: Path, limit: int) -> str:
+    """The plan file's text for the model: opened, then checked to be a regular file, at most ``limit`` bytes."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise UsageError(f"{path}: not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"{path}: over {limit} bytes (--max-plan-bytes)")
+    return data.decode("utf-8", "replace")
+
+
 def _internal_error() -> int:
     import traceback
 
@@ -529,7 +546,7 @@ def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config:
     if outcome.text is None:
         print(f"ERROR: no plan that loads after {len(loop.rounds)} rounds; nothing written", file=sys.stderr)
         for problem in outcome.problems or _last_problems(loop):
-            print(f"  {printable(problem)}", file=sys.stderr)
+            print(f"  {llm.one_line(problem, 1000)}", file=sys.stderr)
         loop.show(f"planner: {loop.usage_line()}")
         return ExitCode.TESTS_FAILED
     failed = _write_plan(out, outcome.text, force)
@@ -542,7 +559,7 @@ def _finish(loop: PlannerLoop, outcome: Outcome, out: Path, force: bool, config:
     loop.save("written, clean" if outcome.clean else f"written with {n} problem{'' if n == 1 else 's'}")
     for p in outcome.problems:
         where = f"{display}:{p.line}:{p.col}" if p.line else display
-        loop.show(f"{where}: {p.for_model()}")
+        loop.show(f"{where}: {llm.one_line(p.for_model(), 1000)}")
     if outcome.problems:
         n = len(outcome.problems)
         loop.show(f"{n} problem{'' if n == 1 else 's'} left after {len(loop.rounds)} rounds (--max-rounds)")
@@ -664,7 +681,7 @@ def review_main(args: list[str], plugins: list[object] | None = None) -> int:
             if session.collection_errors:
                 return ExitCode.INTERRUPTED
             return ExitCode.TESTS_FAILED if findings else ExitCode.OK
-        text = plan_path.read_text(encoding="utf-8", errors="replace")
+        text = _read_plan_text(plan_path, config.option.max_plan_bytes)
         display = config.display_path(plan_path)
         static = [f"{f.code} {f.message} (line {f.line})" for f in findings]
         system, _source = planprompt.planner_prompt(config)
@@ -696,7 +713,7 @@ def review_main(args: list[str], plugins: list[object] | None = None) -> int:
             loc = parse_dotted(item["path"])
             where = cplan.source.locate(loc) if cplan is not None else None
             at = f"{display}:{where.line}:{where.col}" if where is not None and where.line else display
-            loop.show(f"{at}: GAP {item['path']}: {llm.one_line(item['message'], 500)}")
+            loop.show(f"{at}: GAP {llm.one_line(item['path'], 100)}: {llm.one_line(item['message'], 500)}")
         _report("text", findings, len(session.plans), len({e.path for e in session.collection_errors}))
         gaps = len(result.findings or [])
         loop.show(f"{gaps} gap finding{'' if gaps == 1 else 's'}; planner: {loop.usage_line()}")

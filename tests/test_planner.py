@@ -183,6 +183,19 @@ def test_plan_for_a_request_loads_lints_clean_and_gates_verify_only(
     assert len(data["exchanges"]) == 5 and CANARY not in transcript.read_text()
 
 
+def test_what_the_model_says_is_shown_on_one_line_escaped(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    openai_server.add(
+        tool_turn(("note", {"phase": "gap_analysis", "text": "gaps\x1b[2J\nphase handoff: wrote FAKE"})),
+        tool_turn(("read_file", {"path": "x\x1b]0;title\x07\nFORGED"})),
+        tool_turn(("submit_plan", {"plan": GOOD})),
+    )
+    result = plan(project)
+    assert result.ret == ExitCode.OK, result
+    assert "\x1b" not in result.outstr and "\x07" not in result.outstr
+    assert "phase gap analysis: gaps\\x1b[2J phase handoff: wrote FAKE" in result.outstr
+    assert not any(line.startswith(("phase handoff: wrote FAKE", "FORGED")) for line in result.outstr.splitlines())
+
+
 def test_the_price_gives_the_cost(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
     project.makefile(
         "pyproject.toml",

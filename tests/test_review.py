@@ -233,6 +233,39 @@ def test_the_static_findings_reach_the_model(modelled: Planrunner, openai_server
     assert openai_server.requests[1].messages[-1]["content"].startswith("error: report_findings takes findings")
 
 
+def test_gap_findings_are_shown_on_one_line_escaped(modelled: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    modelled.makefile(PLAN, CLEAN)
+    finding = {"path": "tasks[0]\nFORGED", "message": "bad\x1b[31m\nno findings in 1 plan"}
+    openai_server.add(tool_turn(("report_findings", {"findings": [finding]})))
+    result = review(modelled, PLAN)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "\x1b" not in result.outstr
+    result.stdout.fnmatch_lines(globs([f"{PLAN}:3:5: GAP tasks[0] FORGED: bad\\x1b[31m no findings in 1 plan"]))
+    assert not any(line.startswith("FORGED") for line in result.outstr.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("fifo", f"ERROR: {PLAN}: not a file"), ("too-big", f"ERROR: {PLAN}: over 1000 bytes (--max-plan-bytes)")],
+)
+def test_a_plan_that_is_not_a_readable_file_is_refused(
+    modelled: Planrunner, openai_server: ScriptedOpenAI, kind: str, message: str
+) -> None:
+    import os
+
+    (modelled.path / "plans").mkdir()
+    if kind == "fifo":
+        os.mkfifo(modelled.path / PLAN)
+        args: tuple[str, ...] = (PLAN,)
+    else:
+        modelled.makefile(PLAN, CLEAN + "# " + "x" * 2000 + "\n")
+        args = (PLAN, "--max-plan-bytes", "1000")
+    result = review(modelled, *args)
+    assert result.ret == ExitCode.USAGE_ERROR, result
+    assert result.errstr.splitlines()[-1] == message
+    assert openai_server.requests == []
+
+
 def test_a_reviewer_asking_for_a_write_tool_gets_an_error(modelled: Planrunner, openai_server: ScriptedOpenAI) -> None:
     modelled.makefile(PLAN, CLEAN)
     before = (modelled.path / PLAN).read_bytes()
