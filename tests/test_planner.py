@@ -460,6 +460,8 @@ def test_an_existing_output_without_force_is_exit_4_and_no_request(
         ("", ("--max-rounds", "0"), "ERROR: --max-rounds must be at least 1, got '0'"),
         ("", ("--max-rounds", "x"), "ERROR: --max-rounds: not a whole number: 'x'"),
         ("bad-prompt", (), "ERROR: [tool.planrun] planner_prompt 'missing.md': cannot read it: *"),
+        ("empty-prompt", (), "ERROR: [tool.planrun] planner_prompt 'empty.md' is empty"),
+        ("number-prompt", (), "ERROR: [tool.planrun] planner_prompt must be a file path, got 3"),
         ("", ("extra words",), 'ERROR: planrun plan takes one "REQUEST" (quote it), got 2'),
         ("", ("--no-such-option",), "ERROR: planrun: unrecognized arguments: --no-such-option"),
     ],
@@ -469,16 +471,28 @@ def test_usage_errors_are_one_line_exit_4_and_send_nothing(
 ) -> None:
     if setup == "no-model":
         project.makefile("pyproject.toml", f'[tool.planrun]\nbase_url = "{openai_server.url}"\n')
-    elif setup == "bad-prompt":
+    elif setup.endswith("-prompt"):
+        value = {"bad-prompt": '"missing.md"', "empty-prompt": '"empty.md"', "number-prompt": "3"}[setup]
+        project.makefile("empty.md", "\n  \n")
         project.makefile(
             "pyproject.toml",
-            f'[tool.planrun]\nmodel = "m"\nbase_url = "{openai_server.url}"\nplanner_prompt = "missing.md"\n',
+            f'[tool.planrun]\nmodel = "m"\nbase_url = "{openai_server.url}"\nplanner_prompt = {value}\n',
         )
     result = plan(project, *args)
     assert result.ret == ExitCode.USAGE_ERROR, result
     result.stderr.fnmatch_lines(globs([message]))
     assert len(result.errstr.splitlines()) == 1, result
     assert openai_server.requests == [] and not (project.path / OUT).exists()
+
+
+def test_planner_prompt_is_a_known_config_key(project: Planrunner) -> None:
+    project.makefile("prompts/planner.md", "You are OUR planner.\n")
+    project.makefile("pyproject.toml", '[tool.planrun]\nplanner_prompt = "prompts/planner.md"\nplanner_promt = "x"\n')
+    project.makeplan("p", "plan: p\ntasks:\n  - {id: t, name: T, criteria: [README.md exists]}\n")
+    result = project.run("--verify-only", "p.plan.yaml")
+    assert result.ret == ExitCode.OK, result
+    assert "unknown config option 'planner_promt' (did you mean 'planner_prompt'?)" in result.outstr
+    assert "unknown config option 'planner_prompt'" not in result.outstr
 
 
 def test_no_output_is_a_usage_error(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
