@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -628,13 +631,55 @@ def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
     return seen
 
 
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        (b"goodbye, always\n", "the person answered: goodbye, always"),
+        (b"\n", "the person gave an empty answer"),
+        (b"\x04", "the person gave no answer (input ended): decide yourself and record it under assumptions"),
+    ],
+    ids=["answer", "empty", "eof"],
+)
 def test_interactive_asks_on_the_terminal_and_the_answer_reaches_the_model(
-    project: Planrunner, openai_server: ScriptedOpenAI
+    project: Planrunner, openai_server: ScriptedOpenAI, typed: bytes, answer: str
 ) -> None:
     openai_server.add(
         tool_turn(("ask_user", {"question": "Should farewell() say goodbye or bye?"})),
         tool_turn(("submit_plan", {"plan": good(assumptions=[])})),
     )
+    with _interactive(project) as (proc, master):
+        deadline = time.monotonic() + 60
+        shown = _read_until(master, b"answer> ", deadline)
+        assert b"planner asks: Should farewell() say goodbye or bye?" in shown
+        os.write(master, typed)
+        rest = _read_until(master, b"planner: tokens", deadline)
+        assert proc.wait(timeout=30) == ExitCode.OK, shown + rest
+    assert b"wrote plans/farewell.plan.yaml" in rest
+    assert tools_of(openai_server) == [READ_ONLY | {"ask_user"}] * 2
+    assert tool_results(openai_server, 1) == [answer]
+    # Interactive: no assumptions needed (the plan without them was accepted in round 1).
+    assert "assumptions" not in (project.path / OUT).read_text()
+
+
+def test_interrupted_at_the_question_is_exit_2_and_writes_nothing(
+    project: Planrunner, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.add(tool_turn(("ask_user", {"question": "Which one?"})))
+    with _interactive(project) as (proc, master):
+        deadline = time.monotonic() + 60
+        _read_until(master, b"answer> ", deadline)
+        proc.send_signal(signal.SIGINT)
+        rest = _read_until(master, b"nothing written", deadline)
+        assert proc.wait(timeout=30) == ExitCode.INTERRUPTED, rest
+    assert b"ERROR: interrupted: nothing written" in rest and b"Traceback" not in rest
+    assert not (project.path / OUT).exists() and len(openai_server.requests) == 1
+    data = json.loads((project.path / ".planrun/transcripts/planner/farewell.json").read_text())
+    assert data["outcome"] == "interrupted"
+
+
+@contextlib.contextmanager
+def _interactive(project: Planrunner) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python -m planrun plan ... --interactive`` on a real pseudo-terminal; killed if still running."""
     master, slave = os.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "planrun", "plan", REQUEST, "-o", OUT, "--interactive"],
@@ -646,24 +691,12 @@ def test_interactive_asks_on_the_terminal_and_the_answer_reaches_the_model(
     )
     os.close(slave)
     try:
-        deadline = time.monotonic() + 60
-        shown = _read_until(master, b"answer> ", deadline)
-        assert b"planner asks: Should farewell() say goodbye or bye?" in shown
-        os.write(master, b"goodbye, always\n")
-        rest = _read_until(master, b"planner: tokens", deadline)
-        rest += _read_until(master, b"\n", deadline)
-        assert proc.wait(timeout=30) == ExitCode.OK, shown + rest
+        yield proc, master
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(master)
-    assert b"wrote plans/farewell.plan.yaml" in rest
-    assert tools_of(openai_server) == [READ_ONLY | {"ask_user"}] * 2
-    (answer,) = tool_results(openai_server, 1)
-    assert answer == "the person answered: goodbye, always"
-    # Interactive: no assumptions needed (the plan without them was accepted in round 1).
-    assert "assumptions" not in (project.path / OUT).read_text()
 
 
 def test_interactive_without_a_terminal_is_exit_4(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
