@@ -262,7 +262,10 @@ class PlannerLoop:
             args = json.loads(call.arguments) if call.arguments.strip() else {}
         except ValueError as exc:
             self.show(f"  {llm.one_line(name, 40)}: malformed arguments")
-            return f"error: the arguments of {name} are not valid JSON ({exc}); send a JSON object"
+            return f"error: the arguments of {llm.one_line(name, 60)} are not valid JSON ({exc}); send a JSON object"
+        except RecursionError:
+            self.show(f"  {llm.one_line(name, 40)}: malformed arguments")
+            return f"error: the arguments of {llm.one_line(name, 60)} nest too deeply"
         if not isinstance(args, dict):
             return f"error: the arguments of {name} must be a JSON object, got {json_type(args)}"
         if name not in self.names:

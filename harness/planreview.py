@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun.errors import CompileError, PlanError
+from planrun.loader import MAX_DEPTH
 from planrun.reports import printable
 
 if TYPE_CHECKING:
@@ -126,6 +127,9 @@ class PlanReview:
 
         if not isinstance(raw, dict):
             return None, None, [Problem(0, 0, "plan", f"the plan must be a JSON object, got {json_type(raw)}")]
+        deep = _too_deep(raw)
+        if deep is not None:
+            return None, None, [Problem(0, 0, dotted(deep), f"nesting deeper than {MAX_DEPTH} levels")]
         try:
             model = Plan.model_validate(raw)
         except ValidationError:
@@ -199,6 +203,20 @@ class PlanReview:
             if not target.is_relative_to(root):
                 problems.append(at(("workdir",), f"{plan.workdir!r} resolves outside the rootdir"))
         return problems
+
+
+def _too_deep(raw: Any) -> tuple[Any, ...] | None:
+    """Where ``raw`` first nests deeper than the loader allows (walked without recursion), or ``None``."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
+    while stack:
+        node, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return loc[:MAX_DEPTH]
+        if isinstance(node, dict):
+            stack.extend((v, (*loc, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+    return None
 
 
 def json_type(value: object) -> str:

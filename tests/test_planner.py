@@ -54,6 +54,13 @@ GOOD: dict[str, Any] = {
 }
 
 
+DEEP: dict[str, Any] = {}
+_node = DEEP
+for _ in range(300):
+    _node["x"] = {}
+    _node = _node["x"]
+
+
 def good(**changes: Any) -> dict[str, Any]:
     plan = copy.deepcopy(GOOD)
     plan.update(changes)
@@ -295,6 +302,11 @@ def test_a_plan_sent_as_the_arguments_themselves_is_accepted(
         ("{not json", "error: the arguments of submit_plan are not valid JSON"),
         (json.dumps({"plan": "just a title"}), "plan: the plan must be a JSON object, got a string"),
         (json.dumps([1, 2]), "error: the arguments of submit_plan must be a JSON object, got an array"),
+        ("[" * 5000 + "]" * 5000, "error: the arguments of submit_plan nest too deeply"),
+        (
+            json.dumps(task(good(), 0, criteria=[{"command": {"env": {"A": DEEP}}}])),
+            "tasks[0].criteria[0].command.env.A" + ".x" * 57 + ": nesting deeper than 64 levels",
+        ),
     ],
 )
 def test_malformed_submissions_get_an_error_and_the_loop_goes_on(
