@@ -307,7 +307,8 @@ class PlannerLoop:
             self.set_phase("interview")
         self.show(f"planner asks: {llm.one_line(question, 500)}")
         print("answer> ", end="", flush=True)
-        line = sys.stdin.readline()
+        raw = sys.stdin.buffer.readline() if hasattr(sys.stdin, "buffer") else sys.stdin.readline().encode()
+        line = raw.decode("utf-8", "replace")  # whatever the terminal sends: never a crash
         if not line:
             print()
             return "the person gave no answer (input ended): decide yourself and record it under assumptions"
@@ -373,7 +374,7 @@ class PlannerLoop:
         text = json.dumps(self.redact.deep(data), indent=1, ensure_ascii=False) + "\n"
         try:
             _state_dir(self.config)
-            write_atomic(self.transcript, text)
+            write_atomic(self.transcript, text.encode("utf-8", "backslashreplace"))
         except OSError as exc:
             print(f"WARNING: cannot write the transcript {self.transcript}: {exc.strerror or exc}", file=sys.stderr)
 

@@ -127,9 +127,9 @@ class PlanReview:
 
         if not isinstance(raw, dict):
             return None, None, [Problem(0, 0, "plan", f"the plan must be a JSON object, got {json_type(raw)}")]
-        deep = _too_deep(raw)
-        if deep is not None:
-            return None, None, [Problem(0, 0, dotted(deep), f"nesting deeper than {MAX_DEPTH} levels")]
+        bad = _unwritable(raw)
+        if bad is not None:
+            return None, None, [Problem(0, 0, dotted(bad[0]), bad[1])]
         try:
             model = Plan.model_validate(raw)
         except ValidationError:
@@ -205,17 +205,24 @@ class PlanReview:
         return problems
 
 
-def _too_deep(raw: Any) -> tuple[Any, ...] | None:
-    """Where ``raw`` first nests deeper than the loader allows (walked without recursion), or ``None``."""
+def _unwritable(raw: Any) -> tuple[tuple[Any, ...], str] | None:
+    """Where ``raw`` cannot become a plan file, and why: nesting past the loader's limit, or a string
+    that is not Unicode text (JSON's ``\\ud800`` escapes); ``None`` when it can. Walked without recursion."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
     while stack:
         node, loc = stack.pop()
         if len(loc) > MAX_DEPTH:
-            return loc[:MAX_DEPTH]
+            return loc[:MAX_DEPTH], f"nesting deeper than {MAX_DEPTH} levels"
         if isinstance(node, dict):
             stack.extend((v, (*loc, k)) for k, v in node.items())
+            stack.extend((k, loc) for k in node)
         elif isinstance(node, list):
             stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return loc, f"not valid Unicode text: a lone surrogate U+{ord(node[exc.start]):04X}"
     return None
 
 

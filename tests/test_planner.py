@@ -307,6 +307,14 @@ def test_a_plan_sent_as_the_arguments_themselves_is_accepted(
             json.dumps(task(good(), 0, criteria=[{"command": {"env": {"A": DEEP}}}])),
             "tasks[0].criteria[0].command.env.A" + ".x" * 57 + ": nesting deeper than 64 levels",
         ),
+        (
+            json.dumps(task(good(), 1, name="Doc\ud800")),
+            "tasks[1].name: not valid Unicode text: a lone surrogate U+D800",
+        ),
+        (
+            json.dumps(task(good(), 1, **{"na\udfffme": "x"})),
+            "tasks[1]: not valid Unicode text: a lone surrogate U+DFFF",
+        ),
     ],
 )
 def test_malformed_submissions_get_an_error_and_the_loop_goes_on(
@@ -649,8 +657,9 @@ def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
         (b"goodbye, always\n", "the person answered: goodbye, always"),
         (b"\n", "the person gave an empty answer"),
         (b"\x04", "the person gave no answer (input ended): decide yourself and record it under assumptions"),
+        (b"caf\xe9 \xff\n", "the person answered: caf\ufffd \ufffd"),
     ],
-    ids=["answer", "empty", "eof"],
+    ids=["answer", "empty", "eof", "not-utf8"],
 )
 def test_interactive_asks_on_the_terminal_and_the_answer_reaches_the_model(
     project: Planrunner, openai_server: ScriptedOpenAI, typed: bytes, answer: str
