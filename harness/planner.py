@@ -628,8 +628,10 @@ def plan_main(args: list[str], plugins: list[object] | None = None) -> int:
         forms = [form for form, _, _ in scope.compiler._sentence_forms()]
         user = planprompt.request_prompt(requests[0], str(context), opts.interactive, kinds, forms)
         loop.show(
-            f"planrun plan: model {settings.model} at {settings.base_url or 'https://api.openai.com/v1'},"
-            f" context {context} (read-only)"
+            loop.redact(
+                f"planrun plan: model {settings.model} at {settings.base_url or 'https://api.openai.com/v1'},"
+                f" context {context} (read-only)"
+            )
         )
         if not opts.interactive:
             loop.set_phase("interview", "not interactive: the planner records its assumptions")
