@@ -579,7 +579,7 @@ def _run_loop(loop: PlannerLoop, system: str, user: str) -> Outcome | int:
     try:
         return loop.run(system, user)
     except (_Stop, ExecutorError, StepTimeout) as exc:
-        code = _error(f"planner: {exc}", ExitCode.TESTS_FAILED)
+        code = _error(f"planner: {exc}; nothing written", ExitCode.TESTS_FAILED)
         loop.show(f"planner: {loop.usage_line()}")
         return code
     except KeyboardInterrupt:

@@ -544,7 +544,7 @@ def test_a_refused_key_is_one_line_exit_1(project: Planrunner, openai_server: Sc
     result = plan(project)
     assert result.ret == ExitCode.TESTS_FAILED, result
     result.stderr.fnmatch_lines(
-        globs(["ERROR: planner: the model endpoint * refused the API key (401): bad key [redacted]"])
+        globs(["ERROR: planner: the model endpoint * refused the API key (401): bad key [redacted]; nothing written"])
     )
     assert not (project.path / OUT).exists()
 
@@ -569,7 +569,7 @@ def test_a_spent_budget_is_one_line_exit_1(
     openai_server.add(tool_turn(("list_dir", {})), tool_turn(("list_dir", {})), tool_turn(("list_dir", {})))
     result = plan(project, *args)
     assert result.ret == ExitCode.TESTS_FAILED, result
-    assert result.errstr == f"ERROR: planner: {message}\n"
+    assert result.errstr == f"ERROR: planner: {message}; nothing written\n"
     assert len(openai_server.requests) == 2 and not (project.path / OUT).exists()
     data = json.loads((project.path / ".planrun/transcripts/planner/farewell.json").read_text())
     assert data["outcome"] == f"error: {message}"
