@@ -142,6 +142,8 @@ SUBCOMMANDS: dict[str, str] = {
     "import": "planrun.importcmd:main",
     "verify-evidence": "planrun.evidence:main",
     "merge-reports": "planrun.mergereports:main",
+    "plan": "planrun.planner:plan_main",
+    "review": "planrun.planner:review_main",
 }
 
 

@@ -214,6 +214,8 @@ KNOWN_INI_KEYS = {
     "agent_cmd",
     "scope",
     "scope_allow",
+    # the planner (issue 10): its role prompt
+    "planner_prompt",
 }
 
 
