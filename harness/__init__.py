@@ -13,6 +13,8 @@ from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
+from planrun.planfile import read_plan
+from planrun.planref import Change, RefPlans, plans_from_ref
 from planrun.reports import CriterionResult, ItemReport, printable
 from planrun.types import (
     ArgsModel,
@@ -51,6 +53,7 @@ __all__ = [
     "MISSING",
     "ArgsModel",
     "CheckContext",
+    "Change",
     "CheckFailed",
     "CheckKind",
     "CompileError",
@@ -67,6 +70,7 @@ __all__ = [
     "PlanError",
     "PlanrunError",
     "PluginError",
+    "RefPlans",
     "RelPath",
     "Skipped",
     "StepTimeout",
@@ -82,7 +86,9 @@ __all__ = [
     "main",
     "mermaid",
     "parse_path",
+    "plans_from_ref",
     "printable",
+    "read_plan",
     "skip",
     "whole_number",
     "write_atomic",
