@@ -14,16 +14,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import cast
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from planrun.errors import PlanError, UsageError
 from planrun.gitenv import git_env
 from planrun.planfile import read_plan, shown
 from planrun.reports import printable
-
 from planrun.types import Location
 
 if TYPE_CHECKING:
@@ -205,7 +203,9 @@ def materialise(ref: str, rootdir: Path, paths: list[str]) -> RefPlans:
         elif real.is_file() and rel not in tree:
             added[rel] = real
         elif not real.exists() and rel not in tree and not any(p.startswith(f"{rel}/") for p in tree):
-            raise UsageError(f"--plans-from-ref: {printable(name)} is neither in {printable(ref)} nor in the working tree")
+            raise UsageError(
+                f"--plans-from-ref: {printable(name)} is neither in {printable(ref)} nor in the working tree"
+            )
         mapped.append((rel, sep, ids))
     conftest_blobs = {p: b for p, b in tree.items() if p == "conftest.py" or p.endswith("/conftest.py")}
     contents = read_blobs(top, [*selected.values(), *conftest_blobs.values()])
@@ -402,12 +402,15 @@ class _Comparer:
             self.add(line, subject, f"now skipped ({shown(new_skip)}): {describe(old)}", True)
         a = _leaves({k: v for k, v in old.items() if k != "skip"})
         b = _leaves({k: v for k, v in new.items() if k != "skip"})
+        diffs, weak = [], False
         for key in [*a, *(k for k in b if k not in a)]:
             x, y = a.get(key, _ABSENT), b.get(key, _ABSENT)
             if x == y:
                 continue
-            weak = x is _ABSENT or y is _ABSENT or not _stronger(key, x, y)
-            self.add(line, subject, f"{key}: {_value(x)} -> {_value(y)}", weak)
+            weak = weak or x is _ABSENT or y is _ABSENT or not _stronger(key, x, y)
+            diffs.append(f"{key}: {_value(x)} -> {_value(y)}")
+        if diffs:  # one change per criterion, however many of its values changed
+            self.add(line, subject, ", ".join(diffs), weak)
 
     def plan(self, old: Plan) -> list[Change]:
         new = self.new
