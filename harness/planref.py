@@ -499,9 +499,8 @@ def working_conftests(top: Path, walk_root: Path) -> dict[str, bytes]:
 def plans_from_ref(session: Session, ref: str) -> RefPlans:
     """Make ``session`` collect the plans of ``ref`` (with its conftests) and compare them with the working tree's.
 
-    The session's PATHS map into the mirror; the working tree's rootdir
-    ``conftest.py``, loaded before the options were known, is unregistered
-    (the ref's serves instead). :attr:`RefPlans.changes` lists the differences.
+    The session's PATHS map into the mirror, whose plans are served by the
+    ref's conftests. :attr:`RefPlans.changes` lists the differences.
     The caller removes the mirror (:meth:`RefPlans.cleanup`) when the session ends.
 
     :raises UsageError: see :func:`materialise`.
@@ -511,10 +510,6 @@ def plans_from_ref(session: Session, ref: str) -> RefPlans:
     try:
         session.collect_paths = refs.args
         session.mirror = (refs.mirror, refs.top, refs.conftest_root)
-        pm = config.pluginmanager
-        tree_conftest = pm.get_plugin(str(config.rootdir / "conftest.py"))
-        if tree_conftest is not None:
-            pm.unregister(tree_conftest)
         refs.changes = compare(refs, config)
     except BaseException:
         refs.cleanup()
@@ -551,7 +546,35 @@ def compare(refs: RefPlans, config: Config) -> list[Change]:
             ref_conftests[config.display_path(refs.top / rel)] = data
     tree = {config.display_path(refs.top / rel): data for rel, data in working_conftests(refs.top, root).items()}
     changes.extend(compare_files("conftest.py", ref_conftests, tree))
+    changes.extend(compare_config(refs, config))
     return changes
+
+
+def compare_config(refs: RefPlans, config: Config) -> list[Change]:
+    """The config file's ``[tool.planrun]`` (paths, addopts...) against the ref's: a difference is a weakening."""
+    from planrun.config import read_inicfg
+
+    inipath = config.inipath
+    if inipath is None or not Path(os.path.realpath(inipath)).is_relative_to(refs.top):
+        return []
+    rel = Path(os.path.realpath(inipath)).relative_to(refs.top).as_posix()
+    shown_path = config.display_path(Path(inipath))
+    blob = list_tree(refs.top, refs.commit).get(rel)
+    if blob is None:
+        before: dict[str, Any] = {}
+    else:
+        copy = Path(tempfile.mkdtemp(prefix=".config-", dir=refs.mirror)) / Path(rel).name  # read_inicfg goes by name
+        copy.write_bytes(read_blobs(refs.top, [blob])[blob])
+        try:
+            before = read_inicfg(copy)
+        except UsageError:
+            before = {"<unreadable>": True}
+    after = config.inicfg
+    if before == after:
+        return []
+    keys = sorted(k for k in set(before) | set(after) if before.get(k, _ABSENT) != after.get(k, _ABSENT))
+    what = ", ".join(f"{k}: {_value(before.get(k, _ABSENT))} -> {_value(after.get(k, _ABSENT))}" for k in keys)
+    return [Change(shown_path, 0, "[tool.planrun]", f"differs from the ref ({what})", True)]
 
 
 def _collected_conftest(rel: str) -> bool:

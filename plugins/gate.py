@@ -59,6 +59,13 @@ def planrun_configure(config: Any) -> None:
         )
     if option.allow_weakening and option.plans_from_ref is None:
         raise UsageError("--allow-weakening needs --plans-from-ref REF")
+    if option.plans_from_ref is not None:
+        # The working tree's rootdir conftest was imported before the options were known (it may add
+        # options); none of its hooks runs from now on: the ref's conftests serve the ref's plans.
+        pm = config.pluginmanager
+        tree_conftest = pm.get_plugin(str(config.rootdir / "conftest.py"))
+        if tree_conftest is not None:
+            pm.unregister(tree_conftest)
     if option.plans_from_ref is not None or option.readers_only:
         config.pluginmanager.register(Gate(config), "gate-session")
 
@@ -81,7 +88,7 @@ class Gate:
         self.ref: str | None = config.option.plans_from_ref
         self.refs: RefPlans | None = None
 
-    @hookimpl
+    @hookimpl(trylast=True)  # last: if another plugin's sessionstart fails, no mirror is left behind
     def planrun_sessionstart(self, session: Any) -> None:
         if self.ref is None:
             return

@@ -425,3 +425,65 @@ def test_allow_weakening_from_the_config_file_is_refused(planrunner: Planrunner)
         f"{planrunner.path / 'pyproject.toml'}: --allow-weakening in addopts is refused (the change under review"
         " could set it); pass it on the command line",
     )
+
+
+ROOT_CONFTEST = """\
+def planrun_collection_modifyitems(session, items):
+    session.deselect(list(items))
+    items.clear()
+
+def planrun_sessionfinish(session):
+    session.exitstatus = 0
+"""
+
+
+def test_the_working_trees_rootdir_conftest_has_no_say(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]")})
+    planrunner.makeconftest(ROOT_CONFTEST)  # would hide every item and turn any failure into a pass
+    assert planrunner.run("--verify-only", "plans").ret == ExitCode.OK
+    result = gate(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.assert_outcomes(failed=1)
+    match(result, ["conftest.py: conftest.py: added in the working tree (not used by the gate)  [WEAKENING]"])
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ('[tool.planrun]\naddopts = "-k nothing"\n', "addopts: (none) -> '-k nothing'"),
+        ('[tool.planrun]\npaths = ["elsewhere"]\n', "paths: (none) -> ['elsewhere']"),
+        ('[tool.planrun]\nmax_file_bytes = 1\n[project]\nname = "x"\n', "max_file_bytes: (none) -> 1"),
+    ],
+)
+def test_a_changed_config_table_is_a_weakening(planrunner: Planrunner, config: str, named: str) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    planrunner.makefile("pyproject.toml", config)
+    planrunner.makefile("elsewhere/.keep", "")
+    result = gate(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    match(result, [f"pyproject.toml: [tool.planrun]: differs from the ref ({named})  [WEAKENING]"])
+
+
+def test_an_unrelated_config_change_is_not_listed(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    planrunner.makefile("pyproject.toml", '[project]\nname = "renamed"\n\n[tool.planrun]\n')
+    result = gate(planrunner)
+    assert result.ret == ExitCode.OK, result
+    match(result, ["no weakening: *"])
+
+
+def test_a_rootdir_below_the_repository_top(planrunner: Planrunner) -> None:
+    repo(
+        planrunner,
+        {
+            "sub/pyproject.toml": "[tool.planrun]\n",
+            "sub/plans/a.plan.yaml": plan("answer: {file: answer.txt}"),
+            "sub/conftest.py": CONFTEST,
+            "sub/answer.txt": "41",
+        },
+    )
+    planrunner.makefile("sub/conftest.py", CONFTEST.replace('fail("the answer is not 42")', "pass"))
+    result = planrunner.run("--verify-only", "--plans-from-ref", "main", "sub/plans")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "the answer is not 42" in result.outstr
+    match(result, ["*plans/a.plan.yaml:6:9", "conftest.py: conftest.py: differs from the ref*[WEAKENING]"])
