@@ -37,15 +37,18 @@ _BLOB_MODES = ("100644", "100755")
 
 
 def _git(top: Path, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "-C", str(top), *args],
-        input=data,
-        env=git_env(),
-        capture_output=True,
-        timeout=GIT_TIMEOUT,
-        check=False,
-        stdin=None if data is not None else subprocess.DEVNULL,
-    )
+    try:
+        return subprocess.run(
+            ["git", "-C", str(top), *args],
+            input=data,
+            env=git_env(),
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            stdin=None if data is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"--plans-from-ref: git {args[0]} took over {GIT_TIMEOUT:g}s in {top}") from None
 
 
 def _first_line(raw: bytes) -> str:
@@ -441,6 +444,10 @@ class _Comparer:
             i, now_case = cases[case.case]
             loc = ("edge_cases", i, "criteria")
             self.criteria(subject, case.criteria, now_case.criteria, loc, self.line(("edge_cases", i)))
+        old_cases = {c.case for c in old.edge_cases}
+        for i, new_case in enumerate(new.edge_cases):
+            if new_case.case not in old_cases:
+                self.add(self.line(("edge_cases", i)), f"edge case {shown(new_case.case)}", "edge case added", False)
         self.criteria("verification", old.verification, new.verification, ("verification",), 0)
         return self.changes
 

@@ -487,3 +487,32 @@ def test_a_rootdir_below_the_repository_top(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.TESTS_FAILED, result
     assert "the answer is not 42" in result.outstr
     match(result, ["*plans/a.plan.yaml:6:9", "conftest.py: conftest.py: differs from the ref*[WEAKENING]"])
+
+
+def test_without_paths_the_whole_repository_is_collected(planrunner: Planrunner) -> None:
+    repo(
+        planrunner,
+        {
+            "plans/a.plan.yaml": plan("file_exists: [one.txt]"),
+            "deep/er/b.plan.yaml": plan("file_exists: [one.txt]"),
+            ".hidden/c.plan.yaml": plan("file_exists: [nope]"),
+            "one.txt": "1",
+        },
+    )
+    planrunner.makeplan("new/d", plan("file_exists: [one.txt]"))
+    result = planrunner.run("--verify-only", "--plans-from-ref", "main", "-v")
+    assert result.ret == ExitCode.OK, result
+    result.assert_outcomes(passed=3)
+    match(
+        result, ["deep/er/b.plan.yaml::one PASSED*", "new/d.plan.yaml::one PASSED*", "plans/a.plan.yaml::one PASSED*"]
+    )
+
+
+def test_edge_cases_added_or_renamed(planrunner: Planrunner) -> None:
+    cases = "edge_cases:\n  - case: empty\n    criteria:\n      - file_exists: [one.txt]\n"
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]") + cases, "one.txt": "1"})
+    planrunner.makefile("plans/a.plan.yaml", plan("file_exists: [one.txt]") + cases.replace("empty", "blank"))
+    result = gate(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    match(result, ["plans/a.plan.yaml: edge case 'empty': edge case removed  [WEAKENING]"])
+    match(result, ["plans/a.plan.yaml:8: edge case 'blank': edge case added  [harmless]"])
