@@ -51,23 +51,29 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
 
 @hookimpl
 def planrun_configure(config: Any) -> None:
-    option = config.option
-    if option.allow_weakening and "--allow-weakening" in _config_addopts(config.inicfg):
+    ref, allow = config.getoption("plans_from_ref"), config.getoption("allow_weakening")
+    if allow and any(_abbreviates(word, "--allow-weakening") for word in _config_addopts(config.inicfg)):
         raise UsageError(
             f"{config.inipath}: --allow-weakening in addopts is refused (the change under review could set it);"
             " pass it on the command line"
         )
-    if option.allow_weakening and option.plans_from_ref is None:
+    if allow and ref is None:
         raise UsageError("--allow-weakening needs --plans-from-ref REF")
-    if option.plans_from_ref is not None:
+    if ref is not None:
         # The working tree's rootdir conftest was imported before the options were known (it may add
         # options); none of its hooks runs from now on: the ref's conftests serve the ref's plans.
         pm = config.pluginmanager
         tree_conftest = pm.get_plugin(str(config.rootdir / "conftest.py"))
         if tree_conftest is not None:
             pm.unregister(tree_conftest)
-    if option.plans_from_ref is not None or option.readers_only:
+    if ref is not None or config.getoption("readers_only"):
         config.pluginmanager.register(Gate(config), "gate-session")
+
+
+def _abbreviates(word: str, option: str) -> bool:
+    """Whether ``word`` is ``option`` or an abbreviation argparse accepts for it (``--allow-w``)."""
+    name = word.split("=", 1)[0]
+    return name.startswith("--") and len(name) > 2 and option.startswith(name)
 
 
 def _config_addopts(inicfg: dict[str, Any]) -> list[str]:
@@ -85,7 +91,7 @@ class Gate:
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.ref: str | None = config.option.plans_from_ref
+        self.ref: str | None = config.getoption("plans_from_ref")
         self.refs: RefPlans | None = None
 
     @hookimpl(trylast=True)  # last: if another plugin's sessionstart fails, no mirror is left behind
@@ -114,7 +120,7 @@ class Gate:
 
     @hookimpl
     def planrun_collection_finish(self, session: Any) -> None:
-        if not self.config.option.readers_only:
+        if not self.config.getoption("readers_only"):
             return
         offenders = readers_only_offenders(session)
         if not offenders:
@@ -133,7 +139,8 @@ class Gate:
         if refs is None:
             return
         refs.cleanup()
-        if refs.weakenings and not self.config.option.allow_weakening and not self.config.option.collectonly:
+        option = self.config.option
+        if refs.weakenings and not option.allow_weakening and not option.collectonly:
             if session.exitstatus in (ExitCode.OK, ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = ExitCode.TESTS_FAILED
 

@@ -415,9 +415,10 @@ def test_allow_weakening_needs_plans_from_ref(planrunner: Planrunner) -> None:
     _assert_refused(planrunner, result, "--allow-weakening needs --plans-from-ref REF")
 
 
-def test_allow_weakening_from_the_config_file_is_refused(planrunner: Planrunner) -> None:
+@pytest.mark.parametrize("addopts", ['"--allow-weakening"', '["-v", "--allow-weak"]', '"--allow"'])
+def test_allow_weakening_from_the_config_file_is_refused(planrunner: Planrunner, addopts: str) -> None:
     repo(planrunner, {"plans/a.plan.yaml": SENTINEL_PLAN})
-    planrunner.makefile("pyproject.toml", '[tool.planrun]\naddopts = "--allow-weakening"\n')
+    planrunner.makefile("pyproject.toml", f"[tool.planrun]\naddopts = {addopts}\n")
     result = gate(planrunner)
     _assert_refused(
         planrunner,
