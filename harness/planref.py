@@ -16,8 +16,9 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from planrun.datapath import MISSING
 from planrun.errors import PlanError, UsageError
 from planrun.gitenv import git_env
 from planrun.planfile import read_plan, shown
@@ -210,6 +211,7 @@ def materialise(ref: str, rootdir: Path, paths: list[str]) -> RefPlans:
                 f"--plans-from-ref: {printable(name)} is neither in {printable(ref)} nor in the working tree"
             )
         mapped.append((rel, sep, ids))
+    folders = [rel for rel, _, _ in mapped if (top / rel).is_dir()]  # a folder arg stays a folder in the mirror
     conftest_blobs = {p: b for p, b in tree.items() if p == "conftest.py" or p.endswith("/conftest.py")}
     contents = read_blobs(top, [*selected.values(), *conftest_blobs.values()])
     mirror = Path(os.path.realpath(tempfile.mkdtemp(prefix="planrun-ref-")))
@@ -226,6 +228,8 @@ def materialise(ref: str, rootdir: Path, paths: list[str]) -> RefPlans:
             if data is not None:
                 result.added[rel] = data
                 _write(mirror, rel, data)
+        for rel in folders:
+            mirror.joinpath(*rel.split("/")).mkdir(parents=True, exist_ok=True)
     except BaseException:
         result.cleanup()
         raise
@@ -287,8 +291,8 @@ class Change:
         return printable(f"{where}: {self.subject}: {self.what}")
 
 
-#: Turns a string criterion into its mapping form (the compile hook), or ``None``.
-Normalise = Callable[[str], "dict[str, Any] | None"]
+#: A criterion as written -> the form compared (see :func:`compare`).
+Normalise = Callable[[Any], Any]
 
 COMMON_KEYS = ("name", "timeout", "retry_for", "skip")
 
@@ -357,13 +361,10 @@ class _Comparer:
         self.changes.append(Change(self.display, line, subject, what, weakening))
 
     def norm(self, raw: Any) -> Any:
-        if isinstance(raw, str):
-            try:
-                mapping = self.normalise(raw)
-            except Exception:  # a compiler that fails on this sentence: compare the text
-                mapping = None
-            return dict(mapping) if isinstance(mapping, dict) else raw
-        return raw
+        try:
+            return self.normalise(raw)
+        except Exception:  # a compiler or argument model that fails on it: compare it as written
+            return raw
 
     def criteria(self, subject: str, old: list[Any], new: list[Any], loc: tuple[Any, ...], owner_line: int) -> None:
         before = [(raw, self.norm(raw)) for raw in old]
@@ -385,7 +386,7 @@ class _Comparer:
                 unmatched.append((raw, norm))
                 continue
             after.remove(pair)
-            self.changed(subject, norm, pair[2], self.line((*loc, pair[0])))
+            self.changed(subject, (raw, norm), (pair[1], pair[2]), self.line((*loc, pair[0])))
         for raw, norm in unmatched:
             manual = next((a for a in after if _kind(a[2]) == "manual"), None)
             if manual is not None and _kind(norm) != "manual":
@@ -396,13 +397,15 @@ class _Comparer:
         for j, raw, _ in after:
             self.add(self.line((*loc, j)), subject, f"criterion added: {describe(raw)}", False)
 
-    def changed(self, subject: str, old: Any, new: Any, line: int) -> None:
+    def changed(self, subject: str, before: tuple[Any, Any], after: tuple[Any, Any], line: int) -> None:
+        """One criterion, as written and as compared, before and after."""
+        (old_raw, old), (new_raw, new) = before, after
         if isinstance(old, str) or isinstance(new, str):
-            self.add(line, subject, f"criterion changed: {describe(old)} -> {describe(new)}", True)
+            self.add(line, subject, f"criterion changed: {describe(old_raw)} -> {describe(new_raw)}", True)
             return
         old_skip, new_skip = old.get("skip"), new.get("skip")
         if new_skip is not None and old_skip is None:
-            self.add(line, subject, f"now skipped ({shown(new_skip)}): {describe(old)}", True)
+            self.add(line, subject, f"now skipped ({shown(new_skip)}): {describe(old_raw)}", True)
         a = _leaves({k: v for k, v in old.items() if k != "skip"})
         b = _leaves({k: v for k, v in new.items() if k != "skip"})
         diffs, weak = [], False
@@ -517,22 +520,22 @@ def plans_from_ref(session: Session, ref: str) -> RefPlans:
     try:
         session.collect_paths = refs.args
         session.mirror = (refs.mirror, refs.top, refs.conftest_root)
-        refs.changes = compare(refs, config)
+        refs.changes = compare(refs, session)
     except BaseException:
         refs.cleanup()
         raise
     return refs
 
 
-def compare(refs: RefPlans, config: Config) -> list[Change]:
-    """Every plan of the ref against the working tree's file of the same path, then the conftests."""
+def compare(refs: RefPlans, session: Session) -> list[Change]:
+    """Every plan of the ref against the working tree's file of the same path, then the conftests and config.
+
+    Criteria compare by what they mean to the ref's check kinds: a sentence by
+    the mapping it compiles to, a mapping by its validated arguments (defaults
+    filled in), with the conftests that serve the ref's plan.
+    """
+    config = session.config
     max_bytes = config.option.max_plan_bytes
-    hook = config.pluginmanager.hook
-
-    def normalise(text: str) -> dict[str, Any] | None:
-        mapping = hook.planrun_compile_criterion(text=text, location=Location("<plan>"), config=config)
-        return cast("dict[str, Any] | None", mapping)
-
     changes: list[Change] = []
     for rel in sorted(refs.plans):
         real = refs.top / rel
@@ -541,7 +544,8 @@ def compare(refs: RefPlans, config: Config) -> list[Change]:
         if isinstance(old, PlanError):
             continue  # the ref's plan does not load: the run reports it (a collection error)
         new = load_plan(real, display, max_bytes) if os.path.lexists(real) else None
-        changes.extend(compare_plans(display, old, new, normalise))
+        scope = session.scope_for((refs.mirror / rel).parent)
+        changes.extend(compare_plans(display, old, new, _normaliser(scope, config)))
     for rel in sorted(refs.added):
         changes.append(Change(config.display_path(refs.top / rel), 0, "plan", "plan file added (it runs too)", False))
     root = refs.rootdir
@@ -582,6 +586,37 @@ def compare_config(refs: RefPlans, config: Config) -> list[Change]:
     keys = sorted(k for k in set(before) | set(after) if before.get(k, _ABSENT) != after.get(k, _ABSENT))
     what = ", ".join(f"{k}: {_value(before.get(k, _ABSENT))} -> {_value(after.get(k, _ABSENT))}" for k in keys)
     return [Change(shown_path, 0, "[tool.planrun]", f"differs from the ref ({what})", True)]
+
+
+def _normaliser(scope: Any, config: Config) -> Normalise:
+    """A criterion as its check kind sees it (see :func:`compare`); what does not compile stays as written."""
+    kinds = scope.registry.kinds
+
+    def normalise(raw: Any) -> Any:
+        mapping = raw
+        if isinstance(raw, str):
+            mapping = scope.hook.planrun_compile_criterion(text=raw, location=Location("<plan>"), config=config)
+            if not isinstance(mapping, dict):
+                return raw
+        kind = _kind(mapping)
+        if kind not in kinds:
+            return dict(mapping) if isinstance(mapping, dict) else mapping
+        try:
+            args = kinds[kind].args.model_validate(mapping[kind])
+        except Exception:  # invalid arguments: the run reports them; compare as written
+            return dict(mapping)
+        return {**{k: v for k, v in mapping.items() if k != kind}, kind: _plain(args.model_dump(by_alias=True))}
+
+    return normalise
+
+
+def _plain(value: Any) -> Any:
+    """Dumped arguments with :data:`planrun.MISSING` (an unset value) left out."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not MISSING}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _collected_conftest(rel: str) -> bool:

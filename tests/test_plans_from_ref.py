@@ -517,3 +517,39 @@ def test_edge_cases_added_or_renamed(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.TESTS_FAILED, result
     match(result, ["plans/a.plan.yaml: edge case 'empty': edge case removed  [WEAKENING]"])
     match(result, ["plans/a.plan.yaml:8: edge case 'blank': edge case added  [harmless]"])
+
+
+@pytest.mark.parametrize(
+    ("base", "changed", "named"),
+    [
+        ("'`python3 -c pass` passes'", "'`true` passes'", "command.run: 'python3 -c pass' -> 'true'"),
+        ("'one.txt exists'", "'two.txt exists'", "file_exists.paths: ['one.txt'] -> ['two.txt']"),
+        ("'one.txt exists'", "{file_exists: [one.txt]}", None),  # the same check, written as a mapping
+        ("'one.txt exists'", "{file_exists: {paths: [one.txt]}}", None),
+        (  # a default written out is no change
+            "tests: {run: 'python3 junit.py 1 {junit}'}",
+            "tests: {run: 'python3 junit.py 1 {junit}', min_tests: 1, must_pass: []}",
+            None,
+        ),
+    ],
+)
+def test_sentences_compare_by_the_check_they_compile_to(
+    planrunner: Planrunner, base: str, changed: str, named: str | None
+) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan(base), "one.txt": "1", "two.txt": "2", "junit.py": JUNIT})
+    planrunner.makefile("plans/a.plan.yaml", plan(changed))
+    result = gate(planrunner)
+    if named is None:
+        assert result.ret == ExitCode.OK, result
+        match(result, ["no weakening: *"])
+    else:
+        assert result.ret == ExitCode.TESTS_FAILED, result
+        match(result, [f"plans/a.plan.yaml:6: task one: {named}  [WEAKENING]"])
+
+
+def test_a_folder_only_the_working_tree_has(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    (planrunner.path / "fresh").mkdir()
+    result = planrunner.run("--verify-only", "--plans-from-ref", "main", "fresh")
+    assert result.ret == ExitCode.NO_TESTS_COLLECTED, result
+    assert "planrun-ref-" not in result.outstr + result.errstr
