@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -251,8 +252,6 @@ def _read_limited(path: Path) -> bytes | None:
     except OSError:
         return None
     with open(fd, "rb") as f:
-        import stat
-
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return f.read(_COPY_LIMIT)
