@@ -83,7 +83,9 @@ def resolve_commit(top: Path, ref: str) -> str:
         raise UsageError(f"--plans-from-ref: {printable(repr(ref))} is not a git ref")
     found = _git(top, "rev-parse", "--verify", "--quiet", ref)
     if found.returncode:
-        raise UsageError(f"--plans-from-ref: unknown ref {printable(repr(ref))} in {top}")
+        raise UsageError(
+            f"--plans-from-ref: unknown ref {printable(repr(ref))} in {top} (a CI checkout may need a git fetch first)"
+        )
     commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode:
         kind = _git(top, "cat-file", "-t", found.stdout.decode().strip()).stdout.decode().strip() or "object"

@@ -373,8 +373,11 @@ def test_not_a_git_repository(planrunner: Planrunner) -> None:
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        ("nosuchbranch", "--plans-from-ref: unknown ref 'nosuchbranch' in {root}"),
-        ("main~5", "--plans-from-ref: unknown ref 'main~5' in {root}"),
+        (
+            "nosuchbranch",
+            "--plans-from-ref: unknown ref 'nosuchbranch' in {root} (a CI checkout may need a git fetch first)",
+        ),
+        ("main~5", "--plans-from-ref: unknown ref 'main~5' in {root} (a CI checkout may need a git fetch first)"),
         ("main^{tree}", "--plans-from-ref: 'main^{{tree}}' names a tree, not a commit"),
         ("main:plans/a.plan.yaml", "--plans-from-ref: 'main:plans/a.plan.yaml' names a blob, not a commit"),
         ("--output=x", "--plans-from-ref: '--output=x' is not a git ref"),
