@@ -556,3 +556,14 @@ def test_a_folder_only_the_working_tree_has(planrunner: Planrunner) -> None:
     result = planrunner.run("--verify-only", "--plans-from-ref", "main", "fresh")
     assert result.ret == ExitCode.NO_TESTS_COLLECTED, result
     assert "planrun-ref-" not in result.outstr + result.errstr
+
+
+def test_an_added_plan_is_served_by_the_refs_conftests(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1", "answer.txt": "42"})
+    planrunner.makeconftest(CONFTEST, "plans/new")
+    planrunner.makeplan("plans/new/b", plan("answer: {file: answer.txt}"))
+    assert planrunner.run("--verify-only", "plans").ret == ExitCode.OK  # the working tree's conftest has the kind
+    result = gate(planrunner)
+    assert result.ret == ExitCode.INTERRUPTED, result  # the ref has no such kind: a collection error
+    result.stdout.fnmatch_lines(["plans/new/b.plan.yaml:6:*: unknown check kind 'answer'*"])
+    match(result, ["plans/new/conftest.py: conftest.py: added in the working tree (not used by the gate)  [WEAKENING]"])
