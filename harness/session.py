@@ -126,6 +126,9 @@ class CollectedPlan:
         self.selected_ids: set[str] | None = None
         #: Where this plan's items ran (set by :meth:`Session.workspace`, for reporters).
         self.workdir: Path | None = None
+        #: The file the plan was read from: ``path``, or its copy at a git ref (``--plans-from-ref``, see
+        #: :attr:`Session.mirror`; ``path`` may then not exist). Removed at the end of the session.
+        self.source_file: Path = path
 
     @property
     def source(self) -> PlanSource:
@@ -250,6 +253,7 @@ class Session:
                 if plan is None:
                     continue
                 cplan = CollectedPlan(real, display, plan, scope.compiler.compile_plan(plan), scope)
+                cplan.source_file = path
                 cplan.build_items()
                 self._check_plan(cplan)
             except PlanError as exc:

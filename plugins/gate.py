@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -133,16 +134,19 @@ class Gate:
             "reading files (a command, http, a judge or an executor); nothing ran"
         )
 
-    @hookimpl
-    def planrun_sessionfinish(self, session: Any) -> None:
+    @hookimpl(wrapper=True)
+    def planrun_sessionfinish(self, session: Any) -> Generator[None, None, None]:
+        """A weakening fails the run before the other plugins report it; the mirror goes after they did."""
         refs = self.refs
-        if refs is None:
-            return
-        refs.cleanup()
         option = self.config.option
-        if refs.weakenings and not option.allow_weakening and not option.collectonly:
+        if refs is not None and refs.weakenings and not option.allow_weakening and not option.collectonly:
             if session.exitstatus in (ExitCode.OK, ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = ExitCode.TESTS_FAILED
+        try:
+            return (yield)
+        finally:
+            if refs is not None:
+                refs.cleanup()
 
     @hookimpl
     def planrun_terminal_summary(self, terminalreporter: Any) -> None:

@@ -567,3 +567,27 @@ def test_an_added_plan_is_served_by_the_refs_conftests(planrunner: Planrunner) -
     assert result.ret == ExitCode.INTERRUPTED, result  # the ref has no such kind: a collection error
     result.stdout.fnmatch_lines(["plans/new/b.plan.yaml:6:*: unknown check kind 'answer'*"])
     match(result, ["plans/new/conftest.py: conftest.py: added in the working tree (not used by the gate)  [WEAKENING]"])
+
+
+class _Reader:
+    """A reporter that reads each plan's source at the end of the session (as an evidence record would)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[str, str, int]] = {}
+
+    def planrun_sessionfinish(self, session: object, exitstatus: int) -> None:
+        for cplan in session.plans:  # type: ignore[attr-defined]
+            text = cplan.source_file.read_text()
+            self.seen[cplan.display] = (str(cplan.path), text, session.exitstatus)  # type: ignore[attr-defined]
+
+
+def test_reporters_read_the_refs_file_and_see_the_gates_exit_status(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    planrunner.makefile("plans/a.plan.yaml", plan("manual: look at one.txt"))
+    reader = _Reader()
+    result = planrunner.run("--verify-only", "--plans-from-ref", "main", "plans", plugins=[reader])
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    path, text, status = reader.seen["plans/a.plan.yaml"]
+    assert path == str(planrunner.path / "plans/a.plan.yaml")
+    assert "file_exists: [one.txt]" in text and "manual" not in text
+    assert status == ExitCode.TESTS_FAILED  # set before the reporters run
