@@ -142,6 +142,13 @@ class Gate:
         if refs is not None and refs.weakenings and not option.allow_weakening and not option.collectonly:
             if session.exitstatus in (ExitCode.OK, ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = ExitCode.TESTS_FAILED
+            n = len(refs.weakenings)
+            self.config.warnings.append(  # so the final line is not green
+                printable(
+                    f"{n} weakening{'' if n == 1 else 's'} of the plans against {self.ref}: the run fails"
+                    " (see 'changed criteria'; --allow-weakening accepts them)"
+                )
+            )
         try:
             return (yield)
         finally:

@@ -147,10 +147,12 @@ def test_a_weakening_fails_the_gate_even_when_every_criterion_passes(
     planrunner.makefile("plans/a.plan.yaml", plan(weaker))
     result = gate(planrunner)
     assert result.ret == ExitCode.TESTS_FAILED, result
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, warnings=1)  # the final line is not green
+    match(result, ["*= warnings summary =*", "1 weakening of the plans against main: the run fails (see *"])
     match(result, ["*[WEAKENING]", "GATE FAILED: *"])
     allowed = gate(planrunner, "--allow-weakening")
     assert allowed.ret == ExitCode.OK, allowed
+    allowed.assert_outcomes(passed=1, warnings=0)
     match(allowed, ["*[weakening, allowed]", "1 weakening allowed (--allow-weakening)"])
 
 
