@@ -25,6 +25,8 @@ from planrun.mergereports import (
 )
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
+from planrun.planfile import read_plan
+from planrun.planref import Change, RefPlans, plans_from_ref
 from planrun.reports import CriterionResult, ItemReport, printable
 from planrun.types import (
     ArgsModel,
@@ -66,6 +68,7 @@ __all__ = [
     "MISSING",
     "ArgsModel",
     "CheckContext",
+    "Change",
     "CheckFailed",
     "CheckKind",
     "CompileError",
@@ -82,6 +85,7 @@ __all__ = [
     "PlanError",
     "PlanrunError",
     "PluginError",
+    "RefPlans",
     "RelPath",
     "Skipped",
     "StepTimeout",
@@ -98,9 +102,11 @@ __all__ = [
     "main",
     "mermaid",
     "parse_path",
+    "plans_from_ref",
     "printable",
     "set_recording",
     "sha256_of",
+    "read_plan",
     "skip",
     "whole_number",
     "write_atomic",

@@ -126,6 +126,9 @@ class CollectedPlan:
         self.selected_ids: set[str] | None = None
         #: Where this plan's items ran (set by :meth:`Session.workspace`, for reporters).
         self.workdir: Path | None = None
+        #: The file the plan was read from: ``path``, or its copy at a git ref (``--plans-from-ref``, see
+        #: :attr:`Session.mirror`; ``path`` may then not exist). Removed at the end of the session.
+        self.source_file: Path = path
 
     @property
     def source(self) -> PlanSource:
@@ -199,15 +202,33 @@ class Session:
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
         self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
+        #: What to collect instead of the PATHS arguments (set before collection, by ``--plans-from-ref``).
+        self.collect_paths: list[str] | None = None
+        #: ``(copy, real, conftest root)``: plan files under ``copy`` stand for those under ``real``
+        #: (``--plans-from-ref``'s mirror of the repository at a ref): they are shown and run as the real
+        #: ones, and their conftests chain up to ``conftest root`` (the copy of the rootdir), not the rootdir.
+        self.mirror: tuple[Path, Path, Path] | None = None
 
     def scope_for(self, folder: Path) -> Scope:
         """The :class:`Scope` of plans in ``folder`` (loading its conftest.py files first)."""
         pm = self.config.pluginmanager
-        pm.consider_conftests(folder, self.config.rootdir)
-        key, hook = pm.hooks_for(folder, self.config.rootdir)
+        root = self.config.rootdir
+        if self.mirror is not None and Path(os.path.realpath(folder)).is_relative_to(self.mirror[0]):
+            root = self.mirror[2]
+        pm.consider_conftests(folder, root)
+        key, hook = pm.hooks_for(folder, root)
         if key not in self._scopes:
             self._scopes[key] = Scope(self.config, hook)
         return self._scopes[key]
+
+    def real_path(self, path: Path) -> Path:
+        """The file a collected ``path`` stands for: itself, or the working tree's for a file in the mirror."""
+        if self.mirror is not None:
+            copy, real = self.mirror[0], self.mirror[1]
+            absolute = Path(os.path.abspath(path))
+            if absolute.is_relative_to(copy):
+                return real / absolute.relative_to(copy)
+        return path
 
     def executor_name_for(self, item: Item) -> str | None:
         """Which executor performs ``item`` (SPEC section 4), or ``None`` for verify-only."""
@@ -224,13 +245,15 @@ class Session:
         config = self.config
         files = list(self._plan_files())
         for path, ids in files:
-            display = config.display_path(path)
+            real = self.real_path(path)
+            display = config.display_path(real)
             try:
                 scope = self.scope_for(path.parent)
                 plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
                 if plan is None:
                     continue
-                cplan = CollectedPlan(path, display, plan, scope.compiler.compile_plan(plan), scope)
+                cplan = CollectedPlan(real, display, plan, scope.compiler.compile_plan(plan), scope)
+                cplan.source_file = path
                 cplan.build_items()
                 self._check_plan(cplan)
             except PlanError as exc:
@@ -272,11 +295,15 @@ class Session:
                 raise cplan.source.error(("executor",), f"unknown executor {name!r} (known: {known})")
             raise UsageError(f"unknown executor {name!r} (known: {known})")
 
-    def _plan_files(self) -> list[tuple[Path, set[str] | None]]:
-        """The plan files to collect, each with the item ids its node-id arguments name (``None``: all)."""
+    def path_arguments(self) -> list[str]:
+        """The PATHS to collect: the arguments, else ``[tool.planrun] paths``, else ``.``."""
         config = self.config
         inipaths = ini_args(config.inicfg, "paths", f"{config.inipath} [tool.planrun]")
-        args = config.option.paths or [str(config.rootdir / p) for p in inipaths] or ["."]
+        return list(config.option.paths or [str(config.rootdir / p) for p in inipaths] or ["."])
+
+    def _plan_files(self) -> list[tuple[Path, set[str] | None]]:
+        """The plan files to collect, each with the item ids its node-id arguments name (``None``: all)."""
+        args = self.collect_paths if self.collect_paths is not None else self.path_arguments()
         found: dict[str, tuple[Path, set[str] | None]] = {}
         for arg in args:
             name, sep, item_id = arg.partition("::")
