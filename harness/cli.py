@@ -52,8 +52,13 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
     ini_addopts = ini_args(inicfg, "addopts", source)
     args = ini_addopts + env_args + args
     pm = PlanrunPluginManager()
-    pm.load_plugins(_preparse_plugins(args), plugins, ini_args(inicfg, "plugins", source))
-    pm._load_conftest(rootdir / "conftest.py")
+    # Under --plans-from-ref the change under review must not run code: not even the import of its
+    # rootdir conftest.py or of the plugins its config file names (the ref's conftests serve the
+    # ref's plans, and a changed [tool.planrun] table is a weakening: see plugins/gate.py).
+    gated = any(_names(arg, "--plans-from-ref") for arg in args)
+    pm.load_plugins(_preparse_plugins(args), plugins, [] if gated else ini_args(inicfg, "plugins", source))
+    if not gated:
+        pm._load_conftest(rootdir / "conftest.py")
     parser = make_parser()
     try:
         pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
@@ -65,6 +70,12 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
         raise _blame(parser, exc, [(f"{source} addopts", ini_addopts), ("PLANRUN_ADDOPTS", env_args)]) from None
     pm.check_pending_plugins()
     return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
+
+
+def _names(arg: str, option: str) -> bool:
+    """Whether ``arg`` is ``option`` (``--opt``, ``--opt=V``) or an abbreviation argparse could take for it."""
+    name = arg.split("=", 1)[0]
+    return len(name) > 2 and name.startswith("--") and option.startswith(name)
 
 
 def _blame(parser: ArgumentParser, exc: UsageError, sources: list[tuple[str, list[str]]]) -> UsageError:

@@ -106,7 +106,10 @@ def make_parser() -> ArgumentParser:
     """The core options; plugins add theirs through ``planrun_addoption``."""
     p = ArgumentParser(
         prog="planrun",
-        usage="planrun [options] [PATHS ...]\n       planrun schema",
+        usage=(
+            "planrun [options] [PATHS ...]\n"
+            "       planrun {plan,review,lint,import,schema,status,graph,verify-evidence,merge-reports} ..."
+        ),
         description="Run plan files: perform each task, assert its success criteria, report like pytest.",
     )
     p.add_argument(

@@ -593,3 +593,36 @@ def test_reporters_read_the_refs_file_and_see_the_gates_exit_status(planrunner: 
     assert path == str(planrunner.path / "plans/a.plan.yaml")
     assert "file_exists: [one.txt]" in text and "manual" not in text
     assert status == ExitCode.TESTS_FAILED  # set before the reporters run
+
+
+@pytest.mark.parametrize(
+    "spelling", [["--plans-from-ref", "main"], ["--plans-from-ref=main"], ["--plans-from=main"], ["--plans-f", "main"]]
+)
+def test_the_working_trees_rootdir_conftest_is_not_even_imported(planrunner: Planrunner, spelling: list[str]) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    sentinel = planrunner.path / "imported.txt"
+    planrunner.makeconftest(f"open({str(sentinel)!r}, 'w').close()\n")
+    result = planrunner.run("--verify-only", *spelling, "plans")
+    assert result.ret == ExitCode.TESTS_FAILED, result  # the new conftest is a weakening
+    assert not sentinel.exists()
+    assert planrunner.run("--verify-only", "plans").ret == ExitCode.OK
+    assert sentinel.exists()  # without the gate it is imported: the check above can fail
+
+
+def test_plugins_the_working_trees_config_names_are_not_loaded(planrunner: Planrunner) -> None:
+    repo(planrunner, {"plans/a.plan.yaml": plan("file_exists: [one.txt]"), "one.txt": "1"})
+    sentinel = planrunner.path / "imported.txt"
+    planrunner.makefile("evilplugin.py", f"open({str(sentinel)!r}, 'w').close()\n")
+    planrunner.makefile("pyproject.toml", '[tool.planrun]\nplugins = ["evilplugin"]\n')
+    import sys
+
+    sys.path.insert(0, str(planrunner.path))
+    try:
+        result = gate(planrunner)
+        assert result.ret == ExitCode.TESTS_FAILED, result  # the changed table is a weakening
+        assert not sentinel.exists()
+        assert planrunner.run("--verify-only", "plans").ret == ExitCode.OK
+        assert sentinel.exists()
+    finally:
+        sys.path.remove(str(planrunner.path))
+        sys.modules.pop("evilplugin", None)
