@@ -56,15 +56,15 @@ def failing(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_shipped_plans_pass(pytester: pytest.Pytester) -> None:
-    run(pytester, str(REPO / "plans"), "-n", "2").assert_outcomes(passed=15)
+    run(pytester, str(REPO / "plans"), "-n", "2").assert_outcomes(passed=19)
     result = run(pytester, str(REPO / "plans"), "-v")
-    result.assert_outcomes(passed=15)
+    result.assert_outcomes(passed=19)
     result.stdout.fnmatch_lines(["*plans/quickstart.plan.yaml::scaffold PASSED*", "*::edge_cases[[]0[]] PASSED*"])
     assert result.ret == 0
 
 
 def test_shipped_plans_copied_pass(pytester: pytest.Pytester) -> None:
-    shutil.copytree(REPO / "plans", pytester.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml"))
+    shutil.copytree(REPO / "plans", pytester.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self"))
     result = run(pytester, "plans/")
     result.assert_outcomes(passed=11)
 
@@ -157,7 +157,7 @@ def test_junitxml_one_testcase_per_item(failing: pytest.Pytester) -> None:
 
 
 def test_xdist_same_outcomes(failing: pytest.Pytester) -> None:
-    shutil.copytree(REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml"))
+    shutil.copytree(REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self"))
     plain = run(failing, "plans", "failing.plan.yaml")
     plain.assert_outcomes(passed=12, failed=1, skipped=1)
     distributed = run(failing, "plans", "failing.plan.yaml", "-n", "2", "-v")
