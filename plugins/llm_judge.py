@@ -39,7 +39,7 @@ from planrun import (
 )
 
 if TYPE_CHECKING:
-    from planrun import Location
+    from planrun import ItemReport, Location
     from planrun.config import Config
     from planrun.session import Session
 
@@ -508,6 +508,23 @@ def planrun_collection_finish(session: Session) -> None:
                     )
                 if settings.key_configured and not settings.api_key:
                     raise UsageError(f"the API key variable {settings.key_env} ([tool.planrun] api_key_env) is not set")
+
+
+_CRASHED = f"check crashed: {JudgeError.__name__}: "
+
+
+@hookimpl(tryfirst=True)
+def planrun_runtest_logreport(report: ItemReport) -> None:
+    """A judge's error is one line, not a crash with a traceback.
+
+    The runner reports any exception but a failure, a skip or a timeout as a
+    crash with its traceback. Until it reports a :class:`planrun.PlanrunError`
+    from a check as a plain error, this puts the judge's errors right before
+    any reporter sees them (the outcome stays ``error``).
+    """
+    for c in report.criteria:
+        if c.kind == "llm_judge" and c.outcome == "error" and c.message.startswith(_CRASHED):
+            c.message, c.evidence = c.message[len(_CRASHED) :], ""
 
 
 @hookimpl
