@@ -60,6 +60,7 @@ _FENCE = re.compile(r"<<<")
 _GLOB = re.compile(r"[*?[]")
 _STATS = "llm_judge.stats"
 
+EVIDENCE_INTRO = "Evidence gathered by planrun:"
 SYSTEM_PROMPT = f"""\
 You are a strict reviewer. You decide whether ONE criterion (the rubric) holds, judging only from the evidence \
 planrun gathered, and you answer only by calling the tool `verdict`.
@@ -148,6 +149,20 @@ class Stats:
     tokens_in: int = 0
     tokens_out: int = 0
     models: set[str] = field(default_factory=set)
+    #: Spent since the last item report: added to the next one (items run one at a time).
+    pending_in: int = 0
+    pending_out: int = 0
+    pending_cost: float | None = None
+
+    def spent(self, settings: llm.LLMSettings, tokens_in: int, tokens_out: int) -> None:
+        self.asked += 1
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.pending_in += tokens_in
+        self.pending_out += tokens_out
+        cost = settings.cost(tokens_in, tokens_out)
+        if cost is not None:
+            self.pending_cost = (self.pending_cost or 0.0) + cost
 
 
 # -- evidence ------------------------------------------------------------------
@@ -188,7 +203,7 @@ class _Gatherer:
             note += f"[cut: only the first {len(body)} characters are shown (the {reason} limit)]"
         text = body if not note else (body + ("\n" if body and not body.endswith("\n") else "") + note)
         self.total += len(text)
-        self.lines.update(s for line in body.splitlines() if (s := line.strip()))
+        self.lines.update(s for line in body.split("\n") if (s := line.strip()))
         self.blocks.append(f"{OPEN} {header}>>>\n{text}{'' if text.endswith(chr(10)) else chr(10)}{CLOSE}")
 
     def file(self, rel: str) -> None:
@@ -309,7 +324,7 @@ def check_verdict(args: dict[str, Any], lines: set[str]) -> Verdict:
         raise JudgeError("the judge's verdict gives no reason")
     if not isinstance(cited, list) or not all(isinstance(c, str) for c in cited):
         raise JudgeError("the judge's verdict call has malformed arguments: 'cited' is not a list of strings")
-    quoted = [s for c in cited for line in c.splitlines() if (s := line.strip())]
+    quoted = [s for c in cited for line in c.split("\n") if (s := line.strip())]
     if verdict == "pass" and not quoted:
         raise JudgeError("the judge's pass cites no evidence")
     missing = [q for q in quoted if q not in lines]
@@ -393,9 +408,7 @@ def make_check(config: Config) -> Any:
         cached = verdict is not None
         if verdict is None:
             verdict = _ask(settings, redact, args.criterion, sent, gather.lines, deadline)
-            stats.asked += 1
-            stats.tokens_in += verdict.tokens_in
-            stats.tokens_out += verdict.tokens_out
+            stats.spent(settings, verdict.tokens_in, verdict.tokens_out)
             record = {**verdict.record(), "model": settings.model, "key": key}
             write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
         else:
@@ -415,7 +428,7 @@ def _ask(
         {"role": "system", "content": SYSTEM_PROMPT},
         {
             "role": "user",
-            "content": f"Rubric (the one criterion to judge):\n{criterion}\n\nEvidence gathered by planrun:\n{evidence}",
+            "content": f"Rubric (the one criterion to judge):\n{criterion}\n\n{EVIDENCE_INTRO}\n{evidence}",
         },
     ]
     try:
@@ -458,6 +471,8 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
 def planrun_configure(config: Config) -> None:
     judge_enabled(config)  # a malformed setting is a usage error now
     _judge_model(config)
+    stats = config.stash.setdefault(_STATS, Stats())
+    config.pluginmanager.register(Accounting(stats), "llm-judge-accounting")
 
 
 @hookimpl
@@ -513,18 +528,34 @@ def planrun_collection_finish(session: Session) -> None:
 _CRASHED = f"check crashed: {JudgeError.__name__}: "
 
 
-@hookimpl(tryfirst=True)
-def planrun_runtest_logreport(report: ItemReport) -> None:
-    """A judge's error is one line, not a crash with a traceback.
+class Accounting:
+    """Per run: the judge's tokens and cost count in the item's; a judge's error is one line, not a crash."""
 
-    The runner reports any exception but a failure, a skip or a timeout as a
-    crash with its traceback. Until it reports a :class:`planrun.PlanrunError`
-    from a check as a plain error, this puts the judge's errors right before
-    any reporter sees them (the outcome stays ``error``).
-    """
-    for c in report.criteria:
-        if c.kind == "llm_judge" and c.outcome == "error" and c.message.startswith(_CRASHED):
-            c.message, c.evidence = c.message[len(_CRASHED) :], ""
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    @hookimpl(tryfirst=True)
+    def planrun_runtest_logreport(self, report: ItemReport) -> None:
+        """Before any reporter sees ``report``.
+
+        Items run one at a time, so what the judge spent since the last report
+        was spent for this one (its criteria, its baseline, its regression
+        checks). The runner reports any exception but a failure, a skip or a
+        timeout as a crash with its traceback; until it reports a
+        :class:`planrun.PlanrunError` from a check as a plain error, the
+        judge's errors are put right here (the outcome stays ``error``).
+        """
+        stats = self.stats
+        if stats.pending_in or stats.pending_out or stats.pending_cost is not None:
+            report.tokens_in += stats.pending_in
+            report.tokens_out += stats.pending_out
+            if stats.pending_cost is not None:
+                report.cost = (report.cost or 0.0) + stats.pending_cost
+            stats.pending_in = stats.pending_out = 0
+            stats.pending_cost = None
+        for c in report.criteria:
+            if c.kind == "llm_judge" and c.outcome == "error" and c.message.startswith(_CRASHED):
+                c.message, c.evidence = c.message[len(_CRASHED) :], ""
 
 
 @hookimpl

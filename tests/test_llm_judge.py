@@ -92,7 +92,21 @@ def test_pass_with_a_valid_citation_and_the_request_shape(project: Planrunner, o
     assert content.index("src/models.py defines a User type") < content.index(header)
     assert f"{header}\n{USER}<<<END EVIDENCE>>>" in content
     assert CANARY not in req.text()
-    result.stdout.fnmatch_lines(["*llm judge*", "1 verdicts (0 cached, 1 asked of judge-model): tokens 100 in / 20 out"])
+    result.stdout.fnmatch_lines(
+        ["*llm judge*", "1 verdicts (0 cached, 1 asked of judge-model): tokens 100 in / 20 out"]
+    )
+
+
+def test_judge_tokens_and_cost_count_in_the_item(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    with (project.path / "pyproject.toml").open("a") as f:
+        f.write('[tool.planrun.prices]\n"judge-model" = {input = 1.0, output = 10.0}\n')
+    openai_server.add(verdict(usage=(1000, 100)))
+    result, reports = run(project)
+    item = reports.items["t"]
+    assert (item.tokens_in, item.tokens_out) == (1000, 100)
+    assert item.cost == pytest.approx(0.002)
+    again, reports = run(project)  # a cached verdict costs nothing
+    assert (reports.items["t"].tokens_in, reports.items["t"].tokens_out, reports.items["t"].cost) == (0, 0, None)
 
 
 def test_fail_is_a_failure_with_the_reason_and_citations(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
@@ -126,7 +140,11 @@ ERRORS = [
         "the judge's verdict call has malformed arguments",
         id="bad-json",
     ),
-    pytest.param(tool_turn(("verdict", "[1, 2]")), "the judge's verdict call has malformed arguments: not a JSON object", id="json-list"),
+    pytest.param(
+        tool_turn(("verdict", "[1, 2]")),
+        "the judge's verdict call has malformed arguments: not a JSON object",
+        id="json-list",
+    ),
     pytest.param(
         tool_turn(("verdict", {"verdict": "pass", "reason": "x", "cited": "class User:"})),
         "the judge's verdict call has malformed arguments: 'cited' is not a list of strings",
@@ -138,7 +156,9 @@ ERRORS = [
         id="no-reason",
     ),
     pytest.param(
-        tool_turn(("finish", {"summary": "pass"})), "the judge must make exactly one verdict call, it made 1 (finish)", id="wrong-tool"
+        tool_turn(("finish", {"summary": "pass"})),
+        "the judge must make exactly one verdict call, it made 1 (finish)",
+        id="wrong-tool",
     ),
     pytest.param(
         tool_turn(
@@ -179,9 +199,7 @@ def test_endpoint_500s_then_ok_is_retried(project: Planrunner, openai_server: Sc
     assert len(openai_server.requests) == 3
 
 
-def test_refused_key_is_an_error_and_the_key_is_never_shown(
-    project: Planrunner, openai_server: ScriptedOpenAI
-) -> None:
+def test_refused_key_is_an_error_and_the_key_is_never_shown(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
     openai_server.add(error(401, f"Incorrect API key provided: {CANARY}"))
     result, reports = run(project, "-vv")
     crit = reports.items["t"].criteria[0]
@@ -453,9 +471,7 @@ def test_judge_makes_prose_criteria_judge_criteria(
 ) -> None:
     args: tuple[str, ...] = ("--judge",)
     if how == "config":
-        (project.path / "pyproject.toml").write_text(
-            (project.path / "pyproject.toml").read_text() + "judge = true\n"
-        )
+        (project.path / "pyproject.toml").write_text((project.path / "pyproject.toml").read_text() + "judge = true\n")
         args = ()
     openai_server.add(verdict(), verdict("pass", "docs", ["name: str"]))
     result, reports = run(project, *args, plan=STRING_PLAN)
@@ -526,7 +542,10 @@ def test_model_falls_back_to_model_and_the_criterion_can_name_its_own(
     ("criterion", "message"),
     [
         ("{llm_judge: {evidence: {files: [a]}}}", "7:21: llm_judge: required key 'criterion' missing"),
-        ("{llm_judge: {criterion: x, evidence: {files: [/etc/passwd]}}}", "7:55: llm_judge: evidence.files.0: absolute path"),
+        (
+            "{llm_judge: {criterion: x, evidence: {files: [/etc/passwd]}}}",
+            "7:55: llm_judge: evidence.files.0: absolute path",
+        ),
         ("{llm_judge: {criterion: x, evidence: {files: ['../up']}}}", "escapes the workdir with '..'"),
         ("{llm_judge: {criterion: x, evidence: {commands: ['  ']}}}", "an evidence command is empty"),
         ("{llm_judge: {criterion: x, evidense: {}}}", "unknown key 'evidense'; did you mean 'evidence'?"),
@@ -536,7 +555,9 @@ def test_model_falls_back_to_model_and_the_criterion_can_name_its_own(
 def test_bad_judge_arguments_are_located_compile_errors(
     project: Planrunner, openai_server: ScriptedOpenAI, criterion: str, message: str
 ) -> None:
-    project.makeplan("judged", f"plan: judged\ntasks:\n  - id: t\n    name: T\n    criteria:\n      -\n        {criterion}\n")
+    project.makeplan(
+        "judged", f"plan: judged\ntasks:\n  - id: t\n    name: T\n    criteria:\n      -\n        {criterion}\n"
+    )
     result = project.run("judged.plan.yaml")
     assert result.ret == ExitCode.INTERRUPTED, result
     assert message in result.outstr, result
