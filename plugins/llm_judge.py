@@ -190,11 +190,13 @@ class _Gatherer:
         self.left_out: list[str] = []
         self.present = 0  # pieces that exist (a file read, a command run)
 
-    def add(self, header: str, body: str, note: str = "") -> None:
+    def add(self, label: str, attrs: str, body: str, note: str = "") -> None:
+        """One piece: ``label`` names it (``file="a.py"``), ``attrs`` describe it (hash, exit code)."""
+        header = f"{label} {attrs}" if attrs else label
         body = _fenced(self.redact(body))
         room = MAX_TOTAL_CHARS - self.total
         if room <= 0:
-            self.left_out.append(header)
+            self.left_out.append(label)
             return
         cut = min(MAX_ITEM_CHARS, room)
         if len(body) > cut:
@@ -227,13 +229,13 @@ class _Gatherer:
             fail(f"evidence {rel} cannot be read: {exc.strerror or exc}")
         self.files += 1
         self.present += 1
-        header = f"file={_name(rel)} sha256={digest.hexdigest()} bytes={size}"
+        label, attrs = f"file={_name(rel)}", f"sha256={digest.hexdigest()} bytes={size}"
         if b"\x00" in head:
-            self.add(header, "", "[binary file: not shown]")
+            self.add(label, attrs, "", "[binary file: not shown]")
             return
         text = head.decode("utf-8", errors="replace").replace("\r\n", "\n")
         note = f"[cut: the file is {size} bytes; only its start was read]\n" if size > len(head) else ""
-        self.add(header, text, note)
+        self.add(label, attrs, text, note)
 
     def path(self, pattern: str) -> None:
         ctx = self.ctx
@@ -242,7 +244,7 @@ class _Gatherer:
             fail(f"evidence {outside[0]} resolves outside the workdir")
         if not found:
             what = "no file matches" if _GLOB.search(pattern) else "does not exist"
-            self.add(f"file={_name(pattern)} missing", f"({what})")
+            self.add(f"file={_name(pattern)}", "missing", f"({what})")
             return
         for rel in found:
             if ctx.path(rel).is_dir():  # then listed and each file opened and verified
@@ -270,7 +272,7 @@ class _Gatherer:
         if not body.endswith("\n"):
             body += "\n"
         body += f"stderr:\n{result.stderr}"
-        self.add(f"command={_name(command)} exit_code={result.returncode}", body)
+        self.add(f"command={_name(command)}", f"exit_code={result.returncode}", body)
 
     def text(self) -> str:
         out = "\n".join(self.blocks)
