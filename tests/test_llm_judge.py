@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from planrun import ExitCode, ItemReport, hookimpl
-from planrun.testing import Planrunner, RunResult, ScriptedOpenAI, error, text, tool_turn
+from planrun.testing import Planrunner, RunResult, ScriptedOpenAI, delay, error, text, tool_turn
 
 CANARY = "sk-CANARY-0a1b2c3d4e5f6789"
 USER = "class User:\n    name: str\n"
@@ -616,3 +616,23 @@ def test_the_total_evidence_limit_cuts_and_lists_what_is_left_out(
     assert content.endswith('[left out: 2 more pieces over the limits: file="big/f5.txt", file="big/f6.txt"]')
     assert content.count("<<<END EVIDENCE>>>") == 5
     assert len(content) < 110_000
+
+
+def test_a_judge_that_does_not_answer_in_time_is_an_error(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    openai_server.add(delay(30, verdict()), delay(30, verdict()), delay(30, verdict()), delay(30, verdict()))
+    plan = JUDGE_PLAN.replace("      - llm_judge:\n", "      - timeout: 1\n        llm_judge:\n")
+    result, reports = run(project, plan=plan)
+    crit = reports.items["t"].criteria[0]
+    assert crit.outcome == "error"
+    assert crit.message.startswith("timed out: "), crit.message
+    assert cache_files(project) == []
+
+
+def test_judge_without_evidence_can_never_pass(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    plan = "plan: judged\ntasks:\n  - id: t\n    name: T\n    criteria:\n      - Everything is fine\n"
+    openai_server.add(verdict(cited=["Everything is fine"]), verdict("fail", "nothing to go on", []))
+    result, reports = run(project, "--judge", plan=plan)
+    assert "(no evidence was gathered for this criterion)" in user_content(openai_server)
+    assert reports.items["t"].criteria[0].outcome == "error"  # the rubric is no evidence
+    result, reports = run(project, "--judge", plan=plan)
+    assert reports.items["t"].criteria[0].outcome == "failed"
