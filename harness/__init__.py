@@ -8,9 +8,21 @@ from planrun.atomic import write_atomic
 from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
+from planrun.evidence import EVIDENCE_FORMAT, EVIDENCE_VERSION, git_state, sha256_of
 from planrun.gitenv import git_env
 from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
+from planrun.mergereports import (
+    XmlElement,
+    check_report_path,
+    json_counts,
+    json_dumps,
+    junit_root,
+    plan_order_key,
+    write_report,
+    xml_document,
+    xml_text,
+)
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.reports import CriterionResult, ItemReport, printable
@@ -26,6 +38,7 @@ from planrun.types import (
     Location,
     RelPath,
     StepTimeout,
+    set_recording,
 )
 
 __version__ = "0.1.0"
@@ -48,6 +61,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "EVIDENCE_FORMAT",
+    "EVIDENCE_VERSION",
     "MISSING",
     "ArgsModel",
     "CheckContext",
@@ -76,6 +91,7 @@ __all__ = [
     "copy_workdir",
     "fail",
     "git_env",
+    "git_state",
     "hookimpl",
     "hookspec",
     "lookup",
@@ -83,7 +99,18 @@ __all__ = [
     "mermaid",
     "parse_path",
     "printable",
+    "set_recording",
+    "sha256_of",
     "skip",
     "whole_number",
     "write_atomic",
+    "XmlElement",
+    "check_report_path",
+    "json_counts",
+    "json_dumps",
+    "junit_root",
+    "plan_order_key",
+    "xml_document",
+    "xml_text",
+    "write_report",
 ]

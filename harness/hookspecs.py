@@ -180,6 +180,21 @@ def planrun_collection_finish(session: Session) -> None:
 
 
 @hookspec
+def planrun_report_collectionfinish(config: Config, items: list[Item]) -> str | list[str] | None:
+    """Lines for the terminal, printed right after the ``collected ...`` line.
+
+    :param config: the run's config.
+    :param items: the selected items.
+    :return: a line, a list of lines, or ``None``.
+
+    Called once, after collection and selection, by every implementation
+    (not with ``-q``); the lines appear in plugin order, each through
+    :func:`planrun.printable`. The place for what selection did, such as
+    ``--shard`` or ``--lf``.
+    """
+
+
+@hookspec
 def planrun_sessionstart(session: Session) -> None:
     """The session starts, after configure and before collection.
 
@@ -188,6 +203,28 @@ def planrun_sessionstart(session: Session) -> None:
 
     Called once per run, by every implementation; the terminal prints its
     header here.
+    """
+
+
+@hookspec(firstresult=True)
+def planrun_runtestloop(session: Session) -> bool | None:
+    """Run the collected items: the whole run phase.
+
+    :param session: the session; ``session.items`` holds the selected items
+        in order and ``session.plans`` the collected plans.
+    :return: ``True`` when this implementation ran them; ``None`` to leave it
+        to the next.
+
+    Called once per run that collected without errors (not with
+    ``--collect-only``). firstresult: stops at the first non-``None`` result.
+    The core's ``trylast`` default runs the
+    plans one after another in this process; the ``workers`` plugin (``-n``)
+    runs them in worker processes and replays their events in the main
+    process in the order of a serial run. An implementation must report every
+    item through ``session.log_start``, ``session.log_executed`` and
+    ``session.log`` (or replay them), honour ``session.shouldstop`` between
+    items, and let :exc:`KeyboardInterrupt` through after stopping what it
+    started.
     """
 
 

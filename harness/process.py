@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import select
 import selectors
@@ -61,6 +62,9 @@ class ProcessResult:
     :param stdout_seen: the ``watch_stdout`` strings that occurred anywhere in
         stdout as it was read, cut middle included.
     :param stderr_seen: the same for ``watch_stderr``.
+    :param stdout_sha256: with ``hash_output``, the SHA-256 (hex) of all of
+        stdout as it was read, the capped-away middle included; else ``None``.
+    :param stderr_sha256: the same for stderr.
     """
 
     command: str
@@ -75,6 +79,8 @@ class ProcessResult:
     stderr_bytes: int = -1
     stdout_seen: frozenset[str] = field(default_factory=frozenset)
     stderr_seen: frozenset[str] = field(default_factory=frozenset)
+    stdout_sha256: str | None = None
+    stderr_sha256: str | None = None
 
     def output_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of stdout followed by stderr, for failure reports.
@@ -150,10 +156,12 @@ class _Capped:
 
     It also looks for ``needles`` in everything that passes, the cut middle
     included: each chunk is searched together with the last ``len(needle) - 1``
-    bytes before it, so a needle split across reads is found.
+    bytes before it, so a needle split across reads is found. With ``digest``
+    everything that passes is hashed (SHA-256) too.
     """
 
-    def __init__(self, limit: int, needles: Iterable[str] = ()) -> None:
+    def __init__(self, limit: int, needles: Iterable[str] = (), digest: bool = False) -> None:
+        self.sha = hashlib.sha256() if digest else None
         self.half = limit // 2
         self.head = bytearray()
         self.tail = bytearray()
@@ -170,6 +178,8 @@ class _Capped:
 
     def add(self, data: bytes) -> None:
         self.total += len(data)
+        if self.sha is not None:
+            self.sha.update(data)
         if self.wanted:
             self._watch(data)
         room = self.half - len(self.head)
@@ -242,11 +252,12 @@ class _Pump:
         max_output: int,
         watch_stdout: Iterable[str] = (),
         watch_stderr: Iterable[str] = (),
+        digest: bool = False,
     ) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         self.pid = proc.pid
-        self.out = _Capped(max_output, watch_stdout)
-        self.err = _Capped(max_output, watch_stderr)
+        self.out = _Capped(max_output, watch_stdout, digest)
+        self.err = _Capped(max_output, watch_stderr, digest)
         self.sinks = {proc.stdout.fileno(): self.out, proc.stderr.fileno(): self.err}
         self.open = set(self.sinks)
         self.sel: selectors.BaseSelector = (
@@ -504,6 +515,7 @@ def run_process(
     kill_grace: float = 2.0,
     watch_stdout: Sequence[str] = (),
     watch_stderr: Sequence[str] = (),
+    hash_output: bool = False,
 ) -> ProcessResult:
     """Run ``command`` to completion or for at most ``timeout`` seconds.
 
@@ -557,6 +569,8 @@ def run_process(
     :param kill_grace: seconds between SIGTERM and SIGKILL on timeout.
     :param watch_stdout: strings to look for in all of stdout (compared as UTF-8 bytes).
     :param watch_stderr: the same for stderr.
+    :param hash_output: hash each whole stream as it is read (the result's
+        ``stdout_sha256``/``stderr_sha256``), for the evidence record.
     :returns: what happened; a negative ``returncode`` is a signal number
         (see :class:`ProcessResult`).
     :raises OSError: the command could not be started (``cwd`` or the
@@ -598,7 +612,7 @@ def run_process(
         with _RUNNING_LOCK:
             _RUNNING.add(proc.pid)
         try:
-            pump = _Pump(proc, max_output, watch_stdout, watch_stderr)
+            pump = _Pump(proc, max_output, watch_stdout, watch_stderr, hash_output)
             pump.start()
             if not pump.until_exit(start + timeout):
                 timed_out = True
@@ -641,4 +655,6 @@ def run_process(
         stderr_bytes=pump.err.total,
         stdout_seen=frozenset(pump.out.seen),
         stderr_seen=frozenset(pump.err.seen),
+        stdout_sha256=None if pump.out.sha is None else pump.out.sha.hexdigest(),
+        stderr_sha256=None if pump.err.sha is None else pump.err.sha.hexdigest(),
     )

@@ -6,7 +6,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from planrun.types import Location
 
@@ -66,6 +66,7 @@ class CriterionResult:
     duration: float = 0.0
     vacuous: bool = False
     regression_of: str | None = None  # the id of the task whose criterion broke
+    record: dict[str, Any] | None = None  # --evidence: files read and commands run (CheckContext.record)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from planrun.types import (
     Executor,
     ExecutorError,
     StepTimeout,
+    finish_record,
     forget_paths,
+    new_record,
     time_limit,
 )
 
@@ -42,6 +44,7 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     deadline = start + (check.retry_for if retry else 0.0)
     delay = 0.1
     while True:
+        ctx.record = new_record()  # --evidence: what this attempt reads and runs (None when off)
         try:
             with time_limit(check.timeout + _BACKSTOP, f"check {check.name!r}"):
                 check.function(check.args, ctx)
@@ -65,6 +68,8 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
     result.duration = time.monotonic() - start
+    if ctx.record is not None:
+        result.record = finish_record(ctx.record)
     return result
 
 

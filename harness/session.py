@@ -307,17 +307,22 @@ class Session:
     # -- running ---------------------------------------------------------
 
     def run(self) -> None:
-        from planrun.runner import PlanRunner
+        """The run phase: :func:`planrun_runtestloop` (serial here, or ``-n`` workers)."""
+        self.config.hook.planrun_runtestloop(session=self)
 
+    def plan_items(self) -> list[tuple[CollectedPlan, list[Item]]]:
+        """The plans that have selected items, in run order, each with its items."""
         by_plan: dict[int, list[Item]] = {}
         for item in self.items:
             by_plan.setdefault(id(item.cplan), []).append(item)
-        for cplan in self.plans:
-            items = by_plan.get(id(cplan))
-            if not items or self.shouldstop:
-                continue
-            with self.workspace(cplan) as workdir:
-                PlanRunner(self, cplan, workdir).run(items)
+        return [(cplan, by_plan[id(cplan)]) for cplan in self.plans if id(cplan) in by_plan]
+
+    def run_plan(self, cplan: CollectedPlan, items: list[Item]) -> None:
+        """Run one plan's items in its workspace."""
+        from planrun.runner import PlanRunner
+
+        with self.workspace(cplan) as workdir:
+            PlanRunner(self, cplan, workdir).run(items)
 
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
@@ -625,6 +630,15 @@ def _print_error(exc: BaseException) -> None:
 
 
 # -- the core's default hook implementations ------------------------------
+
+
+@hookimpl(trylast=True)
+def planrun_runtestloop(session: Session) -> bool:
+    for cplan, items in session.plan_items():
+        if session.shouldstop:
+            break
+        session.run_plan(cplan, items)
+    return True
 
 
 @hookimpl(trylast=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import fnmatch
+import hashlib
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from planrun.errors import PlanrunError
-from planrun.outcomes import fail
+from planrun.outcomes import CheckFailed, fail
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -92,6 +93,49 @@ def forget_paths() -> None:
     global _GENERATION
     _REALDIRS.clear()
     _GENERATION += 1
+
+
+# --evidence: whether checks record what they read and ran (CriterionResult.record).
+# Off, the only cost is one ``record is None`` test per open, glob and command.
+_RECORDING = False
+#: Characters of each output stream's kept text an evidence record keeps (its end).
+RECORD_TAIL = 4096
+
+
+def set_recording(on: bool) -> None:
+    """Make every check record its evidence (``--evidence``): see :func:`new_record`."""
+    global _RECORDING
+    _RECORDING = on
+
+
+def new_record() -> dict[str, Any] | None:
+    """An empty evidence record for one check, or ``None`` when recording is off.
+
+    While a check runs, ``files`` maps each workdir-relative path it opened
+    or matched to what was seen; :func:`finish_record` turns it into a list.
+    """
+    return {"files": {}, "globs": [], "commands": []} if _RECORDING else None
+
+
+def finish_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready form of a record: ``files`` as a list, in the order first met."""
+    return {**record, "files": list(record["files"].values())}
+
+
+def _hash_fd(fd: int) -> tuple[str, int]:
+    """SHA-256 (hex) and size of everything in open file ``fd``, read with ``pread`` (its offset stays)."""
+    sha, pos = hashlib.sha256(), 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, pos)
+        if not chunk:
+            return sha.hexdigest(), pos
+        sha.update(chunk)
+        pos += len(chunk)
+
+
+def _stream(total: int, digest: str | None, kept: str) -> dict[str, Any]:
+    """One output stream in a command's evidence: bytes read, SHA-256 of them all, the end of what was kept."""
+    return {"bytes": total, "sha256": digest, "tail": kept[-RECORD_TAIL:]}
 
 
 def set_max_file_bytes(limit: int) -> None:
@@ -439,6 +483,8 @@ RUNNING_ENV = "PLANRUN_RUNNING"
 class _Context:
     workdir: Path
     timeout: float
+    #: The evidence record of the running check (``--evidence``), else ``None``.
+    record: dict[str, Any] | None = None
 
     def run(
         self,
@@ -461,17 +507,32 @@ class _Context:
         _pin_root(os.fspath(self.workdir))  # before anything runs that could swap the workdir
         # Marked as run by planrun: a `pytest` it starts does not collect plans again (no recursion).
         child_env = {**(os.environ if env is None else env), RUNNING_ENV: "1"}
+        record = self.record
         try:
-            return run_process(
+            result = run_process(
                 command,
                 cwd=self.workdir if cwd is None else self.workdir / cwd,
                 timeout=self.timeout if timeout is None else timeout,
                 env=child_env,
                 watch_stdout=watch_stdout,
                 watch_stderr=watch_stderr,
+                hash_output=record is not None,
             )
         finally:
             forget_paths()
+        if record is not None:
+            record["commands"].append(
+                {
+                    "command": result.command,
+                    "cwd": "." if cwd is None else os.fspath(cwd),
+                    "exit_code": result.returncode,
+                    "timed_out": result.timed_out,
+                    "duration": round(result.duration, 6),
+                    "stdout": _stream(result.stdout_bytes, result.stdout_sha256, result.stdout),
+                    "stderr": _stream(result.stderr_bytes, result.stderr_sha256, result.stderr),
+                }
+            )
+        return result
 
 
 @dataclass
@@ -484,6 +545,9 @@ class CheckContext(_Context):
 
     #: Bytes a read may return; ``None`` means the run's ``--max-file-bytes``.
     max_file_bytes: int | None = None
+
+    #: What this check read and ran, for ``--evidence`` (see :func:`new_record`); ``None``: not recorded.
+    record: dict[str, Any] | None = None
 
     @property
     def file_limit(self) -> int:
@@ -527,7 +591,32 @@ class CheckContext(_Context):
             return [], [pattern]  # a plain path: name it as written
         if matcher.truncated and not matcher.found and not matcher.outside:
             fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
-        return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+        found, outside = list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+        if self.record is not None:
+            self._record_glob(self.record, root, pattern, found, outside)
+        return found, outside
+
+    def _record_glob(self, record: dict[str, Any], root: str, pattern: str, found: list[str], out: list[str]) -> None:
+        """Evidence of a glob: what it matched, and each match's type (and hash, for a file within the limit)."""
+        record["globs"].append({"pattern": pattern, "found": found, "outside": out})
+        files = record["files"]
+        for rel in found:
+            try:
+                st = os.stat(os.path.join(root, rel))
+            except OSError:
+                files[rel] = {"path": rel, "type": "missing"}
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                files[rel] = {"path": rel, "type": "directory"}
+            elif not stat.S_ISREG(st.st_mode):
+                files[rel] = {"path": rel, "type": "other"}
+            elif st.st_size > self.file_limit:
+                files[rel] = {"path": rel, "type": "file", "size": st.st_size, "sha256": None}
+            else:
+                try:
+                    self.open(rel).close()  # records the file with its hash, from what was opened
+                except CheckFailed as exc:
+                    files[rel] = {"path": rel, "type": "unreadable", "message": exc.message}
 
     def path(self, rel: str) -> Path:
         """Resolve ``rel`` under the workdir; a symlink that leads outside fails the check.
@@ -600,6 +689,9 @@ class CheckContext(_Context):
                 again = os.fstat(fd)
                 if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
                     fail(f"{rel} changed while it was opened")
+            if self.record is not None:
+                digest, size = _hash_fd(fd)
+                self.record["files"][rel] = {"path": rel, "type": "file", "size": size, "sha256": digest}
             return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)

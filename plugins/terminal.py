@@ -443,6 +443,10 @@ class TerminalReporter:
                 # The last header line: only now is it known whether an agent will run.
                 self.write_line(f"sandbox: {sandbox_name()}")
             self.write_line(collected_line(session), "bold")
+            results = self.config.hook.planrun_report_collectionfinish(config=self.config, items=session.items)
+            for result in reversed(results):  # pluggy returns the last registered first
+                for line in [result] if isinstance(result, str) else result:
+                    self.write_line(printable(line))
             self.write_line()
         if self.config.option.collectonly:
             self._list_items(session)
