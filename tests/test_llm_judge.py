@@ -636,3 +636,27 @@ def test_judge_without_evidence_can_never_pass(project: Planrunner, openai_serve
     assert reports.items["t"].criteria[0].outcome == "error"  # the rubric is no evidence
     result, reports = run(project, "--judge", plan=plan)
     assert reports.items["t"].criteria[0].outcome == "failed"
+
+
+@pytest.mark.parametrize("how", ["keeps-failing", "unreachable"])
+def test_an_endpoint_that_never_answers_well_is_an_error(
+    project: Planrunner, openai_server: ScriptedOpenAI, how: str
+) -> None:
+    if how == "unreachable":
+        import socket
+
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/v1"
+        (project.path / "pyproject.toml").write_text(f'[tool.planrun]\njudge_model = "m"\nbase_url = "{url}"\n')
+        expected = "the judge could not be asked: the model endpoint is unreachable: 4 requests to"
+    else:
+        openai_server.add(*[error(500, "boom")] * 4)
+        expected = "the judge could not be asked: the model endpoint keeps failing: 4 requests to"
+    result, reports = run(project)
+    crit = reports.items["t"].criteria[0]
+    assert crit.outcome == "error"
+    assert crit.message.startswith(expected), crit.message
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert cache_files(project) == []
