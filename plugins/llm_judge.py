@@ -155,7 +155,7 @@ class Stats:
     pending_cost: float | None = None
 
     def spent(self, settings: llm.LLMSettings, tokens_in: int, tokens_out: int) -> None:
-        self.asked += 1
+        """A request answered (usable or not): its tokens count."""
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
         self.pending_in += tokens_in
@@ -291,8 +291,6 @@ class Verdict:
     verdict: str
     reason: str
     cited: list[str]
-    tokens_in: int = 0
-    tokens_out: int = 0
 
     def record(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "reason": self.reason, "cited": self.cited}
@@ -409,10 +407,13 @@ def make_check(config: Config) -> Any:
         verdict = _read_cache(path, gather.lines)
         cached = verdict is not None
         if verdict is None:
-            verdict = _ask(settings, redact, args.criterion, sent, gather.lines, deadline)
-            stats.spent(settings, verdict.tokens_in, verdict.tokens_out)
+            verdict = _ask(settings, redact, args.criterion, sent, gather.lines, deadline, stats)
+            stats.asked += 1
             record = {**verdict.record(), "model": settings.model, "key": key}
-            write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+            try:
+                write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+            except OSError:
+                pass  # a cache that cannot be written only costs the next run a request
         else:
             stats.cached += 1
         if verdict.verdict == "fail":
@@ -424,7 +425,13 @@ def make_check(config: Config) -> Any:
 
 
 def _ask(
-    settings: llm.LLMSettings, redact: llm.Redactor, criterion: str, evidence: str, lines: set[str], deadline: float
+    settings: llm.LLMSettings,
+    redact: llm.Redactor,
+    criterion: str,
+    evidence: str,
+    lines: set[str],
+    deadline: float,
+    stats: Stats,
 ) -> Verdict:
     messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -443,9 +450,8 @@ def _ask(
         raise JudgeError(f"the judge could not be asked: {exc}") from None
     finally:
         model.close()
-    verdict = parse_verdict(turn, lines)
-    verdict.tokens_in, verdict.tokens_out = turn.tokens_in, turn.tokens_out
-    return verdict
+    stats.spent(settings, turn.tokens_in, turn.tokens_out)  # an unusable answer cost tokens too
+    return parse_verdict(turn, lines)
 
 
 def _describe(args: JudgeArgs) -> str:
@@ -563,7 +569,7 @@ class Accounting:
 @hookimpl
 def planrun_terminal_summary(terminalreporter: Any, config: Config) -> None:
     stats: Stats | None = config.stash.get(_STATS)
-    if stats is None or not (stats.asked or stats.cached):
+    if stats is None or not (stats.asked or stats.cached or stats.tokens_in or stats.tokens_out):
         return
     tr = terminalreporter
     tr.write_sep("-", "llm judge")

@@ -109,6 +109,14 @@ def test_judge_tokens_and_cost_count_in_the_item(project: Planrunner, openai_ser
     assert (reports.items["t"].tokens_in, reports.items["t"].tokens_out, reports.items["t"].cost) == (0, 0, None)
 
 
+def test_an_unusable_answer_still_counts_its_tokens(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
+    openai_server.add(verdict("maybe", usage=(700, 70)))
+    result, reports = run(project)
+    assert reports.items["t"].criteria[0].outcome == "error"
+    assert (reports.items["t"].tokens_in, reports.items["t"].tokens_out) == (700, 70)
+    result.stdout.fnmatch_lines(["0 verdicts (0 cached, 0 asked of judge-model): tokens 700 in / 70 out"])
+
+
 def test_fail_is_a_failure_with_the_reason_and_citations(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
     openai_server.add(verdict("fail", "User has no email field", ["name: str"]))
     result, reports = run(project)
