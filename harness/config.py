@@ -205,6 +205,7 @@ KNOWN_INI_KEYS = {
     "model",
     "base_url",
     "judge",
+    "judge_model",
     "plugins",
     "max_attempts",
     "timeout",

@@ -475,6 +475,8 @@ class TerminalReporter:
             for check in item.checks:
                 compiled = json.dumps(check.source, default=str, ensure_ascii=False)
                 prefix = f"{check.text!r} -> " if check.text is not None else ""
+                if check.text is not None and check.kind == "llm_judge":
+                    prefix = f"llm_judge {check.text!r} (from --judge) -> "
                 self.write_line(f"    {prefix}{compiled}  [{check.location}]")
 
     def prompt_source(self) -> str:

@@ -211,7 +211,7 @@ def test_not_checkable_hint_names_the_closest_forms(planrunner: Planrunner, sent
     )
     result = planrunner.run("s.plan.yaml")
     assert result.ret == ExitCode.INTERRUPTED
-    expected = f"s.plan.yaml:7:9: criterion {sentence!r} is not machine-checkable; {hint}"
+    expected = f"s.plan.yaml:7:9: criterion {sentence!r} is not machine-checkable; {hint} or enable --judge"
     assert expected in result.stdout.lines, result
     assert result.no_traceback()
     assert not (planrunner.path / "ran").exists()
