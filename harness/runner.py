@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun.compiler import Check
+from planrun.errors import PlanrunError
 from planrun.hookspecs import hookimpl
 from planrun.outcomes import CheckFailed, Skipped
 from planrun.reports import CriterionResult, ItemReport, Outcome
@@ -60,6 +61,8 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
                 result.outcome, result.message = "skipped", exc.reason
         except StepTimeout as exc:
             result.outcome, result.message = "error", f"timed out: {exc}"
+        except PlanrunError as exc:  # a check's own one-line error (a judge that gave no usable verdict)
+            result.outcome, result.message = "error", str(exc)
         except Exception as exc:
             result.outcome, result.message = "error", f"check crashed: {type(exc).__name__}: {exc}"
             result.evidence = traceback.format_exc(limit=-3)

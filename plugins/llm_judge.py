@@ -533,11 +533,8 @@ def planrun_collection_finish(session: Session) -> None:
                     raise UsageError(f"the API key variable {settings.key_env} ([tool.planrun] api_key_env) is not set")
 
 
-_CRASHED = f"check crashed: {JudgeError.__name__}: "
-
-
 class Accounting:
-    """Per run: the judge's tokens and cost count in the item's; a judge's error is one line, not a crash."""
+    """Per run: the judge's tokens and cost count in the item's."""
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
@@ -548,10 +545,7 @@ class Accounting:
 
         Items run one at a time, so what the judge spent since the last report
         was spent for this one (its criteria, its baseline, its regression
-        checks). The runner reports any exception but a failure, a skip or a
-        timeout as a crash with its traceback; until it reports a
-        :class:`planrun.PlanrunError` from a check as a plain error, the
-        judge's errors are put right here (the outcome stays ``error``).
+        checks).
         """
         stats = self.stats
         if stats.pending_in or stats.pending_out or stats.pending_cost is not None:
@@ -561,9 +555,6 @@ class Accounting:
                 report.cost = (report.cost or 0.0) + stats.pending_cost
             stats.pending_in = stats.pending_out = 0
             stats.pending_cost = None
-        for c in report.criteria:
-            if c.kind == "llm_judge" and c.outcome == "error" and c.message.startswith(_CRASHED):
-                c.message, c.evidence = c.message[len(_CRASHED) :], ""
 
 
 @hookimpl
