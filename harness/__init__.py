@@ -14,6 +14,17 @@ from planrun.hookspecs import hookimpl, hookspec
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.reports import CriterionResult, ItemReport, printable
+from planrun.statestore import (
+    RunLock,
+    StateStore,
+    counts_as_failed,
+    file_hash,
+    new_item,
+    new_record,
+    new_run_id,
+    plan_key,
+    task_hashes,
+)
 from planrun.types import (
     ArgsModel,
     CheckContext,
@@ -48,6 +59,15 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "task_hashes",
+    "plan_key",
+    "new_run_id",
+    "new_record",
+    "new_item",
+    "file_hash",
+    "counts_as_failed",
+    "StateStore",
+    "RunLock",
     "MISSING",
     "ArgsModel",
     "CheckContext",

@@ -140,6 +140,8 @@ SUBCOMMANDS: dict[str, str] = {
     "schema": "planrun.cli:_schema",
     "lint": "planrun.cli:_lint",
     "import": "planrun.importcmd:main",
+    "status": "planrun.statuscmd:status",
+    "graph": "planrun.statuscmd:graph",
 }
 
 
