@@ -17,8 +17,11 @@ from planrun.reports import CriterionResult, ItemReport, printable
 from planrun.statestore import (
     RunLock,
     StateStore,
+    batch_record,
+    batch_row,
     counts_as_failed,
     file_hash,
+    merge,
     new_item,
     new_record,
     new_run_id,
@@ -59,6 +62,9 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "batch_record",
+    "merge",
+    "batch_row",
     "task_hashes",
     "plan_key",
     "new_run_id",

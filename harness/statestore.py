@@ -26,6 +26,7 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from planrun.errors import UsageError
 
 if TYPE_CHECKING:
     from planrun.model import Plan, Task
+    from planrun.reports import ItemReport
 
 #: The version of the state file format; a file of another version is set aside.
 STATE_FORMAT = 1
@@ -43,6 +45,9 @@ OUTCOMES = ("passed", "failed", "error", "blocked", "skipped", "interrupted")
 FAILED_OUTCOMES = frozenset({"failed", "error", "blocked", "interrupted"})
 _MAX_STATE_BYTES = 16 << 20
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_PLAN_FILE = re.compile(r"-[0-9a-f]{16}\.json$")
+#: The one file holding the records of plans a run only verified (see :meth:`StateStore.save_batch`).
+BATCH_FILE = "verified.json"
 
 
 def plan_key(path: os.PathLike[str] | str, rootdir: os.PathLike[str] | str) -> str:
@@ -86,7 +91,7 @@ def _task_hash(task: Task, common: dict[str, Any]) -> str:
 
 def new_record(key: str) -> dict[str, Any]:
     """An empty plan record."""
-    return {"format": STATE_FORMAT, "plan": key, "plan_hash": None, "run_id": None, "items": {}}
+    return {"format": STATE_FORMAT, "plan": key, "plan_hash": None, "run_id": None, "updated": 0.0, "items": {}}
 
 
 def new_item(kind: str) -> dict[str, Any]:
@@ -163,6 +168,8 @@ def shape_error(data: object, key: str | None = None) -> str | None:
         return "plan_hash is not a string"
     if not (data.get("run_id") is None or _is_str(data.get("run_id"))):
         return "run_id is not a string"
+    if not _is_num(data.get("updated")):
+        return "updated is not a number"
     items = data.get("items")
     if not isinstance(items, dict):
         return "items is not an object"
@@ -173,6 +180,109 @@ def shape_error(data: object, key: str | None = None) -> str | None:
             if field not in item or not ok(item[field]):
                 return f"item {item_id!r}: bad or missing {field!r}"
     return None
+
+
+#: A verify-only item in the batch file: ``[kind, status, outcome, started, duration, run_id, criteria]``,
+#: ``criteria`` one letter per criterion (``p`` passed, ``f`` failed, ``e`` error, ``s`` skipped).
+BATCH_ITEM_FIELDS = ("kind", "status", "outcome", "started", "duration", "run_id", "criteria")
+LETTERS = {"passed": "p", "failed": "f", "error": "e", "skipped": "s"}
+_FROM_LETTER = {v: k for k, v in LETTERS.items()}
+#: What a verify-only item does not know: kept from the plan's own file when the two are merged.
+_PERFORMED_FIELDS = ("exec_status", "task_hash", "attempts", "tokens_in", "tokens_out", "cost")
+
+
+def _batch_shape_error(data: object) -> str | None:
+    """The batch file's frame; each plan in it is checked when it is read (:func:`_batch_plan`)."""
+    if not isinstance(data, dict):
+        return f"not a JSON object but {type(data).__name__}"
+    if data.get("format") != STATE_FORMAT:
+        return f"format {data.get('format')!r}, this planrun reads format {STATE_FORMAT}"
+    plans = data.get("plans")
+    if not isinstance(plans, dict) or not all(isinstance(v, dict) for v in plans.values()):
+        return "plans is not an object of objects"
+    return None
+
+
+def batch_record(key: str, raw: dict[str, Any]) -> dict[str, Any] | str:
+    """A plan record from its batch entry, or why the entry is malformed."""
+    if not (raw.get("plan_hash") is None or _is_str(raw.get("plan_hash"))):
+        return "plan_hash is not a string"
+    if not _is_str(raw.get("run_id")) or not _is_num(raw.get("updated")) or not isinstance(raw.get("items"), dict):
+        return "bad run_id, updated or items"
+    items = {}
+    for item_id, row in raw["items"].items():
+        if not isinstance(row, list) or len(row) != len(BATCH_ITEM_FIELDS):
+            return f"item {item_id!r} is not a list of {len(BATCH_ITEM_FIELDS)}"
+        kind, status, outcome, started, duration, run_id, letters = row
+        if not (
+            _is_str(kind)
+            and status in STATUSES
+            and (outcome is None or outcome in OUTCOMES)
+            and _is_num(started)
+            and _is_num(duration)
+            and _is_str(run_id)
+            and _is_str(letters)
+            and all(ch in _FROM_LETTER for ch in letters)
+        ):
+            return f"item {item_id!r}: bad values"
+        entry = new_item(kind)
+        entry.update(
+            status=status,
+            outcome=outcome,
+            started=started,
+            finished=started + duration,
+            duration=duration,
+            run_id=run_id,
+            criteria=[
+                {"name": f"criterion {n}", "outcome": _FROM_LETTER[ch], "message": ""}
+                for n, ch in enumerate(letters, 1)
+            ],
+        )
+        for field in _PERFORMED_FIELDS:
+            entry[field] = None  # unknown here: see merge()
+        items[item_id] = entry
+    record = new_record(key)
+    record.update(plan_hash=raw["plan_hash"], run_id=raw["run_id"], updated=raw["updated"], items=items)
+    return record
+
+
+def batch_row(report: ItemReport, run_id: str) -> list[Any]:
+    """The batch file's row for the report of an item that was only verified (see :data:`BATCH_ITEM_FIELDS`)."""
+    status = "verified" if any(c.regression_of is None for c in report.criteria) else "pending"
+    letters = "".join(LETTERS.get(c.outcome, "e") for c in report.criteria)
+    duration = round(report.duration, 6)
+    return [report.kind, status, report.outcome, time.time() - duration, duration, run_id, letters]
+
+
+def _when(entry: dict[str, Any]) -> float:
+    return float(entry["finished"] or entry["started"] or 0.0)
+
+
+def _complete(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry["attempts"] is None:
+        entry = {**entry, "attempts": 0, "tokens_in": 0, "tokens_out": 0}
+    return entry
+
+
+def merge(own: dict[str, Any] | None, batched: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One plan's record from its own file and its batch entry.
+
+    Per item the newer entry wins; a newer verify-only entry keeps what only
+    the performing run knew (attempts, tokens, the task's hash).
+    """
+    if batched is None:
+        return own
+    if own is None:
+        return {**batched, "items": {k: _complete(v) for k, v in batched["items"].items()}}
+    items = dict(own["items"])
+    for item_id, entry in batched["items"].items():
+        older = items.get(item_id)
+        if older is None:
+            items[item_id] = _complete(entry)
+        elif _when(entry) > _when(older):
+            items[item_id] = {**entry, **{f: older[f] for f in _PERFORMED_FIELDS}}
+    header = own if own["updated"] >= batched["updated"] else batched
+    return {**header, "items": items}
 
 
 class StateStore:
@@ -188,35 +298,90 @@ class StateStore:
         self.dir = Path(planrun_dir) / "state"
         self.warnings = warnings if warnings is not None else []
         self.quarantine = quarantine
+        self._batch: dict[str, dict[str, Any]] | None = None
 
     def path_for(self, key: str) -> Path:
         return self.dir / state_file_name(key)
+
+    @property
+    def batch_path(self) -> Path:
+        return self.dir / BATCH_FILE
 
     def clean(self) -> list[str]:
         """Remove the temp files of killed writers (call with the lock held)."""
         return remove_stale_temps(self.dir)
 
+    def batch(self) -> dict[str, Any]:
+        """The raw batch file's plans (verify-only records, one file for all), read once."""
+        if self._batch is None:
+            data = self._read(self.batch_path, _batch_shape_error)
+            self._batch = data["plans"] if data is not None else {}
+        return self._batch
+
+    def _batched(self, key: str) -> dict[str, Any] | None:
+        raw = self.batch().get(key)
+        if raw is None:
+            return None
+        record = batch_record(key, raw)
+        if isinstance(record, str):
+            self.warnings.append(f"state file .planrun/state/{BATCH_FILE}: plan {key!r} is corrupt ({record}): ignored")
+            return None
+        return record
+
     def load(self, key: str) -> dict[str, Any] | None:
-        """The record of plan ``key``, or ``None`` (never recorded, or corrupt: then warned and set aside)."""
-        return self._read(self.path_for(key), key)
+        """The record of plan ``key``, or ``None`` (never recorded, or corrupt: then warned and set aside).
+
+        A plan's own file (written while tasks are performed) and the batch
+        file (verify-only outcomes) are merged, see :func:`merge`.
+        """
+        own = self._read(self.path_for(key), lambda data: shape_error(data, key))
+        return merge(own, self._batched(key))
 
     def records(self) -> list[dict[str, Any]]:
         """Every valid plan record, sorted by plan key."""
         try:
-            names = sorted(e.name for e in os.scandir(self.dir) if e.name.endswith(".json"))
+            names = sorted(e.name for e in os.scandir(self.dir) if _PLAN_FILE.search(e.name))
         except OSError:
             return []
-        found = []
+        found: dict[str, dict[str, Any]] = {}
         for name in names:
-            record = self._read(self.dir / name, None)
-            if record is not None:
-                found.append(record)
-        return sorted(found, key=lambda r: r["plan"])
+            record = self._read(self.dir / name, shape_error)
+            if record is not None and state_file_name(record["plan"]) == name:
+                found[record["plan"]] = record
+        for key in set(found) | set(self.batch()):
+            merged = merge(found.get(key), self._batched(key))
+            if merged is not None:
+                found[key] = merged
+        return [found[key] for key in sorted(found)]
 
     def save(self, record: dict[str, Any]) -> None:
+        """Write one plan's own file (fsynced: for tasks being performed)."""
+        record["updated"] = time.time()
         write_atomic(self.path_for(record["plan"]), json.dumps(record, separators=(",", ":"), ensure_ascii=False))
 
-    def _read(self, path: Path, key: str | None) -> dict[str, Any] | None:
+    def save_batch(
+        self, updates: dict[str, tuple[str | None, dict[str, list[Any]]]], run_id: str, written: Iterable[str] = ()
+    ) -> None:
+        """Record verify-only outcomes of many plans in one write (one fsync for a whole verify-only run).
+
+        :param updates: plan key -> (the plan file's hash, item id -> a row of :data:`BATCH_ITEM_FIELDS`).
+        :param run_id: this run's id.
+        :param written: plans whose own file this run wrote: they leave the batch (their file holds everything).
+        """
+        plans = dict(self.batch())
+        for key in written:
+            plans.pop(key, None)
+        now = time.time()
+        for key, (plan_hash, rows) in updates.items():
+            old = plans.get(key)
+            items = old.get("items") if isinstance(old, dict) else None
+            merged = {**items, **rows} if isinstance(items, dict) else rows
+            plans[key] = {"plan_hash": plan_hash, "run_id": run_id, "updated": now, "items": merged}
+        self._batch = plans
+        data = {"format": STATE_FORMAT, "plans": plans}
+        write_atomic(self.batch_path, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+    def _read(self, path: Path, validate: Callable[[Any], str | None]) -> dict[str, Any] | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -240,7 +405,7 @@ class StateStore:
                 except RecursionError:
                     reason = "nested too deeply"
                 else:
-                    problem = shape_error(data, key)
+                    problem = validate(data)
                     if problem is None:
                         return data  # type: ignore[no-any-return]
                     reason = problem
@@ -327,6 +492,9 @@ def counts_as_failed(item: dict[str, Any]) -> bool:
 
 
 __all__ = [
+    "BATCH_FILE",
+    "BATCH_ITEM_FIELDS",
+    "LETTERS",
     "OUTCOMES",
     "STATE_FORMAT",
     "STATUSES",
@@ -334,7 +502,10 @@ __all__ = [
     "RunLock",
     "StateStore",
     "counts_as_failed",
+    "batch_record",
+    "batch_row",
     "file_hash",
+    "merge",
     "new_item",
     "new_record",
     "new_run_id",

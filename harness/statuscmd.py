@@ -43,7 +43,7 @@ def _load(path: Path, config: Any) -> Any:
 
 
 def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
 def _duration(seconds: float | None) -> str:

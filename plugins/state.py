@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 from planrun import (
     RunLock,
     StateStore,
+    batch_record,
+    batch_row,
     counts_as_failed,
     file_hash,
     hookimpl,
+    merge,
     new_item,
     new_record,
     new_run_id,
@@ -93,7 +96,10 @@ class Recorder:
         self.keys: dict[int, str] = {}  # id(cplan) -> key
         self.items: dict[str, Item] = {}  # nodeid -> item
         self.plans: dict[str, CollectedPlan] = {}  # display -> plan (for the regressions report)
-        self.dirty: set[str] = set()
+        self.dirty: set[str] = set()  # full records changed in memory only
+        self.lazy: dict[str, dict[str, list[Any]]] = {}  # key -> item id -> batch row, for verified-only items
+        self.cplans: dict[str, CollectedPlan] = {}
+        self.filed: set[str] = set()  # records whose own file this run wrote
         self.current: str | None = None
         self.performed: set[str] = set()  # node ids an executor was chosen for in this run
         self.executed: set[str] = set()  # node ids whose executor returned in this run
@@ -245,7 +251,8 @@ class Recorder:
 
     # -- writing ------------------------------------------------------------
 
-    def record(self, cplan: CollectedPlan) -> tuple[str, dict[str, Any]]:
+    def materialize(self, cplan: CollectedPlan) -> tuple[str, dict[str, Any]]:
+        """The full record of a plan something is performed in: the previous one, this run's rows folded in."""
         key = self.key_of(cplan)
         record = self.records.get(key)
         if record is None:
@@ -253,34 +260,50 @@ class Recorder:
             record["plan_hash"] = file_hash(cplan.path)
             record["run_id"] = self.run_id
             self.records[key] = record
+            rows = self.lazy.pop(key, None)
+            if rows:
+                folded = merge(record, _rows_record(record, rows))
+                assert folded is not None
+                record["items"] = folded["items"]
         return key, record
 
     def save(self, key: str) -> None:
+        """Write the plan's own file now (fsynced): for the tasks an executor performs."""
         self.dirty.discard(key)
+        self.filed.add(key)
         self.store.save(self.records[key])
 
     def flush(self) -> None:
+        """Write what is kept in memory: performed plans to their files, the verified-only ones in one batch."""
         for key in sorted(self.dirty):
             self.save(key)
+        if self.lazy:
+            updates = {key: (file_hash(self.cplans[key].path), rows) for key, rows in self.lazy.items()}
+            self.lazy = {}
+            self.store.save_batch(updates, self.run_id, written=self.filed)
 
     def _switch(self, key: str) -> None:
         if self.current is not None and self.current != key and self.current in self.dirty:
-            self.save(self.current)  # the previous plan is done: its verified outcomes, in one write
+            self.save(self.current)  # the previous plan is done: the rest of its outcomes
         self.current = key
+
+    def _entry(self, record: dict[str, Any], item_id: str, kind: str) -> dict[str, Any]:
+        entry = record["items"].get(item_id)
+        if entry is None:
+            entry = record["items"][item_id] = new_item(kind)
+        return entry  # type: ignore[no-any-return]
 
     @hookimpl
     def planrun_runtest_logstart(self, nodeid: str, location: Location) -> None:
         item = self.items.get(nodeid)
         if item is None or not self.recording:
             return
-        key, record = self.record(item.cplan)
-        self._switch(key)
-        entry = record["items"].get(item.item_id)
-        if entry is None:
-            entry = record["items"][item.item_id] = new_item(item.kind)
-        entry["started"], entry["run_id"] = time.time(), self.run_id
+        self._switch(self.key_of(item.cplan))
         if item.task is None or self.session.executor_name_for(item) is None:
-            return
+            return  # only verified: recorded with its outcome, in memory until the plan or the run ends
+        key, record = self.materialize(item.cplan)
+        entry = self._entry(record, item.item_id, item.kind)
+        entry["started"], entry["run_id"] = time.time(), self.run_id
         self.performed.add(nodeid)
         if item.verify_first:
             return  # still "executed": a kill while it is verified leads to verifying it again
@@ -292,8 +315,8 @@ class Recorder:
         item = self.items.get(nodeid)
         if item is None or not self.recording or item.task is None:
             return
-        key, record = self.record(item.cplan)
-        entry = record["items"].setdefault(item.item_id, new_item(item.kind))
+        key, record = self.materialize(item.cplan)
+        entry = self._entry(record, item.item_id, item.kind)
         entry.update(status="executed", outcome=None, exec_status=status, attempts=attempt)
         entry["task_hash"] = task_hashes(item.cplan.plan).get(item.item_id)  # the version that was performed
         self.executed.add(nodeid)
@@ -307,11 +330,14 @@ class Recorder:
         cplan = item.cplan if item is not None else self.plans.get(report.plan)
         if cplan is None:
             return
-        key, record = self.record(cplan)
+        key = self.key_of(cplan)
         self._switch(key)
-        entry = record["items"].get(report.item_id)
-        if entry is None:
-            entry = record["items"][report.item_id] = new_item(report.kind)
+        if key not in self.records and report.outcome != "interrupted":
+            self.cplans[key] = cplan
+            self.lazy.setdefault(key, {})[report.item_id] = batch_row(report, self.run_id)
+            return
+        key, record = self.materialize(cplan)
+        entry = self._entry(record, report.item_id, report.kind)
         if report.outcome != "interrupted":
             if any(c.regression_of is None for c in report.criteria):
                 entry["status"] = "verified"
@@ -321,9 +347,11 @@ class Recorder:
             entry.update(
                 attempts=report.attempts, tokens_in=report.tokens_in, tokens_out=report.tokens_out, cost=report.cost
             )
+        now = time.time()
         entry.update(
             outcome=report.outcome,
-            finished=time.time(),
+            started=entry["started"] if report.nodeid in self.performed else now - report.duration,
+            finished=now,
             duration=round(report.duration, 6),
             run_id=self.run_id,
             criteria=[
@@ -344,6 +372,14 @@ class Recorder:
         finally:
             if self.lock is not None:
                 self.lock.release()
+
+
+def _rows_record(record: dict[str, Any], rows: dict[str, list[Any]]) -> dict[str, Any]:
+    """This run's verify-only rows as a batch record, to fold into a plan's full record."""
+    raw = {"plan_hash": record["plan_hash"], "run_id": record["run_id"], "updated": 0.0, "items": rows}
+    made = batch_record(record["plan"], raw)
+    assert not isinstance(made, str), made  # rows this run made
+    return made
 
 
 def _first_changed(tasks: list[Item], entries: dict[str, Any], current: dict[str, str]) -> int | None:
