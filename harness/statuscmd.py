@@ -90,7 +90,8 @@ def status(args: list[str], plugins: list[object] | None = None) -> int:
             title += " (never run)"
         elif record["plan_hash"] != file_hash(plan_path(config, display)):
             title += " (changed since the last run)"
-        table = Table(title=title, title_justify="left", show_lines=False)
+        console.print(title)
+        table = Table(show_lines=False)
         for column in ("task", "status", "outcome", "attempts", "tokens", "last run", "duration"):
             table.add_column(
                 column, justify="right" if column in ("attempts", "tokens", "duration") else "left", no_wrap=True
