@@ -384,7 +384,7 @@ class StateStore:
     def _read(self, path: Path, validate: Callable[[Any], str | None]) -> dict[str, Any] | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             reason = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))

@@ -269,18 +269,33 @@ class Recorder:
 
     def save(self, key: str) -> None:
         """Write the plan's own file now (fsynced): for the tasks an executor performs."""
+        if not self.recording:
+            return
         self.dirty.discard(key)
         self.filed.add(key)
-        self.store.save(self.records[key])
+        try:
+            self.store.save(self.records[key])
+        except OSError as exc:
+            self._cannot_write(exc)
+
+    def _cannot_write(self, exc: OSError) -> None:
+        """A state that cannot be written costs the next --resume its knowledge, never this run its results."""
+        self.recording = False
+        where = exc.filename or self.store.dir
+        self.config.warnings.append(f"cannot write the state under {where}: {exc.strerror or exc}; state not recorded")
 
     def flush(self) -> None:
         """Write what is kept in memory: performed plans to their files, the verified-only ones in one batch."""
         for key in sorted(self.dirty):
-            self.save(key)
-        if self.lazy:
+            if self.recording:
+                self.save(key)
+        if self.lazy and self.recording:
             updates = {key: (file_hash(self.cplans[key].path), rows) for key, rows in self.lazy.items()}
             self.lazy = {}
-            self.store.save_batch(updates, self.run_id, written=self.filed)
+            try:
+                self.store.save_batch(updates, self.run_id, written=self.filed)
+            except OSError as exc:
+                self._cannot_write(exc)
 
     def _switch(self, key: str) -> None:
         if self.current is not None and self.current != key and self.current in self.dirty:

@@ -211,6 +211,19 @@ def test_p_no_state_disables_the_store_and_its_options(planrunner: Planrunner) -
     assert "unrecognized arguments: --lf" in result.errstr
 
 
+def test_a_state_that_cannot_be_written_is_a_warning_not_a_crash(planrunner: Planrunner) -> None:
+    planrunner.makeplan("demo", PLAN)
+    Path(".planrun").mkdir()
+    Path(".planrun/state").write_text("a file where the folder goes")
+    for args in (["demo.plan.yaml"], ["--verify-only", "demo.plan.yaml"]):
+        result = planrunner.run(*args)
+        assert result.ret == ExitCode.TESTS_FAILED, result
+        result.stdout.re_match_lines([r"cannot write the state under .*state.*: .*; state not recorded"])
+        assert result.no_traceback()
+    assert log() == ["a", "b", "d"]  # the run itself went on
+    assert Path(".planrun/state").read_text() == "a file where the folder goes"
+
+
 # -- corrupt files --------------------------------------------------------------
 
 CORRUPTIONS = {
