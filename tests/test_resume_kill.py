@@ -208,6 +208,7 @@ def counts(result: object) -> dict[str, int]:
     return {k: v for k, v in found.items() if k != "warnings"}
 
 
+@pytest.mark.timeout(600)  # ~30 s alone; the default 120 s is too tight on a busy machine (hang guard only)
 def test_resume_after_sigkill_at_50_moments(planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch) -> None:
     base = planrunner.path
     reference = base / "reference"
