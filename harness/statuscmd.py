@@ -90,7 +90,7 @@ def status(args: list[str], plugins: list[object] | None = None) -> int:
             title += " (never run)"
         elif record["plan_hash"] != file_hash(plan_path(config, display)):
             title += " (changed since the last run)"
-        console.print(title)
+        console.print(title, soft_wrap=True)
         table = Table(show_lines=False)
         for column in ("task", "status", "outcome", "attempts", "tokens", "last run", "duration"):
             table.add_column(

@@ -659,3 +659,13 @@ def test_graph_errors(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.INTERRUPTED
     assert result.errstr.startswith("ERROR: bad.plan.yaml:5:")
     assert result.outstr == ""
+
+
+def test_status_names_a_plan_that_no_longer_loads(planrunner: Planrunner) -> None:
+    planrunner.makeplan("demo", PLAN)
+    planrunner.run("demo.plan.yaml")
+    planrunner.makeplan("demo", "plan: demo\ntasks: [oops\n")
+    result = planrunner.run("status")
+    assert result.ret == ExitCode.OK, result
+    result.stdout.re_match_lines([r"demo\.plan\.yaml \(cannot load: demo\.plan\.yaml:2:\d+: .*\)$"])
+    result.stdout.re_match_lines([r".* b .* executed .* failed .*"])  # what was recorded is still shown
