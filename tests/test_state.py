@@ -667,5 +667,5 @@ def test_status_names_a_plan_that_no_longer_loads(planrunner: Planrunner) -> Non
     planrunner.makeplan("demo", "plan: demo\ntasks: [oops\n")
     result = planrunner.run("status")
     assert result.ret == ExitCode.OK, result
-    result.stdout.re_match_lines([r"demo\.plan\.yaml \(cannot load: demo\.plan\.yaml:2:\d+: .*\)$"])
+    result.stdout.re_match_lines([r"demo\.plan\.yaml \(cannot load: demo\.plan\.yaml:3:1: did not find .*\)$"])
     result.stdout.re_match_lines([r".* b .* executed .* failed .*"])  # what was recorded is still shown
