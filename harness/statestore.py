@@ -440,6 +440,9 @@ class RunLock:
         """Take the lock or raise :class:`planrun.UsageError` naming the holder's pid and start time."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ignore = self.path.parent / ".gitignore"
+            if not ignore.exists():  # as .pytest_cache does: the folder never shows in git status or git add -A
+                write_atomic(ignore, "# Created by planrun: state, caches and transcripts stay out of git.\n*\n")
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             reason = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))

@@ -669,3 +669,16 @@ def test_status_names_a_plan_that_no_longer_loads(planrunner: Planrunner) -> Non
     assert result.ret == ExitCode.OK, result
     result.stdout.re_match_lines([r"demo\.plan\.yaml \(cannot load: demo\.plan\.yaml:3:1: did not find .*\)$"])
     result.stdout.re_match_lines([r".* b .* executed .* failed .*"])  # what was recorded is still shown
+
+
+def test_the_state_folder_stays_out_of_git(planrunner: Planrunner) -> None:
+    from planrun import git_env
+
+    planrunner.makeplan("demo", PLAN.replace("exit 1", "touch b.done"))
+    env = git_env()
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *args], check=True, env=env, capture_output=True)
+    assert planrunner.run("--verify-only", "demo.plan.yaml").ret == ExitCode.TESTS_FAILED
+    assert Path(".planrun/.gitignore").read_text().splitlines()[-1] == "*"
+    status = subprocess.run(["git", "status", "--porcelain"], env=env, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
