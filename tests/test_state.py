@@ -682,3 +682,27 @@ def test_the_state_folder_stays_out_of_git(planrunner: Planrunner) -> None:
     assert Path(".planrun/.gitignore").read_text().splitlines()[-1] == "*"
     status = subprocess.run(["git", "status", "--porcelain"], env=env, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+
+
+def test_a_regression_is_rerun_by_lf_and_forgotten_once_it_is_gone(planrunner: Planrunner) -> None:
+    plan = """
+    plan: reg
+    tasks:
+      - id: a
+        name: A
+        run: "touch a.txt"
+        criteria: [{command: {run: "test -e a.txt"}}]
+      - id: b
+        name: B
+        run: "BREAK; touch b.txt"
+        criteria: [{file_exists: b.txt}]
+    """
+    planrunner.makeplan("reg", plan.replace("BREAK", "rm a.txt"))
+    first = planrunner.run("reg.plan.yaml")
+    assert first.ret == ExitCode.TESTS_FAILED
+    assert record("reg.plan.yaml")["items"]["regressions"]["outcome"] == "failed"
+    planrunner.run("--lf", "reg.plan.yaml").stdout.fnmatch_lines(["run-last-failure: rerun previous 2 failures"])
+    planrunner.makeplan("reg", plan.replace("BREAK", "true"))
+    assert planrunner.run("reg.plan.yaml").ret == ExitCode.OK
+    assert "regressions" not in record("reg.plan.yaml")["items"]
+    planrunner.run("--lf", "reg.plan.yaml").stdout.fnmatch_lines(["run-last-failure: no previously failed items*"])
