@@ -1,9 +1,12 @@
 """The state store under ``.planrun/``: per plan, per item, what happened last, and the run lock.
 
 One JSON file per plan in ``.planrun/state/`` (named after the plan's path
-relative to the rootdir), always replaced whole through
-:func:`planrun.write_atomic`, so a reader (``planrun status``, a killed run's
-successor) sees one complete version or the previous one. A file that does not
+relative to the rootdir), written while its tasks are performed, plus one
+file, ``verified.json``, for the outcomes of items that were only verified
+(one write per run, however many plans a gate verifies); the two are merged
+per item on reading, the newer entry winning. Every file is replaced whole
+through :func:`planrun.write_atomic`, so a reader (``planrun status``, a
+killed run's successor) sees one complete version or the previous one. A file that does not
 parse or has the wrong shape is moved aside (``NAME.corrupt-<time>``) with a
 warning and treated as absent: state is never trusted blindly, and it never
 makes anything pass by itself (it only decides what is re-verified instead of
