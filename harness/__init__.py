@@ -28,6 +28,7 @@ from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.planfile import read_plan
 from planrun.planref import Change, RefPlans, plans_from_ref
 from planrun.reports import CriterionResult, ItemReport, printable
+from planrun.statestore import RunLock, StateStore
 from planrun.types import (
     ArgsModel,
     CheckContext,
@@ -65,6 +66,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 __all__ = [
     "EVIDENCE_FORMAT",
     "EVIDENCE_VERSION",
+    "StateStore",
+    "RunLock",
     "MISSING",
     "ArgsModel",
     "CheckContext",

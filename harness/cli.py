@@ -155,6 +155,8 @@ SUBCOMMANDS: dict[str, str] = {
     "merge-reports": "planrun.mergereports:main",
     "plan": "planrun.planner:plan_main",
     "review": "planrun.planner:review_main",
+    "status": "planrun.statuscmd:status",
+    "graph": "planrun.statuscmd:graph",
 }
 
 

@@ -124,7 +124,11 @@ class _PlanrunState:
 
         self.pytest_config = pytest_config
         self.pytest_session: pytest.Session | None = None
-        args = [str(pytest_config.rootpath)]
+        args = [
+            str(pytest_config.rootpath),
+            "-p",
+            "no:state",
+        ]  # pytest keeps its own cache (--lf); workers share no lock
         if pytest_config.option.planrun_verify_only:
             args.append("--verify-only")
         config: Config = build_config(args)

@@ -164,8 +164,12 @@ class PlanRunner:
         executor_name = self.session.executor_name_for(item)
         if executor_name is None or item.task is None:
             results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
-            message = "dependency verified, not run" if item.verify_only else ""
+            message = (item.verify_note or "dependency verified, not run") if item.verify_only else ""
             return self._report(item, outcome_of(results), criteria=results, message=message)
+        if item.verify_first:  # --resume: it was executed before the run stopped; perform it again only if needed
+            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            if outcome_of(results) == "passed":
+                return self._report(item, "passed", criteria=results, message=item.verify_note)
         return self._run_task(item, item.task, executor_name)
 
     def _max_attempts(self, executor: Executor) -> int:

@@ -59,6 +59,11 @@ class Item:
         self.nodeid = f"{cplan.display}::{item_id}"
         #: A deselected dependency kept to be verified, not performed (``-k``/node ids in an inplace workspace).
         self.verify_only = False
+        #: ``--resume``: a task executed before the run stopped: its criteria are asserted first, and it is
+        #: performed again only if they do not hold.
+        self.verify_first = False
+        #: Why the item is verified rather than performed, for its report (``--resume``); default: a dependency.
+        self.verify_note = ""
 
     @property
     def keywords(self) -> list[str]:

@@ -58,6 +58,8 @@ def tree_hashes(root: Path) -> dict[str, str]:
     found = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d != ".planrun"]  # planrun's own state, like .pytest_cache
         if rel == ".git":
             dirnames[:] = []
             filenames = [f for f in filenames if f == "index"]
