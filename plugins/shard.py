@@ -2,8 +2,11 @@
 
 A CI matrix of N jobs, each with ``--shard K/N``, runs every plan exactly
 once. The partition depends only on the plans' paths relative to the rootdir
-(and, when given, their recorded durations), never on the machine or the
-order of the command line, so every job computes the same one. Plans are
+(and on their durations in the last run without ``--shard``, kept in
+``.planrun/cache/durations.json``: shards never write it, so they cannot
+change each other's partition), never on the machine or the order of the
+command line, so every job that sees the same checkout and the same
+``.planrun/`` computes the same one. Plans are
 taken longest first (by duration where known, else all equal) and each goes
 to the part with the least total so far; ties are broken by a SHA-256 of the
 plan's path, so equal plans spread round-robin in a stable shuffled order.
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planrun import hookimpl
+from planrun import hookimpl, statestore, write_atomic
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -25,11 +31,31 @@ if TYPE_CHECKING:
 
 _SHARD = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})")
 _STASH = "shard.summary"
+_FORMAT = "planrun-durations-1"
+
+
+def _durations_file(config: Config) -> Path:
+    return config.planrun_dir / "cache" / "durations.json"
 
 
 def recorded_durations(config: Config) -> dict[str, float]:
-    """Plan path relative to the rootdir -> seconds its last run took, from the state store (none yet)."""
-    return {}
+    """Plan key (its path relative to the rootdir) -> the seconds its items took in the last unsharded run.
+
+    Only runs without ``--shard`` write this file, so the shards of one suite
+    never change each other's partition, and every job that restores the
+    same ``.planrun/`` reads the same one. Missing or unreadable: ``{}``.
+    """
+    try:
+        data = json.loads(_durations_file(config).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("plans"), dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in data["plans"].items()
+        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9
+    }
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -81,12 +107,7 @@ def partition(paths: list[str], n: int, weights: Mapping[str, float] | None = No
 
 
 def _relative(cplan: CollectedPlan, config: Config) -> str:
-    import os
-
-    try:
-        return os.path.relpath(os.path.realpath(cplan.path), os.path.realpath(config.rootdir)).replace(os.sep, "/")
-    except ValueError:
-        return str(cplan.path)
+    return statestore.plan_key(cplan.path, config.rootdir)  # the state store's key: the rootdir-relative path
 
 
 @hookimpl(trylast=True)
@@ -112,3 +133,26 @@ def planrun_collection_modifyitems(session: Session, config: Config, items: list
 @hookimpl
 def planrun_report_collectionfinish(config: Config) -> str | None:
     return config.stash.get(_STASH)
+
+
+@hookimpl
+def planrun_sessionfinish(session: Session) -> None:
+    """After a whole (unsharded) run: each plan's duration, for the next ``--shard``'s balance."""
+    config = session.config
+    if config.option.shard is not None or session.interrupted or not session.reports:
+        return
+    if config.getoption("collectonly"):
+        return
+    keys = {cplan.display: _relative(cplan, config) for cplan in session.plans}
+    totals: dict[str, float] = {}
+    for report in session.reports:
+        key = keys.get(report.plan)
+        if key is not None and math.isfinite(report.duration) and report.duration >= 0:
+            totals[key] = totals.get(key, 0.0) + report.duration
+    if not totals:
+        return
+    plans = {**recorded_durations(config), **{k: max(round(v, 3), 0.001) for k, v in totals.items()}}
+    try:
+        write_atomic(_durations_file(config), json.dumps({"format": _FORMAT, "plans": plans}, sort_keys=True))
+    except OSError as exc:
+        config.warnings.append(f"cannot record plan durations for --shard: {exc.strerror or exc}")

@@ -120,3 +120,31 @@ def test_a_plugin_adds_lines_after_the_collected_line_printable(planrunner: Plan
     assert "\x1b" not in result.outstr
     quiet = planrunner.run("-q", ".")
     assert "items chosen" not in quiet.outstr
+
+
+def test_recorded_durations_balance_the_parts(planrunner: Planrunner) -> None:
+    planrunner.makefile("pyproject.toml", "[tool.planrun]\n")
+    planrunner.makeplan(
+        "heavy",
+        "plan: heavy\ntasks:\n  - {id: t, name: T, run: 'sleep 1', criteria: [{file_exists: pyproject.toml}]}\n",
+    )
+    for name in ("l1", "l2", "l3", "l4"):
+        planrunner.makeplan(name, PLAN.format(name=name))
+    assert planrunner.run(".").ret == ExitCode.OK  # an unsharded run records every plan's duration
+    parts = []
+    for k in (1, 2):
+        result = planrunner.run("--verify-only", "--shard", f"{k}/2", ".")
+        result.stdout.fnmatch_lines([f"shard {k}/2: * of 5 plans (balanced by recorded durations)"])
+        parts.append(_ran(result.outstr))
+    heavy = next(part for part in parts if "heavy.plan.yaml" in part)
+    assert heavy == ["heavy.plan.yaml"]  # the slow plan alone; the four quick ones together
+    assert sorted(sum(parts, [])) == sorted(
+        ["heavy.plan.yaml", "l1.plan.yaml", "l2.plan.yaml", "l3.plan.yaml", "l4.plan.yaml"]
+    )
+    recorded = planrunner.path / ".planrun" / "cache" / "durations.json"
+    before = recorded.read_bytes()
+    assert planrunner.run("--shard", "2/2", ".").ret == ExitCode.OK
+    assert recorded.read_bytes() == before  # a shard never writes it: it cannot move another shard's plans
+    recorded.write_text("{not json")
+    without = planrunner.run("--shard", "1/2", ".")
+    without.stdout.fnmatch_lines(["shard 1/2: * of 5 plans (balanced by path hash)"])
