@@ -318,3 +318,30 @@ def test_junit_and_json_reports_are_those_of_a_serial_run(planrunner: Planrunner
     assert _normalised_junit(tmp_path / "p.xml") == _normalised_junit(tmp_path / "s.xml")
     assert _normalised_json(tmp_path / "p.json") == _normalised_json(tmp_path / "s.json")
     assert "<testcase" in (tmp_path / "p.xml").read_text()
+
+
+def _state(root: Path) -> Any:
+    from planrun import StateStore
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: strip(v) for k, v in node.items() if k not in ("started", "finished", "duration", "run_id", "updated")
+            }
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(StateStore(root / ".planrun", None, quarantine=False).records())
+
+
+def test_the_state_store_is_that_of_a_serial_run(planrunner: Planrunner) -> None:
+    import shutil
+
+    _suite(planrunner, n=5)
+    assert planrunner.run("plans").ret == ExitCode.TESTS_FAILED
+    serial = _state(planrunner.path / "plans")
+    shutil.rmtree(planrunner.path / "plans" / ".planrun")
+    assert planrunner.run("-n", "2", "plans").ret == ExitCode.TESTS_FAILED
+    parallel = _state(planrunner.path / "plans")
+    assert len(serial) == 5 and parallel == serial
