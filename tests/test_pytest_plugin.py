@@ -64,7 +64,9 @@ def test_shipped_plans_pass(pytester: pytest.Pytester) -> None:
 
 
 def test_shipped_plans_copied_pass(pytester: pytest.Pytester) -> None:
-    shutil.copytree(REPO / "plans", pytester.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self"))
+    shutil.copytree(
+        REPO / "plans", pytester.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self")
+    )
     result = run(pytester, "plans/")
     result.assert_outcomes(passed=11)
 
@@ -157,7 +159,9 @@ def test_junitxml_one_testcase_per_item(failing: pytest.Pytester) -> None:
 
 
 def test_xdist_same_outcomes(failing: pytest.Pytester) -> None:
-    shutil.copytree(REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self"))
+    shutil.copytree(
+        REPO / "plans", failing.path / "plans", ignore=shutil.ignore_patterns("repository.plan.yaml", "self")
+    )
     plain = run(failing, "plans", "failing.plan.yaml")
     plain.assert_outcomes(passed=12, failed=1, skipped=1)
     distributed = run(failing, "plans", "failing.plan.yaml", "-n", "2", "-v")

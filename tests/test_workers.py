@@ -326,7 +326,9 @@ def _state(root: Path) -> Any:
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
             return {
-                k: strip(v) for k, v in node.items() if k not in ("started", "finished", "duration", "run_id", "updated")
+                k: strip(v)
+                for k, v in node.items()
+                if k not in ("started", "finished", "duration", "run_id", "updated")
             }
         if isinstance(node, list):
             return [strip(v) for v in node]
