@@ -27,7 +27,7 @@ from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
 from planrun.planfile import read_plan
 from planrun.planref import Change, RefPlans, plans_from_ref
-from planrun.reports import CriterionResult, ItemReport, printable
+from planrun.reports import CriterionResult, ItemReport, human, money, printable
 from planrun.statestore import RunLock, StateStore
 from planrun.types import (
     ArgsModel,
@@ -101,9 +101,11 @@ __all__ = [
     "git_state",
     "hookimpl",
     "hookspec",
+    "human",
     "lookup",
     "main",
     "mermaid",
+    "money",
     "parse_path",
     "plans_from_ref",
     "printable",

@@ -53,18 +53,26 @@ def system_prompt(config: Config) -> tuple[str, str]:
     ``[tool.planrun] executor_prompt`` names a file (relative to the rootdir)
     whose text replaces the default role.
     """
-    name = config.inicfg.get("executor_prompt")
+    return prompt_from_config(config, "executor_prompt", DEFAULT_SYSTEM_PROMPT)
+
+
+def prompt_from_config(config: Config, key: str, default: str) -> tuple[str, str]:
+    """``default``, or the text of the file ``[tool.planrun] KEY`` names (relative to the rootdir), and its source.
+
+    :raises UsageError: the value is not a path, the file cannot be read, or it is empty.
+    """
+    name = config.inicfg.get(key)
     if name is None:
-        return DEFAULT_SYSTEM_PROMPT, "default"
+        return default, "default"
     if not isinstance(name, str) or not name.strip():
-        raise UsageError(f"[tool.planrun] executor_prompt must be a file path, got {name!r}")
+        raise UsageError(f"[tool.planrun] {key} must be a file path, got {name!r}")
     path = Path(config.rootdir, name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"[tool.planrun] executor_prompt {name!r}: cannot read it: {exc}") from None
+        raise UsageError(f"[tool.planrun] {key} {name!r}: cannot read it: {exc}") from None
     if not text.strip():
-        raise UsageError(f"[tool.planrun] executor_prompt {name!r} is empty")
+        raise UsageError(f"[tool.planrun] {key} {name!r} is empty")
     return text, str(path)
 
 

@@ -37,7 +37,7 @@ from planrun.config import ExitCode, ParserExit
 from planrun.errors import PlanrunError, UsageError
 from planrun.planprompt import FINDINGS_TOOL, READ_TOOLS, submit_tool, tool_list
 from planrun.planreview import PlanReview, Problem, json_type, parse_dotted
-from planrun.reports import printable
+from planrun.reports import human, money, printable
 from planrun.types import ExecutorError, StepTimeout
 
 if TYPE_CHECKING:
@@ -247,9 +247,9 @@ class PlannerLoop:
     def usage_line(self) -> str:
         """``tokens 1.2k in / 300 out, 5 turns, $0.01``: the executor's final line, for the planner."""
         turns = f"{self.turns} turn{'' if self.turns == 1 else 's'}"
-        text = f"tokens {_human(self.tokens_in)} in / {_human(self.tokens_out)} out, {turns}"
+        text = f"tokens {human(self.tokens_in)} in / {human(self.tokens_out)} out, {turns}"
         if self.cost is not None:
-            text += f", {_money(self.cost)}"
+            text += f", {money(self.cost)}"
         elif self.tokens_in or self.tokens_out:
             text += ", cost unknown"
         return text
@@ -386,24 +386,6 @@ def _state_dir(config: Config) -> None:
     ignore = folder / ".gitignore"
     if not ignore.exists():
         write_atomic(ignore, "# Created by planrun automatically.\n*\n")
-
-
-def _human(n: int) -> str:
-    if n < 1000:
-        return str(n)
-    for scale, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
-        value = n / scale
-        if round(value, 1) < 100:
-            return f"{value:.1f}{unit}"
-        if round(value) < 1000 or unit == "G":
-            return f"{value:.0f}{unit}"
-    return str(n)
-
-
-def _money(cost: float) -> str:
-    if cost == 0 or cost >= 0.01:
-        return f"${cost:,.2f}"
-    return f"${cost:.4f}" if cost >= 0.0001 else "<$0.0001"
 
 
 def _transcript_path(config: Config, out: Path, prefix: str = "") -> Path:

@@ -9,10 +9,7 @@ planner's tools can only read, and planrun reviews every plan it submits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from planrun.errors import UsageError
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -77,19 +74,9 @@ def planner_prompt(config: Config) -> tuple[str, str]:
 
     :raises UsageError: ``planner_prompt`` is not a path, cannot be read, or is empty.
     """
-    name = config.inicfg.get("planner_prompt")
-    if name is None:
-        return DEFAULT_PLANNER_PROMPT, "default"
-    if not isinstance(name, str) or not name.strip():
-        raise UsageError(f"[tool.planrun] planner_prompt must be a file path, got {name!r}")
-    path = Path(config.rootdir, name)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"[tool.planrun] planner_prompt {name!r}: cannot read it: {exc}") from None
-    if not text.strip():
-        raise UsageError(f"[tool.planrun] planner_prompt {name!r} is empty")
-    return text, str(path)
+    from planrun.agentprompt import prompt_from_config
+
+    return prompt_from_config(config, "planner_prompt", DEFAULT_PLANNER_PROMPT)
 
 
 def request_prompt(request: str, context: str, interactive: bool, kinds: Sequence[str], forms: Sequence[str]) -> str:

@@ -53,6 +53,28 @@ def printable(text: str) -> str:
     return _SUSPECT.sub(lambda m: _shown(m.group()), text)
 
 
+def human(n: int) -> str:
+    """A count as a person reads it: ``950``, ``12.3k``, ``123k``, ``1.2M``."""
+    if n < 1000:
+        return str(n)
+    for scale, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        value = n / scale
+        if round(value, 1) < 100:
+            return f"{value:.1f}{unit}"
+        if round(value) < 1000 or unit == "G":
+            return f"{value:.0f}{unit}"
+    return f"{n / 1e9:.0f}G"  # not reached: "G" always returns above
+
+
+def money(cost: float) -> str:
+    """A cost in US dollars: cents, or four decimals below a cent."""
+    if cost == 0 or cost >= 0.01:
+        return f"${cost:,.2f}"
+    if cost >= 0.0001:
+        return f"${cost:.4f}"
+    return "<$0.0001"
+
+
 @dataclass
 class CriterionResult:
     """The outcome of one criterion of an item."""

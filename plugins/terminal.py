@@ -12,7 +12,7 @@ import time
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from planrun import CriterionResult, ItemReport, __version__, hookimpl, printable, whole_number
+from planrun import CriterionResult, ItemReport, __version__, hookimpl, human, money, printable, whole_number
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,28 +90,6 @@ def cut(line: str, width: int) -> str:
         else:
             hi = mid - 1
     return f"{printable(line[:lo])}... [{len(line) - lo} more characters]"
-
-
-def human(n: int) -> str:
-    """A count as a person reads it: ``950``, ``12.3k``, ``123k``, ``1.2M``."""
-    if n < 1000:
-        return str(n)
-    for scale, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
-        value = n / scale
-        if round(value, 1) < 100:
-            return f"{value:.1f}{unit}"
-        if round(value) < 1000 or unit == "G":
-            return f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
-
-
-def money(cost: float) -> str:
-    """A cost in US dollars: cents, or four decimals below a cent."""
-    if cost == 0 or cost >= 0.01:
-        return f"${cost:,.2f}"
-    if cost >= 0.0001:
-        return f"${cost:.4f}"
-    return "<$0.0001"
 
 
 def is_agent(executor: str | None) -> bool:
