@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import gc
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
 from planrun.reports import ItemReport, printable
-from planrun.types import Executor, Location, set_max_file_bytes
+from planrun.types import Executor, Location, alarm_handler, set_max_file_bytes
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -236,6 +237,8 @@ class Session:
             except PlanError as exc:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
+            finally:
+                _settle()
             if ids is not None:
                 _check_node_ids(cplan, ids)
                 cplan.selected_ids = ids
@@ -318,6 +321,7 @@ class Session:
                 continue
             with self.workspace(cplan) as workdir:
                 PlanRunner(self, cplan, workdir).run(items)
+            _settle()  # its reports stay to the end: the collector need not scan them again
 
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
@@ -492,6 +496,18 @@ def _walk(root: Path, yaml_only: set[str] | None = None) -> list[Path]:
     return found
 
 
+def _settle() -> None:
+    """Collect the young generations, then freeze what survived (a plan just collected or run).
+
+    What collection and the reports keep lives to the end of the session: frozen,
+    the collector's full passes no longer rescan it (they would, again and again,
+    as the session grows). The young collection first frees the cycles just made,
+    so nothing collectable is frozen. :func:`wrap_session` unfreezes at the end.
+    """
+    gc.collect(1)
+    gc.freeze()
+
+
 def _check_node_ids(cplan: CollectedPlan, ids: set[str]) -> None:
     known = [item.item_id for item in cplan.items]
     for item_id in sorted(ids - set(known)):
@@ -569,7 +585,8 @@ def wrap_session(config: Config) -> int:
 
     session = Session(config)
     started = False
-    with _signals_interrupt():
+    frozen = gc.get_freeze_count()
+    with _signals_interrupt(), alarm_handler():
         make_subreaper()  # escaped descendants re-parent to us, so they can be killed
         children = child_pids()
         try:
@@ -612,6 +629,8 @@ def wrap_session(config: Config) -> int:
             except BaseException:
                 traceback.print_exc()
                 session.exitstatus = ExitCode.INTERNAL_ERROR
+        if gc.get_freeze_count() > frozen:
+            gc.unfreeze()  # what the session kept is the collector's again
         try:
             reap_new_children(children)  # whatever the session started and left: nothing outlives it
         except KeyboardInterrupt:
