@@ -100,6 +100,8 @@ class YamlDoc:
     data: Any
     value_marks: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    #: The text the marks refer to (decoded, without a BOM): loading it again gives the same marks.
+    text: str | None = None
 
     def locate(self, loc: tuple[Any, ...]) -> tuple[int, int]:
         """The ``(line, col)`` of the deepest node named by ``loc``.
@@ -269,7 +271,7 @@ def _load(text: str, display: str) -> YamlDoc:
             raise
         if root is None:
             raise PlanError("empty plan file", display, 1, 1)
-        doc = YamlDoc(display, None)
+        doc = YamlDoc(display, None, text=text)
         try:
             if isinstance(root, MappingNode):
                 _walk(loader, root, doc, check_control="\\" in text, shared="*" in text)

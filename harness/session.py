@@ -199,6 +199,8 @@ class Session:
         self.start_time = time.time()
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
+        #: The parsed-plan cache of this session (:class:`planrun.plancache.PlanCache`), set by :meth:`collect`.
+        self.plancache: Any = None
         self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
 
     def scope_for(self, folder: Path) -> Scope:
@@ -222,18 +224,36 @@ class Session:
     # -- collection ------------------------------------------------------
 
     def collect(self) -> None:
+        from planrun.plancache import PlanCache, clear
+
         config = self.config
+        if config.option.cache_clear:
+            clear(config)
+        cache = self.plancache = PlanCache(config)
         files = list(self._plan_files())
         for path, ids in files:
             display = config.display_path(path)
             try:
                 scope = self.scope_for(path.parent)
-                plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
-                if plan is None:
-                    continue
-                cplan = CollectedPlan(path, display, plan, scope.compiler.compile_plan(plan), scope)
+                key = cache.key_of(path, display, scope.hook)
+                cached = cache.load(*key, scope.registry) if key is not None else None
+                if cached is not None:
+                    cache.hits += 1
+                    plan, checks = cached
+                else:
+                    cache.misses += 1
+                    plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
+                    if plan is None:
+                        continue
+                    checks = scope.compiler.compile_plan(plan)
+                cplan = CollectedPlan(path, display, plan, checks, scope)
                 cplan.build_items()
                 self._check_plan(cplan)
+                source = plan._source
+                if cached is None and isinstance(source, PlanSource) and source.text is not None:
+                    source.release()  # the marks are rebuilt from the text if an error needs them
+                    if key is not None:
+                        cache.store(*key, plan, checks, path)
             except PlanError as exc:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
@@ -244,6 +264,7 @@ class Session:
                 cplan.selected_ids = ids
             self.plans.append(cplan)
             self.items.extend(cplan.items)
+        cache.save()
         if not self.plans and not self.collection_errors and self._yaml_only:
             folders = ", ".join(sorted(self._yaml_only))
             config.warnings.append(
