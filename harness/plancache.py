@@ -143,7 +143,7 @@ class PlanCache:
         self.misses = 0
         self.stores = 0
         self._key: bytes | None | bool = False  # False: not read yet
-        self._fingerprints: dict[int, str | None] = {}
+        self._fingerprints: dict[tuple[int, tuple[Path, ...]], str | None] = {}
         self._base: str | None = None
         self.pack_path = self.folder / "plans.pack"
         self._entries: dict[bytes, tuple[str, bytes, bytes]] | None = None
@@ -162,13 +162,15 @@ class PlanCache:
             self._base = f"{_versions()}\n{sorted(options.items())}\nrootdir {self.config.rootdir}"
         return self._base
 
-    def fingerprint(self, hook: Any) -> str | None:
-        """What identifies the plugins that serve plans with ``hook``; ``None``: they cannot be identified."""
-        cached = self._fingerprints.get(id(hook), False)
+    def fingerprint(self, hook: Any, folder: Path) -> str | None:
+        """What identifies the plugins and conftests serving plans in ``folder``; ``None``: not identifiable."""
+        pm = self.config.pluginmanager
+        conftests = tuple(pm.conftests_for(folder, self.config.rootdir))
+        memo = (id(hook), conftests)
+        cached = self._fingerprints.get(memo, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
-        pm = self.config.pluginmanager
-        parts: list[str] = []
+        parts: list[str] = [f"conftest {path} {_file_stamp(str(path), content=True)}" for path in conftests]
         result: str | None = None
         try:
             seen: set[int] = set()
@@ -178,10 +180,10 @@ class PlanCache:
                         continue
                     seen.add(id(impl.plugin))
                     parts.append(self._plugin_stamp(impl.plugin, impl.plugin_name, pm))
-            result = "\n".join(sorted(parts))
+            result = "\n".join(parts)
         except _Unidentifiable:
             result = None
-        self._fingerprints[id(hook)] = result
+        self._fingerprints[memo] = result
         return result
 
     def _plugin_stamp(self, plugin: Any, name: str, pm: Any) -> str:
@@ -196,7 +198,7 @@ class PlanCache:
         """``(entry digest, key text)`` for the plan file ``path``, or ``None`` when it cannot be cached."""
         if self.key is None:
             return None
-        plugins = self.fingerprint(hook)
+        plugins = self.fingerprint(hook, path.parent)
         if plugins is None:
             return None
         content = _read_plan_bytes(path, self.config.option.max_plan_bytes)

@@ -198,6 +198,15 @@ class PlanrunPluginManager(pluggy.PluginManager):
         key = tuple(sorted(id(m) for m in applies))
         return key, (_SubsetHooks(self, excluded) if excluded else self.hook)
 
+    def conftests_for(self, folder: Path, rootdir: Path) -> list[Path]:
+        """The ``conftest.py`` files imported for plans in ``folder`` (with planrun hooks or not), rootdir first."""
+        folder = folder.resolve()
+        return [
+            path
+            for path, module in self._conftests.items()
+            if module is not None and (path.parent == rootdir or path.parent == folder or path.parent in folder.parents)
+        ]
+
     def check_pending_plugins(self) -> None:
         """A misspelt ``planrun_`` hook in any plugin (objects handed to ``main`` too) is an error."""
         for plugin in self.get_plugins():
