@@ -152,7 +152,9 @@ def generate(plans: int, tasks: int) -> Path:
         pdir.mkdir()
         for t in range(tasks):
             (pdir / f"mod{t}.py").write_text(f'"""Module {t}."""\n\n\ndef func_{t}(x):\n    return x + {t}\n')
-        (pdir / "meta.json").write_text(json.dumps({"tasks": [{"id": f"task-{t}", "done": True} for t in range(tasks)]}))
+        (pdir / "meta.json").write_text(
+            json.dumps({"tasks": [{"id": f"task-{t}", "done": True} for t in range(tasks)]})
+        )
         body = "".join(PLAN_TASK.format(p=p, t=t) for t in range(tasks))
         (plan_dir / f"plan{p:05d}.plan.yaml").write_text(f"plan: Generated plan {p}\nworkdir: ../work\ntasks:\n{body}")
         (suite / f"test_plan{p:05d}.py").write_text(PYTEST_SUITE.format(p=p, tasks=tasks))
@@ -266,18 +268,45 @@ def main() -> None:
     per = {n: med([t for t, _ in cold[n]]) / n * 1000 for n in sizes}
     small, big = min(sizes), max(sizes)
     for n in sizes:
-        rows.append((f"cost per plan, {n:,} plans (cold)", f"{per[n]:.2f} ms", f"{small} plans {per[small]:.2f} ms", f"{per[n] / per[small]:.2f}x"))
+        rows.append(
+            (
+                f"cost per plan, {n:,} plans (cold)",
+                f"{per[n]:.2f} ms",
+                f"{small} plans {per[small]:.2f} ms",
+                f"{per[n] / per[small]:.2f}x",
+            )
+        )
     rss = {n: med([r for _, r in cold[n]]) for n in sizes}
     slope = (rss[big] - rss[small]) / (big - small) if big > small else 0.0
-    rows.append((f"peak RSS, {big:,} plans", f"{rss[big]:.0f} MiB", f"{small} plans {rss[small]:.0f} MiB", f"{slope:.3f} MiB/plan"))
-    rows.append((f"peak RSS, {args.plans:,} plans vs floor", f"{rss[args.plans]:.0f} MiB", f"floor {med([r for _, r in floor]):.0f} MiB", f"{rss[args.plans] / max(med([r for _, r in floor]), 1):.1f}x"))
+    rows.append(
+        (
+            f"peak RSS, {big:,} plans",
+            f"{rss[big]:.0f} MiB",
+            f"{small} plans {rss[small]:.0f} MiB",
+            f"{slope:.3f} MiB/plan",
+        )
+    )
+    rows.append(
+        (
+            f"peak RSS, {args.plans:,} plans vs floor",
+            f"{rss[args.plans]:.0f} MiB",
+            f"floor {med([r for _, r in floor]):.0f} MiB",
+            f"{rss[args.plans] / max(med([r for _, r in floor]), 1):.1f}x",
+        )
+    )
     v, i = med(version), med(imports)
     rows.append(("planrun --version", f"{v * 1000:.0f} ms", f"imports {i * 1000:.0f} ms", f"{v / i:.2f}x"))
     if has_workers():
         croot = generate_commands(10, 50)
-        one = med([measure(planrun_cmd("--verify-only", "-q", "-n", "1", "plans"), croot)[0] for _ in range(args.repeat)])
-        auto = med([measure(planrun_cmd("--verify-only", "-q", "-n", "auto", "plans"), croot)[0] for _ in range(args.repeat)])
-        rows.append(("500 `sleep 0.05` commands, -n auto", f"{auto:.2f} s", f"-n 1 {one:.2f} s", f"{one / auto:.2f}x faster"))
+        one = med(
+            [measure(planrun_cmd("--verify-only", "-q", "-n", "1", "plans"), croot)[0] for _ in range(args.repeat)]
+        )
+        auto = med(
+            [measure(planrun_cmd("--verify-only", "-q", "-n", "auto", "plans"), croot)[0] for _ in range(args.repeat)]
+        )
+        rows.append(
+            ("500 `sleep 0.05` commands, -n auto", f"{auto:.2f} s", f"-n 1 {one:.2f} s", f"{one / auto:.2f}x faster")
+        )
     else:
         rows.append(("500 `sleep 0.05` commands, -n auto", "n/a", "-n 1 n/a", "n/a (no -n yet)"))
 

@@ -32,6 +32,7 @@ import secrets
 import stat
 import struct
 import sys
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,7 +236,7 @@ class PlanCache:
         if not hmac.compare_digest(mac, self._mac(key_text, payload)):
             return None  # corrupt, truncated, tampered, or made under another key: never unpickled
         try:
-            stored_key, plan, checks = _Unpickler(io.BytesIO(payload)).load()  # authenticated above
+            stored_key, plan, checks = _Unpickler(io.BytesIO(zlib.decompress(payload))).load()  # authenticated above
         except Exception:
             return None
         if stored_key != key_text or not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource):
@@ -263,7 +264,7 @@ class PlanCache:
                 check.function = None  # type: ignore[assignment]
             out = io.BytesIO()
             _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((key_text, plan, checks))
-            payload = out.getvalue()
+            payload = zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
         except Exception:
             return
         finally:
@@ -271,6 +272,10 @@ class PlanCache:
                 check.function = function
         self._keep[bytes.fromhex(digest)] = (os.path.abspath(file), self._mac(key_text, payload), payload)
         self.stores += 1
+
+    def release(self) -> None:
+        """Forget the pack read and the entries kept (collection is over: the run does not need them)."""
+        self._keep, self._entries = {}, {}
 
     def save(self) -> None:
         """Write the pack if this session added entries: what it used or made, and the other plans' entries."""
@@ -288,8 +293,12 @@ class PlanCache:
             name = file.encode("utf-8", "surrogateescape")
             out.append(_HEAD.pack(len(name), len(payload)) + digest + mac + name)
             out.append(payload)
+        self._keep, self._entries = {}, {}  # the run does not need them: let them go before it starts
+        kept.clear()
+        data = b"".join(out)
+        out.clear()
         try:
-            write_atomic(self.pack_path, b"".join(out), mode=0o600)
+            write_atomic(self.pack_path, data, mode=0o600)
         except OSError:
             return  # a read-only tree: run without a cache
 

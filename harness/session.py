@@ -265,6 +265,7 @@ class Session:
             self.plans.append(cplan)
             self.items.extend(cplan.items)
         cache.save()
+        cache.release()
         if not self.plans and not self.collection_errors and self._yaml_only:
             folders = ", ".join(sorted(self._yaml_only))
             config.warnings.append(
