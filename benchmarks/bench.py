@@ -216,7 +216,8 @@ def machine() -> str:
         load = " load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {model or '?'}, Python {platform.python_version()}{load}"
+    system = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
+    return f"{system}, {model or '?'}, Python {platform.python_version()}{load}"
 
 
 def med(values: list[float]) -> float:
