@@ -23,6 +23,7 @@ collected plan is ignored and rebuilt. The pack is written with
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import hmac
 import io
@@ -236,7 +237,7 @@ class PlanCache:
         if not hmac.compare_digest(mac, self._mac(key_text, payload)):
             return None  # corrupt, truncated, tampered, or made under another key: never unpickled
         try:
-            stored_key, plan, checks = _Unpickler(io.BytesIO(zlib.decompress(payload))).load()  # authenticated above
+            stored_key, plan, checks = pickle.loads(zlib.decompress(payload))  # noqa: S301 - authenticated above
         except Exception:
             return None
         if stored_key != key_text or not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource):
@@ -303,32 +304,19 @@ class PlanCache:
             return  # a read-only tree: run without a cache
 
 
-def _singletons() -> dict[str, Any]:
-    """Objects compared by identity (sentinels): pickled by name, so they come back as themselves."""
-    from planrun.datapath import MISSING
-
-    return {"planrun.MISSING": MISSING}
+def _by_name(obj: Any) -> str:
+    """Pickle a module-level sentinel as a reference to its name: it comes back as itself (``is`` holds)."""
+    return "MISSING"
 
 
 class _Pickler(pickle.Pickler):
+    """The C pickler, with sentinels (compared by identity) written as global references."""
+
     def __init__(self, file: Any, protocol: int) -> None:
         super().__init__(file, protocol)
-        self._names = {id(obj): name for name, obj in _singletons().items()}
+        from planrun.datapath import MISSING
 
-    def persistent_id(self, obj: Any) -> str | None:
-        return self._names.get(id(obj))
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: Any) -> None:
-        super().__init__(file)
-        self._objects = _singletons()
-
-    def persistent_load(self, pid: Any) -> Any:
-        try:
-            return self._objects[pid]
-        except (KeyError, TypeError):
-            raise pickle.UnpicklingError(f"unknown object {pid!r}") from None
+        self.dispatch_table = {**copyreg.dispatch_table, type(MISSING): _by_name}
 
 
 _HEAD = struct.Struct(">IQ")  # the plan file's length, the payload's; then the digest, the mac, the file, the payload
