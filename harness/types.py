@@ -339,7 +339,7 @@ def _relative_path(value: str) -> str:
         raise ValueError("NUL byte in path")
     if os.path.isabs(value) or value.startswith("~"):
         raise ValueError(f"absolute path {value!r}: criterion paths are relative to the workdir")
-    if ".." in Path(value).parts:
+    if ".." in value.split("/") or (os.altsep is not None and ".." in re.split(r"[\\/]", value)):  # Path().parts
         raise ValueError(f"path {value!r} escapes the workdir with '..'")
     return value
 
