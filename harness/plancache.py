@@ -299,6 +299,9 @@ class PlanCache:
         data = b"".join(out)
         out.clear()
         try:
+            ignore = self.folder.parent / ".gitignore"
+            if not os.path.lexists(ignore):  # the cache ignores itself, as .pytest_cache does
+                write_atomic(ignore, "# Created by planrun: its caches are never committed.\n*\n")
             write_atomic(self.pack_path, data, mode=0o600)
         except OSError:
             return  # a read-only tree: run without a cache

@@ -268,7 +268,11 @@ def test_the_prompt_file_is_outside_the_workdir_and_removed(planrunner: Planrunn
         path = Path(record["source"])
         assert not path.resolve().is_relative_to(planrunner.path.resolve())
         assert not path.exists()
-    assert sorted(p.name for p in planrunner.path.iterdir()) == ["a.txt", "b.txt", "two.plan.yaml"]
+    assert sorted(p.name for p in planrunner.path.iterdir() if p.name != ".planrun") == [
+        "a.txt",
+        "b.txt",
+        "two.plan.yaml",
+    ]
 
 
 def test_the_prompt_file_avoids_a_tmpdir_inside_the_workdir(planrunner: Planrunner, log: Path) -> None:

@@ -331,3 +331,23 @@ def test_plans_with_errors_are_not_cached(planrunner: Planrunner) -> None:
     assert first[0].ret == second[0].ret == ExitCode.INTERRUPTED
     assert (second[1].hits, second[1].stores) == (0, 0)
     assert "p.plan.yaml:7:9: unknown check kind 'file_exist'" in second[0].outstr + second[0].errstr
+
+
+def test_the_cache_ignores_itself_in_git(planrunner: Planrunner) -> None:
+    import subprocess
+
+    env = {**planrun.git_env(), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
+    subprocess.run(["git", "init", "-q", "."], cwd=planrunner.path, env=env, check=True)
+    project(planrunner)
+    assert run(planrunner)[0].ret == ExitCode.OK
+    assert pack(planrunner).exists()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=planrunner.path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert ".planrun" not in status
+    assert "p.plan.yaml" in status  # the probe sees untracked files

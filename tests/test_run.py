@@ -154,7 +154,7 @@ def test_verify_only_asserts_against_the_tree_as_it_is(planrunner: Planrunner) -
     result = planrunner.run("--verify-only", "chain.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["chain.plan.yaml .FsF*"])
-    assert sorted(p.name for p in planrunner.path.iterdir()) == ["chain.plan.yaml", "one.txt"]
+    assert sorted(p.name for p in planrunner.path.iterdir() if p.name != ".planrun") == ["chain.plan.yaml", "one.txt"]
 
 
 def test_regression_is_reported_against_the_task_that_broke_it(planrunner: Planrunner) -> None:
@@ -240,7 +240,11 @@ def test_workspace_temp_and_copy_leave_the_source_untouched(planrunner: Planrunn
     result = planrunner.run(".")
     assert result.ret == ExitCode.OK, result
     assert Path("app/main.txt").read_text() == "v1\n"
-    assert sorted(p.name for p in planrunner.path.iterdir()) == ["app", "copy.plan.yaml", "temp.plan.yaml"]
+    assert sorted(p.name for p in planrunner.path.iterdir() if p.name != ".planrun") == [
+        "app",
+        "copy.plan.yaml",
+        "temp.plan.yaml",
+    ]
 
 
 def test_workdir_is_relative_to_the_plan_file(planrunner: Planrunner) -> None:
