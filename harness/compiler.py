@@ -33,6 +33,7 @@ class CommonKeys(BaseModel):
 
 
 COMMON_KEYS = tuple(CommonKeys.model_fields)
+_DEFAULT_COMMON = CommonKeys()  # what a criterion without common keys has (never mutated)
 
 
 @dataclass
@@ -132,12 +133,14 @@ class Compiler:
             raise self._error(where, "criterion has no check kind")
         name = known[0]
         kind = self.registry.kinds[name]
-        common_raw = {k: v for k, v in mapping.items() if k in COMMON_KEYS}
-        try:
-            common = CommonKeys.model_validate(common_raw)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise self._error(at(tuple(err["loc"])), _message(err)) from None
+        common = _DEFAULT_COMMON
+        if len(mapping) > 1:  # one validation per criterion when it only names its check
+            common_raw = {k: v for k, v in mapping.items() if k in COMMON_KEYS}
+            try:
+                common = CommonKeys.model_validate(common_raw)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                raise self._error(at(tuple(err["loc"])), _message(err)) from None
         try:
             args = kind.args.model_validate(mapping[name])
         except ValidationError as exc:

@@ -193,6 +193,13 @@ def make_parser() -> ArgumentParser:
         help="load plugin NAME (module or entry point); -p no:NAME disables one",
     )
     g.add_argument("--version", action="store_true", help="print the version and the plugins, then exit")
+    g = p.add_argument_group("caching")
+    g.add_argument(
+        "--cache-clear",
+        action="store_true",
+        dest="cache_clear",
+        help="empty .planrun/cache/ (parsed plans, verdicts) at the start; the state store is kept",
+    )
     return p
 
 

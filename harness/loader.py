@@ -67,6 +67,24 @@ class _PlanLoader(_Base):  # type: ignore[misc,valid-type]
     yaml_constructors = dict(SafeConstructor.yaml_constructors)
     yaml_multi_constructors = dict(SafeConstructor.yaml_multi_constructors)
     yaml_implicit_resolvers = {k: list(v) for k, v in Resolver.yaml_implicit_resolvers.items()}
+    yaml_path_resolvers: dict[Any, Any] = {}
+
+    #: plain scalar -> its tag. With the copied tables above and no path resolvers the
+    #: tag depends on the text alone; bounded, so keys and common words stay, the rest is computed.
+    _tags: dict[str, str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is ScalarNode and implicit[0]:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._tags) < _TAG_CACHE_SIZE:
+                    self._tags[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+
+_TAG_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -82,6 +100,8 @@ class YamlDoc:
     data: Any
     value_marks: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    #: The text the marks refer to (decoded, without a BOM): loading it again gives the same marks.
+    text: str | None = None
 
     def locate(self, loc: tuple[Any, ...]) -> tuple[int, int]:
         """The ``(line, col)`` of the deepest node named by ``loc``.
@@ -251,7 +271,7 @@ def _load(text: str, display: str) -> YamlDoc:
             raise
         if root is None:
             raise PlanError("empty plan file", display, 1, 1)
-        doc = YamlDoc(display, None)
+        doc = YamlDoc(display, None, text=text)
         try:
             if isinstance(root, MappingNode):
                 _walk(loader, root, doc, check_control="\\" in text, shared="*" in text)

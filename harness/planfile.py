@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planrun.errors import PlanError
-from planrun.loader import YamlDoc, load_yaml
+from planrun.loader import YamlDoc, load_yaml, load_yaml_text
 from planrun.model import SYNONYMS, Plan
 from planrun.types import Location
 
@@ -22,21 +22,71 @@ MAX_NUMBER = 10**7
 
 
 class PlanSource:
-    """Where a plan came from: its file and the line marks of every node."""
+    """Where a plan came from: its file, its text, and the line marks of every node.
 
-    def __init__(self, path: str, doc: YamlDoc | None = None) -> None:
+    The marks are big (an entry per YAML node) and only errors and lint need
+    most of them: once a plan is collected, :meth:`release` drops them with the
+    loaded data and keeps the text. The short locations asked for until then
+    (items, top-level keys) are remembered; any other is found by loading the
+    text again, which gives exactly the marks the first load gave.
+    """
+
+    __slots__ = ("path", "text", "_doc", "_located")
+
+    def __init__(self, path: str, doc: YamlDoc | None = None, text: str | None = None) -> None:
         self.path = path
-        self.doc = doc
+        self.text = text if text is not None else getattr(doc, "text", None)
+        self._doc = doc
+        self._located: dict[tuple[tuple[Any, ...], bool], Location] = {}
+
+    @property
+    def doc(self) -> YamlDoc | None:
+        """The loaded document with its marks (loaded again from :attr:`text` after :meth:`release`)."""
+        if self._doc is None and self.text is not None:
+            self._doc = load_yaml_text(self.text, self.path, max_bytes=4 * len(self.text) + 4)
+        return self._doc
+
+    @doc.setter
+    def doc(self, value: YamlDoc | None) -> None:
+        self._doc = value
+
+    def release(self) -> None:
+        """Drop the marks and the loaded data (kept: the text, the locations asked for so far)."""
+        if self.text is not None:
+            self._doc = None
 
     def locate(self, loc: tuple[Any, ...], *, key: bool = False) -> Location:
-        if self.doc is None:
+        short = len(loc) <= _REMEMBERED
+        if short:
+            try:
+                found = self._located.get((loc, key))
+            except TypeError:  # an unhashable part names no node
+                found, short = None, False
+            if found is not None:
+                return found
+        doc = self.doc
+        if doc is None:
             return Location(self.path)
-        line, col = self.doc.locate_key(loc) if key else self.doc.locate(loc)
-        return Location(self.path, line, col)
+        line, col = doc.locate_key(loc) if key else doc.locate(loc)
+        where = Location(self.path, line, col)
+        if short:
+            self._located[(loc, key)] = where
+        return where
 
     def error(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> PlanError:
         where = self.locate(loc, key=key)
         return PlanError(message, where.path, where.line or None, where.col or None)
+
+    def __getstate__(self) -> tuple[str, str | None, dict[tuple[tuple[Any, ...], bool], Location]]:
+        return (self.path, self.text, self._located)  # never the marks: they come back from the text
+
+    def __setstate__(self, state: tuple[str, str | None, dict[tuple[tuple[Any, ...], bool], Location]]) -> None:
+        self.path, self.text, self._located = state
+        self._doc = None
+
+
+#: Locations this long or shorter (``("tasks", 3)``, ``("workdir",)``) are remembered by :class:`PlanSource`.
+_REMEMBERED = 2
 
 
 def read_plan(path: Path, display: str, *, max_bytes: int) -> Plan:

@@ -61,8 +61,8 @@ class PlanrunPluginManager(pluggy.PluginManager):
             self.set_blocked(name)
         for modname in ESSENTIAL:
             self.register(importlib.import_module(modname), modname)
-        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-        builtin = [ep for ep in eps if ep.dist is not None and ep.dist.name == "planrun"]
+        eps = entry_points()
+        builtin = [ep for ep in eps if _dist_of(ep)[0] == "planrun"]
         if not builtin:
             raise UsageError("no built-in plugins found; install planrun (pip install -e .)")
         for ep in builtin:
@@ -91,8 +91,9 @@ class PlanrunPluginManager(pluggy.PluginManager):
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from None
         self._register_checked(plugin, ep.name)
         self.loaded_names.append(ep.name)
-        if ep.dist is not None:
-            self.versions[ep.name] = f"{ep.dist.name}-{ep.dist.version}"
+        dist, version = _dist_of(ep)
+        if dist is not None:
+            self.versions[ep.name] = f"{dist}-{version}"
 
     def import_plugin(self, name: str, eps: list[importlib.metadata.EntryPoint] | None = None) -> None:
         """Load ``name``: an entry-point name first, a module path second."""
@@ -198,6 +199,15 @@ class PlanrunPluginManager(pluggy.PluginManager):
         key = tuple(sorted(id(m) for m in applies))
         return key, (_SubsetHooks(self, excluded) if excluded else self.hook)
 
+    def conftests_for(self, folder: Path, rootdir: Path) -> list[Path]:
+        """The ``conftest.py`` files imported for plans in ``folder`` (with planrun hooks or not), rootdir first."""
+        folder = folder.resolve()
+        return [
+            path
+            for path, module in self._conftests.items()
+            if module is not None and (path.parent == rootdir or path.parent == folder or path.parent in folder.parents)
+        ]
+
     def check_pending_plugins(self) -> None:
         """A misspelt ``planrun_`` hook in any plugin (objects handed to ``main`` too) is an error."""
         for plugin in self.get_plugins():
@@ -207,6 +217,35 @@ class PlanrunPluginManager(pluggy.PluginManager):
     def plugin_names(self) -> list[str]:
         """The loaded plugins for the header and ``--version``, in load order."""
         return [os.path.relpath(n) if os.path.isabs(n) else n for n in self.loaded_names]
+
+
+# (sys.path when read, the entry points, each one's distribution name and version): read once per process,
+# again only when sys.path changes. Reading them walks every installed distribution's metadata.
+_ENTRY_POINTS: tuple[tuple[str, ...], list[importlib.metadata.EntryPoint]] | None = None
+_DISTS: dict[int, tuple[str | None, str | None]] = {}
+
+
+def entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``planrun`` entry points of the installed distributions (read once per ``sys.path``)."""
+    global _ENTRY_POINTS
+    path = tuple(sys.path)
+    if _ENTRY_POINTS is None or _ENTRY_POINTS[0] != path:
+        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        _DISTS.clear()
+        for ep in eps:
+            dist = ep.dist
+            _DISTS[id(ep)] = (dist.name, dist.version) if dist is not None else (None, None)
+        _ENTRY_POINTS = (path, eps)
+    return _ENTRY_POINTS[1]
+
+
+def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    """``(distribution name, version)`` of an entry point from :func:`entry_points`."""
+    found = _DISTS.get(id(ep))
+    if found is None:
+        dist = ep.dist
+        found = (dist.name, dist.version) if dist is not None else (None, None)
+    return found
 
 
 class _SubsetHooks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import gc
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
 from planrun.reports import ItemReport, printable
-from planrun.types import Executor, Location, set_max_file_bytes
+from planrun.types import Executor, Location, alarm_handler, set_max_file_bytes
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -206,6 +207,8 @@ class Session:
         self.start_time = time.time()
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
+        #: The parsed-plan cache of this session (:class:`planrun.plancache.PlanCache`), set by :meth:`collect`.
+        self.plancache: Any = None
         self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
         #: What to collect instead of the PATHS arguments (set before collection, by ``--plans-from-ref``).
         self.collect_paths: list[str] | None = None
@@ -247,28 +250,50 @@ class Session:
     # -- collection ------------------------------------------------------
 
     def collect(self) -> None:
+        from planrun.plancache import PlanCache, clear
+
         config = self.config
+        if config.option.cache_clear:
+            clear(config)
+        cache = self.plancache = PlanCache(config)
         files = list(self._plan_files())
         for path, ids in files:
             real = self.real_path(path)
             display = config.display_path(real)
             try:
                 scope = self.scope_for(path.parent)
-                plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
-                if plan is None:
-                    continue
-                cplan = CollectedPlan(real, display, plan, scope.compiler.compile_plan(plan), scope)
+                key = cache.key_of(path, display, scope.hook)
+                cached = cache.load(*key, scope.registry) if key is not None else None
+                if cached is not None:
+                    cache.hits += 1
+                    plan, checks = cached
+                else:
+                    cache.misses += 1
+                    plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
+                    if plan is None:
+                        continue
+                    checks = scope.compiler.compile_plan(plan)
+                cplan = CollectedPlan(real, display, plan, checks, scope)
                 cplan.source_file = path
                 cplan.build_items()
                 self._check_plan(cplan)
+                source = plan._source
+                if cached is None and isinstance(source, PlanSource) and source.text is not None:
+                    source.release()  # the marks are rebuilt from the text if an error needs them
+                    if key is not None:
+                        cache.store(*key, plan, checks, path)
             except PlanError as exc:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
+            finally:
+                _settle()
             if ids is not None:
                 _check_node_ids(cplan, ids)
                 cplan.selected_ids = ids
             self.plans.append(cplan)
             self.items.extend(cplan.items)
+        cache.save()
+        cache.release()
         if not self.plans and not self.collection_errors and self._yaml_only:
             folders = ", ".join(sorted(self._yaml_only))
             config.warnings.append(
@@ -355,6 +380,7 @@ class Session:
 
         with self.workspace(cplan) as workdir:
             PlanRunner(self, cplan, workdir).run(items)
+        _settle()  # its reports stay to the end: the collector need not scan them again
 
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
@@ -529,6 +555,18 @@ def _walk(root: Path, yaml_only: set[str] | None = None) -> list[Path]:
     return found
 
 
+def _settle() -> None:
+    """Collect the young generations, then freeze what survived (a plan just collected or run).
+
+    What collection and the reports keep lives to the end of the session: frozen,
+    the collector's full passes no longer rescan it (they would, again and again,
+    as the session grows). The young collection first frees the cycles just made,
+    so nothing collectable is frozen. :func:`wrap_session` unfreezes at the end.
+    """
+    gc.collect(1)
+    gc.freeze()
+
+
 def _check_node_ids(cplan: CollectedPlan, ids: set[str]) -> None:
     known = [item.item_id for item in cplan.items]
     for item_id in sorted(ids - set(known)):
@@ -606,7 +644,8 @@ def wrap_session(config: Config) -> int:
 
     session = Session(config)
     started = False
-    with _signals_interrupt():
+    frozen = gc.get_freeze_count()
+    with _signals_interrupt(), alarm_handler():
         make_subreaper()  # escaped descendants re-parent to us, so they can be killed
         children = child_pids()
         try:
@@ -649,6 +688,8 @@ def wrap_session(config: Config) -> int:
             except BaseException:
                 traceback.print_exc()
                 session.exitstatus = ExitCode.INTERNAL_ERROR
+        if gc.get_freeze_count() > frozen:
+            gc.unfreeze()  # what the session kept is the collector's again
         try:
             reap_new_children(children)  # whatever the session started and left: nothing outlives it
         except KeyboardInterrupt:

@@ -333,11 +333,15 @@ class TerminalReporter:
         # The live status line: a terminal only, and not with -qq (nothing but the final line).
         self.live: StatusLine | None = StatusLine(self) if is_tty(file) and self.verbosity >= -1 else None
         self._prompt: str | None = None
+        #: Progress letters not written yet, with their style: off a terminal they go out a line at a time.
+        self._pending: list[tuple[str, str | None]] = []
 
     # -- writing ----------------------------------------------------------
 
     def write(self, text: str, style: str | None = None) -> None:
         """The one way out to the terminal: every control character in ``text`` is shown escaped."""
+        if self._pending:
+            self._flush_pending()
         live = self.live
         if live is None:
             self._write(text, style)
@@ -345,6 +349,25 @@ class TerminalReporter:
         with live.lock:
             live.clear()
             self._write(text, style)
+
+    def _progress_letter(self, letter: str, style: str | None) -> None:
+        """One item's letter: written at once on a terminal, else with the rest of its line (one write per line)."""
+        if self.live is not None:
+            self.write(letter, style)
+            return
+        pending = self._pending
+        if pending and pending[-1][1] == style:
+            pending[-1] = (pending[-1][0] + letter, style)
+        else:
+            pending.append((letter, style))
+        self.column += len(letter)
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        column = self.column
+        for text, style in pending:
+            self._write(text, style)
+        self.column = column  # counted when the letters were queued
 
     def _write(self, text: str, style: str | None) -> None:
         text = printable(text)
@@ -525,7 +548,7 @@ class TerminalReporter:
         elif self.column >= self.width - 7:  # wrap before the "[ NN%]" column, as pytest does
             self._write_progress(self.done - 1)
         self.current_plan = report.plan
-        self.write(_LETTER[report.outcome], _STYLE[report.outcome])
+        self._progress_letter(_LETTER[report.outcome], _STYLE[report.outcome])
 
     def _workdir_line(self, plan: str) -> None:
         """``-v``: where the plan's tasks run and its criteria look."""
@@ -547,6 +570,8 @@ class TerminalReporter:
     @hookimpl(wrapper=True, tryfirst=True)
     def planrun_sessionfinish(self, session: Session, exitstatus: int) -> Generator[None, None, None]:
         result = yield
+        if self._pending:
+            self._flush_pending()
         if self.live is not None:
             self.live.close()
         if self.current_plan is not None and self.verbosity <= 0:

@@ -63,6 +63,8 @@ def tree_hashes(root: Path) -> dict[str, str]:
         if rel == ".git":
             dirnames[:] = []
             filenames = [f for f in filenames if f == "index"]
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d != ".planrun"]  # planrun's own caches, as .pytest_cache
         for name in filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)

@@ -1,0 +1,98 @@
+"""A fast start: what ``planrun --version`` and a small verify-only run import (counted in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from planrun.testing import Planrunner
+
+# Runs planrun as the console script does, then writes the names of the imported modules.
+DRIVER = """\
+import json, runpy, sys
+out, sys.argv = sys.argv[1], ["planrun", *sys.argv[2:]]
+try:
+    runpy.run_module("planrun", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+with open(out, "w") as f:
+    json.dump({"modules": sorted(sys.modules), "code": code}, f)
+"""
+
+#: What an LLM feature or the network needs: never imported unless a criterion or executor uses it.
+HEAVY = ("openai", "http.client", "ssl", "urllib.request", "planrun.agentprompt", "planrun.testing_openai")
+#: The built-in plugins that import part of HEAVY when they load (see test_default_plugins_import_nothing_heavy).
+HEAVY_PLUGINS = ("openai_executor", "agent_cli", "http")
+
+PLAN = """\
+plan: Start
+tasks:
+  - id: t
+    name: T
+    criteria:
+      - file_exists: a.txt
+      - file_contains: {path: a.txt, pattern: hi}
+"""
+
+
+def imported(planrunner: Planrunner, *args: str) -> tuple[int, set[str]]:
+    out = planrunner.path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(out), *args], cwd=planrunner.path, capture_output=True, text=True
+    )
+    assert out.exists(), proc.stderr
+    found = json.loads(out.read_text())
+    return found["code"], set(found["modules"])
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def without_heavy_plugins() -> list[str]:
+    return [arg for name in HEAVY_PLUGINS for arg in ("-p", f"no:{name}")]
+
+
+@pytest.fixture
+def project(planrunner: Planrunner, tmp_path: Path) -> Planrunner:
+    planrunner.makefile("a.txt", "hi\n")
+    planrunner.makeplan("start", PLAN)
+    planrunner.makefile("pyproject.toml", "[tool.planrun]\n")
+    return planrunner
+
+
+def test_version_imports_nothing_heavy_from_the_core(project: Planrunner) -> None:
+    code, modules = imported(project, "--version", *without_heavy_plugins())
+    assert code in (0, None)
+    assert heavy(modules) == []
+    assert "planrun.plancache" not in modules  # --version collects nothing
+
+
+def test_a_verify_only_run_imports_nothing_heavy_from_the_core(project: Planrunner) -> None:
+    code, modules = imported(project, "--verify-only", "start.plan.yaml", *without_heavy_plugins())
+    assert code == 0
+    assert heavy(modules) == []
+    assert "planrun.plancache" in modules  # the probe sees what a run imports
+
+
+def test_an_http_criterion_does_import_the_http_client(project: Planrunner) -> None:
+    """The probe can fail: a run that needs the network does import it."""
+    project.makeplan("start", PLAN + "      - {http: {url: 'http://127.0.0.1:9/', status: 200}, timeout: 1}\n")
+    code, modules = imported(project, "--verify-only", "start.plan.yaml")
+    assert code == 1
+    assert "http.client" in modules
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="plugins/http.py imports http.client at module level, plugins/agent_cli.py planrun.agentprompt,"
+    " plugins/openai_executor.py email.utils: their owners make those imports lazy",
+)
+def test_default_plugins_import_nothing_heavy(project: Planrunner) -> None:
+    _, version = imported(project, "--version")
+    _, run = imported(project, "--verify-only", "start.plan.yaml")
+    assert heavy(version) == heavy(run) == []
