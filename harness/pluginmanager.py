@@ -232,11 +232,24 @@ def entry_points() -> list[importlib.metadata.EntryPoint]:
     if _ENTRY_POINTS is None or _ENTRY_POINTS[0] != path:
         eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
         _DISTS.clear()
+        by_place: dict[str, tuple[str | None, str | None]] = {}  # one metadata parse per distribution
         for ep in eps:
-            dist = ep.dist
-            _DISTS[id(ep)] = (dist.name, dist.version) if dist is not None else (None, None)
+            _DISTS[id(ep)] = _name_version(ep.dist, by_place)
         _ENTRY_POINTS = (path, eps)
     return _ENTRY_POINTS[1]
+
+
+def _name_version(
+    dist: importlib.metadata.Distribution | None, seen: dict[str, tuple[str | None, str | None]]
+) -> tuple[str | None, str | None]:
+    """A distribution's name and version, parsing its metadata once however many entry points it has."""
+    if dist is None:
+        return None, None
+    place = str(getattr(dist, "_path", "")) or f"id:{id(dist)}"
+    if place not in seen:
+        metadata = dist.metadata  # each access parses the METADATA file again
+        seen[place] = (metadata["Name"], metadata["Version"])
+    return seen[place]
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:

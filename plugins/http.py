@@ -9,11 +9,10 @@ however malformed, the criterion fails with one line; it never crashes.
 
 from __future__ import annotations
 
-import http.client as http_client
 import json
 import re
 import time
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -40,6 +39,10 @@ _SHOWN = 200  # how much of a server's bytes a message quotes
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A header value: visible ASCII, Latin-1 text, spaces and tabs; no CR, LF, NUL or other controls.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+if TYPE_CHECKING:
+    import http.client as http_client
 
 
 class Target(NamedTuple):
@@ -144,6 +147,8 @@ def _quote(text: str | bytes) -> str:
 
 def _bad_response(exc: Exception) -> str:
     """One line for whatever :mod:`http.client` raised about the server's answer."""
+    import http.client as http_client  # only when an http criterion runs (it imports ssl and email)
+
     if isinstance(exc, http_client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(exc, http_client.LineTooLong):
@@ -174,6 +179,8 @@ def _exchange(
     target: Target, method: str, headers: dict[str, str], data: bytes | None, deadline: _Deadline
 ) -> tuple[int, http_client.HTTPMessage, bytes]:
     """One request and its response: ``(status, headers, body)``, the body cut at MAX_BODY + 1 bytes."""
+    import http.client as http_client
+
     cls = http_client.HTTPSConnection if target.https else http_client.HTTPConnection
     conn = cls(target.host, target.port, timeout=deadline.left())
     try:
@@ -212,6 +219,8 @@ def request(args: HttpArgs, timeout: float, ctx: CheckContext) -> tuple[int, byt
         that is not HTTP, or redirected too often or to a URL that is not http(s).
     :raises StepTimeout: the whole exchange took longer than ``timeout``.
     """
+    import http.client as http_client  # only when an http criterion runs (it imports ssl and email)
+
     what = f"{args.method} {args.url}"
     deadline = _Deadline(timeout, what)
     headers = dict(args.headers)
