@@ -62,7 +62,6 @@ from planrun import (
     ExecutorKind,
     StepTimeout,
     UsageError,
-    agentprompt,
     hookimpl,
 )
 
@@ -575,6 +574,8 @@ class AgentCliExecutor(Executor):
 
     def prompt(self, task: Task, context: ExecutionContext) -> str:
         """The whole prompt of this attempt: role, CLI note, the task's context, the last failure report."""
+        from planrun import agentprompt  # the prompts: only when an agent CLI runs
+
         parts = [self.system_prompt.rstrip(), CLI_NOTE.rstrip(), agentprompt.task_prompt(task, context).rstrip()]
         if context.attempt > 1 and context.feedback:
             parts.append(
@@ -642,6 +643,8 @@ class AgentCliExecutor(Executor):
 
 
 def _executor(config: Config) -> AgentCliExecutor:
+    from planrun import agentprompt  # the prompts: only when an agent CLI runs
+
     spec = agent_spec(config)
     return AgentCliExecutor(spec, agentprompt.system_prompt(config)[0])
 
@@ -687,4 +690,6 @@ def planrun_collection_finish(session: Session) -> None:
         return
     spec = agent_spec(config)
     check_binary(spec)
+    from planrun import agentprompt  # the prompts: only when an agent CLI runs
+
     agentprompt.system_prompt(config)  # a bad executor_prompt is a usage error now, not in the first task
