@@ -110,11 +110,17 @@ class PlanRunner:
 
     def run(self, items: list[Item]) -> None:
         last_task = max((i for i, item in enumerate(items) if item.task is not None), default=-1)
+        changed = True  # what cached realpaths and documents may no longer hold
         for index, item in enumerate(items):
             if self.session.shouldstop:
                 return
             start = time.monotonic()
-            forget_paths()
+            if changed:
+                forget_paths()
+            # An executor changes the tree (and forgets after it ran); a check that runs a process or
+            # reaches the network may change it too. Reading checks change nothing: the next item can
+            # keep what this one resolved and parsed.
+            changed = self.session.executor_name_for(item) is not None or any(not c.inprocess for c in item.checks)
             self.session.log_start(item)
             try:
                 report = self.run_item(item)
