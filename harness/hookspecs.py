@@ -320,6 +320,20 @@ def planrun_task_progress(nodeid: str, attempt: int, status: dict[str, Any]) -> 
 
 
 @hookspec
+def planrun_runtest_makereport(report: ItemReport) -> None:
+    """An item's report is complete; add to it before anyone sees it.
+
+    :param report: the :class:`planrun.ItemReport`, which implementations
+        may change (add tokens, cost, notes).
+    :return: ignored.
+
+    Called once per report, where the item ran (in a ``-n`` worker, in
+    that worker), right before :func:`planrun_runtest_logreport`, by every
+    implementation. ``llm_judge`` adds the tokens its verdicts cost here.
+    """
+
+
+@hookspec
 def planrun_runtest_logreport(report: ItemReport) -> None:
     """One item finished.
 

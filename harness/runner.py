@@ -127,16 +127,21 @@ class PlanRunner:
             except KeyboardInterrupt:
                 report = self._report(item, "interrupted", message="interrupted")
                 report.duration = time.monotonic() - start
-                self.session.log(report)
+                self._log(report)
                 raise
             report.duration = time.monotonic() - start
             if item.task is not None:
                 self.states[item.item_id] = report.outcome
                 if report.outcome == "passed":
                     self.passed.append(item)
-            self.session.log(report)
+            self._log(report)
             if index == last_task and not self.session.shouldstop:
                 self._end_of_plan_regressions()
+
+    def _log(self, report: ItemReport) -> None:
+        """Complete ``report`` where the item ran (``planrun_runtest_makereport``), then log it."""
+        self.config.hook.planrun_runtest_makereport(report=report)
+        self.session.log(report)
 
     def _report(self, item: Item, outcome: Outcome, **kw: object) -> ItemReport:
         return ItemReport(
@@ -345,7 +350,7 @@ class PlanRunner:
             criteria=results,
         )
         report.duration = sum(r.duration for r in results)
-        self.session.log(report)
+        self._log(report)
 
 
 class _Usage:

@@ -539,11 +539,11 @@ class Accounting:
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
 
-    @hookimpl(tryfirst=True)
-    def planrun_runtest_logreport(self, report: ItemReport) -> None:
-        """Before any reporter sees ``report``.
+    @hookimpl
+    def planrun_runtest_makereport(self, report: ItemReport) -> None:
+        """Before any reporter sees ``report``, in the process that ran the item (a ``-n`` worker too).
 
-        Items run one at a time, so what the judge spent since the last report
+        Items run one at a time there, so what the judge spent since the last report
         was spent for this one (its criteria, its baseline, its regression
         checks).
         """

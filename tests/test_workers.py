@@ -347,3 +347,28 @@ def test_the_state_store_is_that_of_a_serial_run(planrunner: Planrunner) -> None
     assert planrunner.run("-n", "2", "plans").ret == ExitCode.TESTS_FAILED
     parallel = _state(planrunner.path / "plans")
     assert len(serial) == 5 and parallel == serial
+
+
+def test_makereport_runs_where_the_item_ran_and_its_changes_reach_every_reporter(
+    planrunner: Planrunner, tmp_path: Path
+) -> None:
+    import json
+
+    _suite(planrunner, n=3, failing=())
+    planrunner.makeconftest(
+        """
+        import os
+
+        def planrun_runtest_makereport(report):
+            report.tokens_in += 7
+            report.notes.append(f"made in {os.getpid()}")
+        """,
+        folder="plans",
+    )
+    for n, out in (("0", "serial.json"), ("2", "parallel.json")):
+        result = planrunner.run("-n", n, "--json", tmp_path / out, "plans")
+        assert result.ret == ExitCode.OK, result
+        items = [i for p in json.loads((tmp_path / out).read_text())["plans"] for i in p["items"]]
+        assert len(items) == 12 and all(i["tokens_in"] == 7 for i in items)
+        pids = {w.rsplit(" ", 1)[1] for i in items for w in i["warnings"] if "made in" in w}
+        assert (pids == {str(os.getpid())}) == (n == "0")  # -n 2: made in the workers, not here
