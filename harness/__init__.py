@@ -25,7 +25,7 @@ from planrun.mergereports import (
 )
 from planrun.model import Plan, Task
 from planrun.outcomes import CheckFailed, Skipped, fail, skip
-from planrun.planfile import read_plan
+from planrun.planfile import find_cycle, read_plan
 from planrun.planref import Change, RefPlans, plans_from_ref
 from planrun.reports import CriterionResult, ItemReport, human, money, printable
 from planrun.statestore import RunLock, StateStore
@@ -97,6 +97,7 @@ __all__ = [
     "__version__",
     "copy_workdir",
     "fail",
+    "find_cycle",
     "git_env",
     "git_state",
     "hookimpl",

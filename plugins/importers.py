@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 import planrun
-from planrun import Location, Plan, PlanError
+from planrun import Location, Plan, PlanError, find_cycle
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -457,7 +457,7 @@ def build_plan(data: dict[str, Any], source: ImportedSource) -> Plan:
             elif dep == task.id:
                 errors.append(source.error(("tasks", i, "depends_on", j), f"task {task.id!r} depends on itself"))
     if not errors:
-        cycle = _cycle({t.id: list(t.depends_on) for t in plan.tasks})
+        cycle = find_cycle(plan)
         if cycle:
             errors.append(
                 source.error(("tasks", ids.index(cycle[0]), "depends_on"), "dependency cycle: " + " -> ".join(cycle))
@@ -465,31 +465,6 @@ def build_plan(data: dict[str, Any], source: ImportedSource) -> Plan:
     if errors:
         raise _group(errors)
     return plan
-
-
-def _cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    for root in deps:
-        if root in state:
-            continue
-        stack, path = [(root, 0)], [root]
-        state[root] = 1
-        while stack:
-            node, i = stack[-1]
-            if i < len(deps[node]):
-                stack[-1] = (node, i + 1)
-                nxt = deps[node][i]
-                if state.get(nxt) == 1:
-                    return path[path.index(nxt) :] + [nxt]
-                if nxt not in state:
-                    state[nxt] = 1
-                    stack.append((nxt, 0))
-                    path.append(nxt)
-            else:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-    return None
 
 
 def import_markdown(text: str, display: str, stem: str) -> Plan:
