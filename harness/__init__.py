@@ -9,7 +9,7 @@ from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
 from planrun.evidence import EVIDENCE_FORMAT, EVIDENCE_VERSION, git_state, sha256_of
-from planrun.gitenv import git_env
+from planrun.gitenv import git_argv, git_env, run_git
 from planrun.graph import mermaid
 from planrun.hookspecs import hookimpl, hookspec
 from planrun.mergereports import (
@@ -98,6 +98,7 @@ __all__ = [
     "copy_workdir",
     "fail",
     "find_cycle",
+    "git_argv",
     "git_env",
     "git_state",
     "hookimpl",
@@ -113,6 +114,7 @@ __all__ = [
     "set_recording",
     "sha256_of",
     "read_plan",
+    "run_git",
     "skip",
     "whole_number",
     "write_atomic",

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from planrun.gitenv import git_env
+from planrun.gitenv import run_git
 from planrun.outcomes import CheckFailed
 from planrun.reports import printable
 from planrun.types import CheckContext, _relative_path, forget_paths
@@ -47,16 +47,7 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _git(args: list[str], cwd: str, index: str | None = None) -> subprocess.CompletedProcess[bytes]:
-    extra = {"GIT_INDEX_FILE": index} if index else {}
-    return subprocess.run(
-        ["git", "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}", *args],
-        cwd=cwd,
-        env=git_env(**extra),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=_GIT_TIMEOUT,
-        check=False,
-    )
+    return run_git(args, cwd, timeout=_GIT_TIMEOUT, env={"GIT_INDEX_FILE": index} if index else None)
 
 
 def _first_line(data: bytes) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from planrun.datapath import MISSING
 from planrun.errors import PlanError, UsageError
-from planrun.gitenv import git_env
+from planrun.gitenv import run_git
 from planrun.planfile import read_plan, shown
 from planrun.reports import printable
 from planrun.types import Location
@@ -40,15 +40,7 @@ _BLOB_MODES = ("100644", "100755")
 
 def _git(top: Path, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(
-            ["git", "-C", str(top), *args],
-            input=data,
-            env=git_env(),
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-            stdin=None if data is not None else subprocess.DEVNULL,
-        )
+        return run_git(["-C", str(top), *args], None, timeout=GIT_TIMEOUT, input=data)
     except subprocess.TimeoutExpired:
         raise UsageError(f"--plans-from-ref: git {args[0]} took over {GIT_TIMEOUT:g}s in {top}") from None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ItemReport, UsageError, copy_workdir, git_env, hookimpl, printable
+from planrun import ItemReport, UsageError, copy_workdir, hookimpl, printable, run_git
 
 if TYPE_CHECKING:
     import argparse
@@ -46,46 +45,16 @@ class GitError(Exception):
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``git ARGS`` in ``cwd``: its own process group, no hooks, no signing, no fsmonitor."""
-    argv = [
-        "git",
-        "-c",
-        "core.hooksPath=" + os.devnull,
-        "-c",
-        "core.fsmonitor=false",
-        "-c",
-        "commit.gpgsign=false",
-        "-c",
-        "tag.gpgsign=false",
-        *args,
-    ]
+    """``git ARGS`` in ``cwd`` (:func:`planrun.run_git`: its own process group, no hooks, no signing)."""
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=git_env(**IDENTITY),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        done = run_git(args, cwd, timeout=GIT_TIMEOUT, env=IDENTITY)
     except OSError as exc:
         raise GitError(f"git cannot run: {exc.strerror or exc}") from None
-    try:
-        out, err = proc.communicate(timeout=GIT_TIMEOUT)
-    except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.communicate()
-        raise
-    if check and proc.returncode != 0:
-        reason = (err.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    if check and done.returncode != 0:
+        reason = (err.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         raise GitError(f"git {args[0]} failed: {reason}")
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return subprocess.CompletedProcess(done.args, done.returncode, out, err)
 
 
 def branch_label(plan_id: str) -> str:

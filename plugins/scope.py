@@ -20,14 +20,14 @@ import hashlib
 import os
 import re
 import shlex
-import signal
 import stat
 import subprocess
 from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ExecutionResult, Executor, UsageError, git_env, hookimpl, printable
+from planrun import ExecutionResult, Executor, UsageError, hookimpl, printable
+from planrun import run_git as _run_git
 
 if TYPE_CHECKING:
     import argparse
@@ -73,26 +73,7 @@ MAX_EVIDENCE = 200
 
 def run_git(args: list[str], cwd: Path, timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
     """Run ``git ARGS`` in ``cwd`` in its own process group; on a timeout the group is killed."""
-    argv = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=" + os.devnull, *args]
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=git_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return _run_git(args, cwd, timeout=timeout)
 
 
 # -- globs ------------------------------------------------------------------

@@ -13,12 +13,11 @@ everything under that folder.
 from __future__ import annotations
 
 import fnmatch
-import os
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from planrun import ArgsModel, CheckContext, CheckKind, StepTimeout, fail, git_env, hookimpl
+from planrun import ArgsModel, CheckContext, CheckKind, StepTimeout, fail, git_argv, git_env, hookimpl
 
 MAX_NAMED = 10
 _OWN = (".planrun/",)  # planrun's own files in the workdir
@@ -51,7 +50,7 @@ class ScopeArgs(ArgsModel):
 
 def _git(ctx: CheckContext, args: ScopeArgs, failed: str, *argv: str) -> str:
     """The stdout of ``git ARGV`` in the workdir; the check fails with ``failed`` when git does."""
-    cmd = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=" + os.devnull, *argv]
+    cmd = git_argv(*argv)
     try:
         result = ctx.run(cmd, timeout=args.timeout, env=git_env())
     except OSError:  # git is not installed
