@@ -361,6 +361,36 @@ class Session:
         """Record items a plugin removed from ``session.items``."""
         self.deselected.extend(items)
 
+    def select(self, items: list[Item], selected: set[int]) -> int:
+        """Keep in ``items`` (in place) those whose ``id()`` is in ``selected``, with what they need; deselect the rest.
+
+        A selected task's dependencies come along: in a fresh (``temp``,
+        ``copy``) workspace nothing of them can hold yet, so they run; in place
+        they are verified instead of performed (``verify_only``). A plan's
+        prerequisites stay while anything of the plan is selected. Returns how
+        many plans keep an item. Used by ``-k``, node ids and ``--lf``.
+        """
+        selected = set(selected)
+        by_task = {(id(item.cplan), item.item_id): item for item in items if item.task is not None}
+        pending = [item for item in items if id(item) in selected and item.task is not None]
+        while pending:
+            item = pending.pop()
+            assert item.task is not None
+            for dep in item.task.depends_on:
+                needed = by_task.get((id(item.cplan), dep))
+                if needed is None or id(needed) in selected:
+                    continue
+                selected.add(id(needed))
+                needed.verify_only = needed.verify_only or item.cplan.plan.workspace == "inplace"
+                pending.append(needed)
+        chosen = {id(item.cplan) for item in items if id(item) in selected}
+        keep = [i for i in items if id(i) in selected or (i.kind == "prerequisites" and id(i.cplan) in chosen)]
+        if len(keep) != len(items):
+            kept = {id(item) for item in keep}
+            self.deselect([item for item in items if id(item) not in kept])
+            items[:] = keep
+        return len(chosen)
+
     # -- running ---------------------------------------------------------
 
     def run(self) -> None:

@@ -131,27 +131,4 @@ def planrun_collection_modifyitems(session: Session, config: Config, items: list
             return False
         return matches is None or matches(item.keywords)
 
-    selected = {id(item) for item in items if wanted(item)}
-    # A deselected dependency of a selected task: in a fresh (temp/copy) workspace nothing of it can
-    # hold yet, so it runs; in place it is verified instead of performed.
-    by_task = {(id(item.cplan), item.item_id): item for item in items if item.task is not None}
-    pending = [item for item in items if id(item) in selected and item.task is not None]
-    while pending:
-        item = pending.pop()
-        assert item.task is not None
-        for dep in item.task.depends_on:
-            needed = by_task.get((id(item.cplan), dep))
-            if needed is None or id(needed) in selected:
-                continue
-            selected.add(id(needed))
-            needed.verify_only = item.cplan.plan.workspace == "inplace"
-            pending.append(needed)
-    # Prerequisites gate a plan's tasks: they stay while anything of their plan is selected.
-    chosen = {id(item.cplan) for item in items if id(item) in selected}
-    keep = [
-        item for item in items if id(item) in selected or (item.kind == "prerequisites" and id(item.cplan) in chosen)
-    ]
-    if len(keep) != len(items):
-        kept = {id(item) for item in keep}
-        session.deselect([item for item in items if id(item) not in kept])
-        items[:] = keep
+    session.select(items, {id(item) for item in items if wanted(item)})

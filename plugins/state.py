@@ -144,24 +144,8 @@ class Recorder:
         if not total:
             self.header.append(f"run-last-failure: no previously failed items, running all {len(items)}")
             return
-        selected = {id(item) for item in items if item.item_id in failed[id(item.cplan)]}
-        by_task = {(id(item.cplan), item.item_id): item for item in items if item.task is not None}
-        pending = [item for item in items if id(item) in selected and item.task is not None]
-        while pending:  # what they need comes along: verified in place, performed in a fresh workspace
-            item = pending.pop()
-            assert item.task is not None
-            for dep in item.task.depends_on:
-                needed = by_task.get((id(item.cplan), dep))
-                if needed is None or id(needed) in selected:
-                    continue
-                selected.add(id(needed))
-                needed.verify_only = needed.verify_only or item.cplan.plan.workspace == "inplace"
-                pending.append(needed)
-        chosen = {id(item.cplan) for item in items if id(item) in selected}
-        keep = [i for i in items if id(i) in selected or (i.kind == "prerequisites" and id(i.cplan) in chosen)]
-        session.deselect([item for item in items if id(item) not in {id(k) for k in keep}])
-        items[:] = keep
-        skipped = len(groups) - len(chosen)
+        chosen = session.select(items, {id(item) for item in items if item.item_id in failed[id(item.cplan)]})
+        skipped = len(groups) - chosen
         self.header.append(
             f"run-last-failure: rerun previous {_plural(total, 'failure')}"
             + (f" (skipped {_plural(skipped, 'plan')})" if skipped else "")
