@@ -10,13 +10,16 @@ from pathlib import Path
 TEMP_SUFFIX = ".planrun-tmp"
 
 
-def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int = 0o644) -> None:
+def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int = 0o644, replace: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (a reader sees the old file or the new one, whole).
 
     The data goes to a temp file in the same folder (created with
-    ``O_EXCL``, never following a link), is fsynced, renamed over ``path``,
-    and the folder is fsynced so the rename survives a power loss. Missing
-    parent folders are created. A ``str`` is written as UTF-8.
+    ``O_EXCL``, never following a link, ``mode`` less the umask), is fsynced,
+    renamed over ``path``, and the folder is fsynced so the rename survives a
+    power loss. Missing parent folders are created. A ``str`` is written as
+    UTF-8. With ``replace=False`` an existing ``path`` is never replaced: the
+    temp file is hard-linked into place, and :exc:`FileExistsError` is raised
+    if ``path`` exists (also if it appeared meanwhile).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -34,10 +37,12 @@ def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int =
         raise
     os.close(fd)
     try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if replace:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # FileExistsError if it is there: never replaced
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after a rename; the extra name after a link
     try:
         dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

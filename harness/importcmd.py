@@ -7,14 +7,15 @@ installed importer for another format works here too.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from planrun.atomic import write_atomic
 from planrun.config import ExitCode, ParserExit
 from planrun.errors import PlanError, PlanrunError
 from planrun.model import Plan
@@ -52,24 +53,10 @@ def plan_yaml(plan: Plan, schema: str | None) -> str:
 
 
 def _write(out: Path, text: str, force: bool) -> None:
-    """Atomically: a temp file in the same folder, then a rename (``link`` when not forcing: never replaces)."""
-    folder = out.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # a file a person wrote, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        if force:
-            os.replace(tmp, out)
-        else:
-            os.link(tmp, out)  # fails with FileExistsError if OUT appeared meanwhile
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    """:func:`planrun.write_atomic` into an existing folder; without ``force`` never over an existing file."""
+    if not out.parent.is_dir():  # a typo in -o is an error, not a new folder
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(out.parent))
+    write_atomic(out, text, mode=0o666, replace=force)  # 0o666 less the umask: a file a person wrote
 
 
 def main(args: list[str], plugins: list[object] | None = None) -> int:

@@ -47,3 +47,17 @@ def test_remove_stale_temps_removes_only_temps(tmp_path: Path) -> None:
     assert remove_stale_temps(tmp_path) == [f".s.json.abcd{TEMP_SUFFIX}"]
     assert sorted(os.listdir(tmp_path)) == [f"dir{TEMP_SUFFIX}", "s.json"]
     assert remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_without_replace_an_existing_file_is_kept_and_no_temp_is_left(tmp_path: Path) -> None:
+    target = tmp_path / "plan.yaml"
+    write_atomic(target, "first", replace=False)
+    assert target.read_text() == "first"
+    with pytest.raises(FileExistsError):
+        write_atomic(target, "second", replace=False)
+    assert target.read_text() == "first"
+    assert os.listdir(tmp_path) == ["plan.yaml"]
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError):  # a dangling link is there too: never written through
+        write_atomic(tmp_path / "link", "x", replace=False)
+    assert not (tmp_path / "nowhere").exists()
