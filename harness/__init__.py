@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from planrun.atomic import write_atomic
+from planrun.atomic import ignored_folder, write_atomic
 from planrun.config import ExitCode, whole_number
 from planrun.datapath import MISSING, lookup, parse_path
 from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
@@ -103,6 +103,7 @@ __all__ = [
     "git_state",
     "hookimpl",
     "hookspec",
+    "ignored_folder",
     "human",
     "lookup",
     "main",

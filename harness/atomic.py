@@ -70,3 +70,17 @@ def remove_stale_temps(folder: os.PathLike[str] | str) -> list[str]:
             except OSError:
                 pass
     return removed
+
+
+def ignored_folder(folder: os.PathLike[str] | str) -> Path:
+    """``folder``, made if missing, with a ``.gitignore`` of ``*``: git never shows or adds it (as ``.pytest_cache``).
+
+    For ``.planrun/`` and what is under it. An existing ``.gitignore`` (or a
+    link by that name) is left alone.
+    """
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not os.path.lexists(ignore):
+        write_atomic(ignore, "# Created by planrun: its state, caches and transcripts stay out of git.\n*\n")
+    return path

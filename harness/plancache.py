@@ -282,7 +282,7 @@ class PlanCache:
         """Write the pack if this session added entries: what it used or made, and the other plans' entries."""
         if not self.stores:
             return
-        from planrun.atomic import write_atomic
+        from planrun.atomic import ignored_folder, write_atomic
 
         files = {file for file, _, _ in self._keep.values()}
         out = [MAGIC]
@@ -299,9 +299,7 @@ class PlanCache:
         data = b"".join(out)
         out.clear()
         try:
-            ignore = self.folder.parent / ".gitignore"
-            if not os.path.lexists(ignore):  # the cache ignores itself, as .pytest_cache does
-                write_atomic(ignore, "# Created by planrun: its caches are never committed.\n*\n")
+            ignored_folder(self.folder.parent)  # the cache ignores itself, as .pytest_cache does
             write_atomic(self.pack_path, data, mode=0o600)
         except OSError:
             return  # a read-only tree: run without a cache

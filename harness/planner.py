@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun import llm, planprompt
-from planrun.atomic import write_atomic
+from planrun.atomic import ignored_folder, write_atomic
 from planrun.config import ExitCode, ParserExit
 from planrun.errors import PlanrunError, UsageError
 from planrun.planprompt import FINDINGS_TOOL, READ_TOOLS, submit_tool, tool_list
@@ -381,11 +381,7 @@ class PlannerLoop:
 
 def _state_dir(config: Config) -> None:
     """``.planrun/`` with its own ``.gitignore`` (``*``), as ``.pytest_cache`` has."""
-    folder = config.planrun_dir
-    folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        write_atomic(ignore, "# Created by planrun automatically.\n*\n")
+    ignored_folder(config.planrun_dir)
 
 
 def _transcript_path(config: Config, out: Path, prefix: str = "") -> Path:

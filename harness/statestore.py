@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun.atomic import TEMP_SUFFIX, remove_stale_temps, write_atomic
+from planrun.atomic import TEMP_SUFFIX, ignored_folder, remove_stale_temps, write_atomic
 from planrun.errors import UsageError
 
 if TYPE_CHECKING:
@@ -442,10 +442,7 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`planrun.UsageError` naming the holder's pid and start time."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            ignore = self.path.parent / ".gitignore"
-            if not ignore.exists():  # as .pytest_cache does: the folder never shows in git status or git add -A
-                write_atomic(ignore, "# Created by planrun: state, caches and transcripts stay out of git.\n*\n")
+            ignored_folder(self.path.parent)  # as .pytest_cache: never in git status or git add -A
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             reason = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))

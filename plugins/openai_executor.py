@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,10 @@ from planrun import (
     StepTimeout,
     UsageError,
     hookimpl,
+    ignored_folder,
     llm,
     whole_number,
+    write_atomic,
 )
 
 if TYPE_CHECKING:
@@ -369,9 +370,9 @@ class OpenAIExecutor(Executor):
         }
         text = json.dumps(self._normalize(data, context), indent=1, ensure_ascii=False) + "\n"
         try:
-            _ensure_state_dir(self.settings.rootdir / ".planrun")
+            ignored_folder(self.settings.rootdir / ".planrun")
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, text)
+            write_atomic(path, text, mode=0o600)  # as private as mkstemp made it
         except OSError as exc:
             self.config.warnings.append(f"cannot write the transcript {path}: {exc.strerror or exc}")
 
@@ -411,31 +412,6 @@ def _plan_files(context: ExecutionContext) -> tuple[str, ...]:
     except ValueError:
         return ()
     return (rel.as_posix(),)
-
-
-def _ensure_state_dir(folder: Path) -> None:
-    """``.planrun/`` with its own ``.gitignore`` (``*``), as ``.pytest_cache`` has, so ``git status`` stays clean."""
-    folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        _atomic_write(ignore, "# Created by planrun automatically.\n*\n")
-        os.chmod(ignore, 0o644)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 _positive_int = whole_number(1)

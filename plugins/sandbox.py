@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ItemReport, UsageError, copy_workdir, hookimpl, printable, run_git
+from planrun import ItemReport, UsageError, copy_workdir, hookimpl, ignored_folder, printable, run_git
 
 if TYPE_CHECKING:
     import argparse
@@ -113,11 +113,7 @@ class SandboxRun:
 
 def _mark_planrun_dir(workdir: Path) -> None:
     """``.planrun/`` in the sandbox ignores itself, as ``.pytest_cache`` does: commits and ``git status`` skip it."""
-    folder = workdir / ".planrun"
-    folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# created by planrun\n*\n", encoding="utf-8")
+    ignored_folder(workdir / ".planrun")
 
 
 class Sandbox:

@@ -61,3 +61,13 @@ def test_without_replace_an_existing_file_is_kept_and_no_temp_is_left(tmp_path: 
     with pytest.raises(FileExistsError):  # a dangling link is there too: never written through
         write_atomic(tmp_path / "link", "x", replace=False)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_ignored_folder_makes_git_ignore_it_and_keeps_an_existing_gitignore(tmp_path: Path) -> None:
+    from planrun import ignored_folder
+
+    folder = ignored_folder(tmp_path / "a" / ".planrun")
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+    (folder / ".gitignore").write_text("mine\n")
+    ignored_folder(folder)
+    assert (folder / ".gitignore").read_text() == "mine\n"
