@@ -270,6 +270,10 @@ def _check_record(record: dict[str, Any], where: str) -> None:
         at = f"{where}.commands[{i}]"
         _expect(entry, dict, at)
         _key(entry, "command", str, at)
+    for i, entry in enumerate(record.get("requests", [])):  # http checks (absent in records without any)
+        at = f"{where}.requests[{i}]"
+        _expect(entry, dict, at)
+        _key(entry, "url", str, at)
 
 
 def check_document(doc: Any) -> dict[str, Any]:

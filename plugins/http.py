@@ -9,6 +9,7 @@ however malformed, the criterion fails with one line; it never crashes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -33,6 +34,7 @@ from planrun import (
 MAX_BODY = 1 << 20
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
+_RECORD_TAIL = 4096  # bytes of a body an evidence record keeps, as it keeps of command output
 _SHOWN = 200  # how much of a server's bytes a message quotes
 
 # RFC 9110 token characters: what a header name may be made of.
@@ -244,6 +246,17 @@ def request(args: HttpArgs, timeout: float, ctx: CheckContext) -> tuple[int, byt
             fail(f"{where}: {_bad_response(exc)}")
         except (OSError, ValueError, UnicodeError) as exc:
             fail(f"{where}: {type(exc).__name__ if not str(exc) else str(exc)[:_SHOWN]}")
+        if ctx.record is not None:  # --evidence: what was asked and what came back
+            ctx.record.setdefault("requests", []).append(
+                {
+                    "method": method,
+                    "url": url,
+                    "status": status,
+                    "bytes": len(raw),
+                    "sha256": hashlib.sha256(raw).hexdigest(),
+                    "tail": raw[-_RECORD_TAIL:].decode("utf-8", "replace"),
+                }
+            )
         location = response_headers.get("Location") if status in _REDIRECTS else None
         if location is None:
             return status, raw

@@ -647,3 +647,46 @@ def test_a_file_over_the_read_limit_is_recorded_without_its_hash(planrunner: Pla
     result = verify(planrunner)
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["MISMATCH big.bin does not exist (checked by p.plan.yaml::t criterion 1)"])
+
+
+def test_an_http_check_records_each_request_and_what_came_back(planrunner: Planrunner) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b'{"ok": true}' + b"x" * 5000
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/old":
+                self.send_response(302)
+                self.send_header("Location", "/new")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        planrunner.makeplan(
+            "p",
+            f"plan: p\ntasks:\n  - id: t\n    name: T\n    criteria: [{{http: {{url: '{url}/old', status: 200}}}}]\n",
+        )
+        doc = run_evidence(planrunner)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (record,) = [c["record"] for c in criteria(doc)]
+    first, second = record["requests"]
+    assert (first["method"], first["url"], first["status"], first["bytes"]) == ("GET", f"{url}/old", 302, 0)
+    assert (second["url"], second["status"], second["sha256"]) == (f"{url}/new", 200, sha(body))
+    assert second["bytes"] == len(body) and second["tail"] == "x" * 4096
+    assert verify(planrunner).ret == ExitCode.OK  # a record with requests verifies (they are not repeated)
