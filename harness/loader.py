@@ -14,6 +14,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
+    DocumentEndEvent,
     DocumentStartEvent,
     MappingEndEvent,
     MappingStartEvent,
@@ -21,6 +22,7 @@ from yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
     StreamEndEvent,
+    StreamStartEvent,
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
@@ -102,6 +104,9 @@ class YamlDoc:
     key_marks: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
     #: The text the marks refer to (decoded, without a BOM): loading it again gives the same marks.
     text: str | None = None
+    #: ``(path, value)`` of every scalar that is not a string, boolean or null (numbers, dates), when the
+    #: fast path loaded the file; ``None``: not listed (look through :attr:`data`).
+    numbers: list[tuple[tuple[Any, ...], Any]] | None = None
 
     def locate(self, loc: tuple[Any, ...]) -> tuple[int, int]:
         """The ``(line, col)`` of the deepest node named by ``loc``.
@@ -260,6 +265,12 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
 
 
 def _load(text: str, display: str) -> YamlDoc:
+    doc = _load_tree(text, display)
+    return doc if doc is not None else _load_careful(text, display)
+
+
+def _load_careful(text: str, display: str) -> YamlDoc:
+    """Any YAML: composed into nodes, walked within the limits, constructed; every problem located."""
     if text.count("*") > MAX_ALIASES or _may_nest_deep(text):
         _scan_events(text, display)
     loader = _PlanLoader(text)
@@ -287,6 +298,145 @@ def _load(text: str, display: str) -> YamlDoc:
             raise PlanError("empty plan file", display, 1, 1)
         raise _not_a_mapping(_kind(doc.data), root, display)
     return doc
+
+
+class _NotATree(Exception):
+    """The text is more than a plain tree: the careful path loads it (and reports what is wrong)."""
+
+
+_MAP_TAG = Resolver.DEFAULT_MAPPING_TAG
+_SEQ_TAG = Resolver.DEFAULT_SEQUENCE_TAG
+_SCALARS = SafeConstructor()  # constructs the scalars a plain tree holds (ints, floats, booleans, dates)
+#: plain scalar text -> its value, for the non-string ones (all immutable); bounded.
+_PLAIN_VALUES: dict[str, Any] = {}
+
+
+def _load_tree(text: str, display: str) -> YamlDoc | None:
+    """The fast path: one document, a mapping, of plain and quoted scalars in nested collections.
+
+    Built straight from libyaml's events (no node tree, no constructor
+    machinery), marks included. Anything more (an anchor, an alias, a merge,
+    an explicit tag, a duplicate or collection key, a control character, a
+    scalar its tag cannot read, more nodes or depth than allowed, a second
+    document, invalid YAML) returns ``None``: the careful path below loads
+    it, with the located error it deserves. So both paths agree on every
+    file the fast one accepts, and only the careful one ever raises.
+    """
+    if not _WITH_LIBYAML:
+        return None
+    loader = _PlanLoader(text)
+    try:
+        return _build(loader, text, display)
+    except (_NotATree, yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+
+
+def _build(loader: Any, text: str, display: str) -> YamlDoc:
+    get = loader.get_event
+    resolve = loader.resolve
+    if get().__class__ is not StreamStartEvent or get().__class__ is not DocumentStartEvent:
+        raise _NotATree
+    event = get()
+    if event.__class__ is not MappingStartEvent or event.anchor is not None:
+        raise _NotATree
+    if event.tag is not None and event.tag != "!":
+        raise _NotATree
+    values: dict[tuple[Any, ...], tuple[int, int]] = {}
+    keys: dict[tuple[Any, ...], tuple[int, int]] = {}
+    numbers: list[tuple[tuple[Any, ...], Any]] = []
+    mark = event.start_mark
+    values[()] = (mark.line + 1, mark.column + 1)
+    root: dict[Any, Any] = {}
+    # The open collections, innermost last: (container, its path, a mapping?)
+    stack: list[tuple[Any, tuple[Any, ...], bool]] = []
+    container: Any = root
+    path: tuple[Any, ...] = ()
+    is_map = True
+    key: Any = _NO_KEY  # in a mapping: the key waiting for its value
+    count = 1
+    scalar_event, map_start, seq_start = ScalarEvent, MappingStartEvent, SequenceStartEvent
+    map_end, seq_end = MappingEndEvent, SequenceEndEvent
+    str_tag, no_key, control, plain_values = _STR, _NO_KEY, _CONTROL, _PLAIN_VALUES
+    tags = _PlanLoader._tags
+    child: tuple[Any, ...] = ()
+    while True:
+        event = get()
+        kind = event.__class__
+        if kind is scalar_event:
+            if event.anchor is not None or event.tag is not None:
+                raise _NotATree
+            value = event.value
+            if event.implicit[0]:  # plain: its text decides its type
+                tag = tags.get(value)
+                if tag is None:
+                    tag = resolve(ScalarNode, value, (True, False))
+                if tag is not str_tag:
+                    try:
+                        value = plain_values[value]
+                    except KeyError:
+                        if tag == _VALUE or tag == _MERGE:
+                            raise _NotATree from None
+                        raw = value
+                        value = _SCALARS.construct_object(ScalarNode(tag, raw))
+                        if len(plain_values) < _TAG_CACHE_SIZE:
+                            plain_values[raw] = value
+            else:  # quoted or a block: a string
+                tag = str_tag
+                if event.style == '"' and control.search(value):
+                    raise _NotATree
+            count += 1
+            mark = event.start_mark
+            if is_map:
+                if key is no_key:
+                    key = value
+                    child = path + (key,)
+                    at = (mark.line + 1, mark.column + 1)
+                    if keys.setdefault(child, at) is not at:
+                        raise _NotATree  # a duplicate key
+                    continue
+                container[key] = value
+                key = no_key
+            else:
+                child = path + (len(container),)
+                container.append(value)
+            values[child] = (mark.line + 1, mark.column + 1)
+            if tag is not str_tag and value.__class__ is not bool and value is not None:
+                numbers.append((child, value))
+        elif kind is map_start or kind is seq_start:
+            if event.anchor is not None or (event.tag is not None and event.tag != "!"):
+                raise _NotATree
+            if is_map and key is no_key:
+                raise _NotATree  # a collection as a key
+            count += 1
+            if len(stack) >= MAX_DEPTH - 1 or count > MAX_NODES:
+                raise _NotATree
+            new: Any = {} if kind is map_start else []
+            if is_map:
+                container[key] = new
+                key = no_key
+            else:
+                child = path + (len(container),)
+                container.append(new)
+            mark = event.start_mark
+            values[child] = (mark.line + 1, mark.column + 1)
+            stack.append((container, path, is_map))
+            container, path, is_map = new, child, kind is map_start
+        elif kind is map_end or kind is seq_end:
+            if not stack:
+                break
+            container, path, is_map = stack.pop()
+        else:  # an alias, or anything else
+            raise _NotATree
+        if count > MAX_NODES:
+            raise _NotATree
+    if get().__class__ is not DocumentEndEvent or get().__class__ is not StreamEndEvent:
+        raise _NotATree  # a second document
+    return YamlDoc(display, root, values, keys, text=text, numbers=numbers)
+
+
+_NO_KEY = object()
 
 
 def _may_nest_deep(text: str) -> bool:

@@ -96,7 +96,10 @@ def read_plan(path: Path, display: str, *, max_bytes: int) -> Plan:
     """
     doc = load_yaml(path, display=display, max_bytes=max_bytes)
     source = PlanSource(display, doc)
-    errors = list(_number_errors(doc.data, (), source))
+    if doc.numbers is None:
+        errors = list(_number_errors(doc.data, (), source))
+    else:  # the loader listed them
+        errors = [e for loc, value in doc.numbers for e in _number_errors(value, loc, source)]
     if not errors:
         try:
             plan = Plan.model_validate(doc.data)
