@@ -36,7 +36,7 @@ COMMON_KEYS = tuple(CommonKeys.model_fields)
 _DEFAULT_COMMON = CommonKeys()  # what a criterion without common keys has (never mutated)
 
 
-@dataclass
+@dataclass(slots=True)
 class Check:
     """One compiled criterion: a check function bound to validated arguments."""
 
@@ -151,6 +151,8 @@ class Compiler:
                 hint = did_you_mean(str(sub[-1]), fields_at(tuple(p for p in sub[:-1] if not _is_tag(p)), kind.args))
                 msg += f"; did you mean {hint!r}?" if hint else ""
             raise self._error(at((name, *sub), key=err["type"] == "extra_forbidden"), msg) from None
+        if kind.args.model_config.get("frozen"):
+            _share_fields_set(args)
         display = common.name or text or (kind.describe(args) if kind.describe else f"{name} {mapping[name]!r}")
         timeout = common.timeout if common.timeout is not None else kind.default_timeout
         return Check(
@@ -199,6 +201,18 @@ class Compiler:
             errors[0].errors = errors  # type: ignore[attr-defined]
             raise errors[0]
         return compiled
+
+
+# The sets of fields given, one per distinct set: a frozen model never changes its own, and a plan
+# holds thousands of argument models with a handful of distinct ones (less to keep, pickle and load).
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _share_fields_set(model: BaseModel) -> None:
+    given = model.__pydantic_fields_set__
+    shared = _FIELDS_SETS.setdefault(frozenset(given), given)
+    if shared is not given:
+        object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
 _HTTP_METHODS = frozenset("GET POST PUT PATCH DELETE HEAD OPTIONS".split())

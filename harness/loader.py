@@ -8,6 +8,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import yaml
@@ -390,15 +391,19 @@ def _build(loader: Any, text: str, display: str) -> YamlDoc:
             mark = event.start_mark
             if is_map:
                 if key is no_key:
-                    key = value
+                    key = intern(value) if tag is str_tag else value  # keys repeat: one object each
                     child = path + (key,)
                     at = (mark.line + 1, mark.column + 1)
                     if keys.setdefault(child, at) is not at:
                         raise _NotATree  # a duplicate key
                     continue
+                if tag is str_tag and len(value) <= _INTERNED:
+                    value = intern(value)  # paths and names repeat through a plan: one object each
                 container[key] = value
                 key = no_key
             else:
+                if tag is str_tag and len(value) <= _INTERNED:
+                    value = intern(value)
                 child = path + (len(container),)
                 container.append(value)
             values[child] = (mark.line + 1, mark.column + 1)
@@ -437,6 +442,7 @@ def _build(loader: Any, text: str, display: str) -> YamlDoc:
 
 
 _NO_KEY = object()
+_INTERNED = 80  # strings up to this long are interned
 
 
 def _may_nest_deep(text: str) -> bool:

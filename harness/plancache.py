@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING, Any
 from planrun.compiler import Check
 from planrun.model import Plan
 from planrun.planfile import PlanSource
+from planrun.session import ItemHead, PlanHead
 
 if TYPE_CHECKING:
     from planrun.config import Config
+    from planrun.session import CollectedPlan
 
 #: The first bytes of the pack file: its format.
-MAGIC = b"planrun-planpack-1\n"
+MAGIC = b"planrun-planpack-2\n"
 _DIGEST = 32
 #: A pack bigger than this is not read (it is rebuilt).
 MAX_ENTRY_BYTES = 1 << 30
@@ -227,8 +229,12 @@ class PlanCache:
             self._entries = _parse_pack(_read_entry(self.pack_path))
         return self._entries
 
-    def load(self, digest: str, key_text: str, registry: Any) -> tuple[Plan, dict[tuple[Any, ...], list[Check]]] | None:
-        """The cached ``(plan, checks)``, functions bound from ``registry``; ``None`` when missing or unusable."""
+    def load(self, digest: str, key_text: str) -> tuple[PlanHead, list[ItemHead], bytes] | None:
+        """The cached ``(head, item heads, body)`` of a plan; ``None`` when missing or unusable.
+
+        The body (the plan's models and checks, see :func:`unpack_body`) is
+        unpacked only when the plan is first read, usually when it runs.
+        """
         raw = bytes.fromhex(digest)
         found = self._pack().get(raw)
         if found is None:
@@ -237,42 +243,26 @@ class PlanCache:
         if not hmac.compare_digest(mac, self._mac(key_text, payload)):
             return None  # corrupt, truncated, tampered, or made under another key: never unpickled
         try:
-            stored_key, plan, checks = pickle.loads(zlib.decompress(payload))  # noqa: S301 - authenticated above
+            stored_key, head, items, body = pickle.loads(payload)  # noqa: S301 - authenticated above
         except Exception:
             return None
-        if stored_key != key_text or not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource):
+        if stored_key != key_text or not isinstance(head, PlanHead) or not isinstance(body, bytes):
             return None
-        if not isinstance(checks, dict):
+        if not isinstance(items, list) or not all(isinstance(item, ItemHead) for item in items):
             return None
-        kinds = registry.kinds
-        for owned in checks.values():
-            if not isinstance(owned, list):
-                return None
-            for check in owned:
-                if not isinstance(check, Check) or check.kind not in kinds:
-                    return None
-                check.function = kinds[check.kind].function
         self._keep[raw] = found
-        return plan, checks
+        return head, items, body
 
-    def store(
-        self, digest: str, key_text: str, plan: Plan, checks: dict[tuple[Any, ...], list[Check]], file: Path
-    ) -> None:
-        """Add the entry of a plan that collected without errors (one that does not pickle is not cached)."""
-        functions = [(check, check.function) for owned in checks.values() for check in owned]
+    def store(self, digest: str, key_text: str, cplan: CollectedPlan, file: Path) -> bytes | None:
+        """Add the entry of a plan that collected without errors; returns its body (``None``: it does not pickle)."""
         try:
-            for check, _ in functions:
-                check.function = None  # type: ignore[assignment]
-            out = io.BytesIO()
-            _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((key_text, plan, checks))
-            payload = zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
+            body = pack_body(cplan.plan, cplan.checks)
+            payload = pickle.dumps((key_text, cplan.head, cplan.item_heads(), body), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
-            return
-        finally:
-            for check, function in functions:
-                check.function = function
+            return None
         self._keep[bytes.fromhex(digest)] = (os.path.abspath(file), self._mac(key_text, payload), payload)
         self.stores += 1
+        return body
 
     def release(self) -> None:
         """Forget the pack read and the entries kept (collection is over: the run does not need them)."""
@@ -303,6 +293,35 @@ class PlanCache:
             write_atomic(self.pack_path, data, mode=0o600)
         except OSError:
             return  # a read-only tree: run without a cache
+
+
+def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> bytes:
+    """A collected plan's models and checks as bytes (each check's function left out: bound again by kind)."""
+    functions = [(check, check.function) for owned in checks.values() for check in owned]
+    try:
+        for check, _ in functions:
+            check.function = None  # type: ignore[assignment]
+        out = io.BytesIO()
+        _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((plan, checks))
+        return zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
+    finally:
+        for check, function in functions:
+            check.function = function
+
+
+def unpack_body(body: bytes, registry: Any) -> tuple[Plan, dict[tuple[Any, ...], list[Check]]]:
+    """What :func:`pack_body` packed, each check's function bound from ``registry``.
+
+    Only bytes this process made or whose HMAC it verified come here.
+    """
+    plan, checks = pickle.loads(zlib.decompress(body))  # noqa: S301 - made here or authenticated
+    if not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource) or not isinstance(checks, dict):
+        raise RuntimeError("a packed plan does not hold a plan")
+    kinds = registry.kinds
+    for owned in checks.values():
+        for check in owned:
+            check.function = kinds[check.kind].function
+    return plan, checks
 
 
 def _by_name(obj: Any) -> str:

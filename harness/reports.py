@@ -75,7 +75,7 @@ def money(cost: float) -> str:
     return "<$0.0001"
 
 
-@dataclass
+@dataclass(slots=True)
 class CriterionResult:
     """The outcome of one criterion of an item."""
 
@@ -91,7 +91,7 @@ class CriterionResult:
     record: dict[str, Any] | None = None  # --evidence: files read and commands run (CheckContext.record)
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemReport:
     """What happened to one item: a task, the prerequisites, an edge case or the verification."""
 

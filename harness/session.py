@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from planrun.compiler import Check, Compiler
 from planrun.config import ExitCode, ini_args
@@ -37,27 +37,60 @@ PLAN_SUFFIXES = (".plan.yaml", ".plan.yml")
 SKIP_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
 
 
-class Item:
-    """One runnable unit: a task, the prerequisites, an edge case or the verification."""
+class ItemHead(NamedTuple):
+    """What an item is, without its plan: enough to select, order and report it (kept for every item)."""
 
-    def __init__(
-        self,
-        cplan: CollectedPlan,
-        kind: str,
-        item_id: str,
-        name: str,
-        checks: list[Check],
-        location: Location,
-        task: Task | None = None,
-    ) -> None:
+    kind: str
+    item_id: str
+    name: str
+    location: Location
+    owner: tuple[Any, ...]  # its key in CollectedPlan.checks
+    task: int  # its index in plan.tasks; -1: not a task
+    runs: bool  # a task with ``run:`` steps (the shell executor's)
+    kinds: tuple[str, ...]  # the check kind of each criterion
+    depends_on: tuple[str, ...]
+
+
+class Item:
+    """One runnable unit: a task, the prerequisites, an edge case or the verification.
+
+    Its plan's models and compiled checks (:attr:`task`, :attr:`checks`) live
+    in its :class:`CollectedPlan`, which may hold them packed until the plan
+    runs: reading them is always right; on a packed plan it unpacks it.
+    """
+
+    __slots__ = (
+        "cplan",
+        "kind",
+        "item_id",
+        "name",
+        "location",
+        "nodeid",
+        "kinds",
+        "depends_on",
+        "runs",
+        "_owner",
+        "_task",
+        "verify_only",
+        "verify_first",
+        "verify_note",
+    )
+
+    def __init__(self, cplan: CollectedPlan, head: ItemHead) -> None:
         self.cplan = cplan
-        self.kind = kind
-        self.item_id = item_id
-        self.name = name
-        self.checks = checks
-        self.location = location
-        self.task = task
-        self.nodeid = f"{cplan.display}::{item_id}"
+        self.kind = head.kind
+        self.item_id = head.item_id
+        self.name = head.name
+        self.location = head.location
+        #: The check kind of each criterion, in order (no need to unpack the plan to count or filter them).
+        self.kinds = head.kinds
+        #: The ids of the tasks this one depends on (a task); ``()`` otherwise.
+        self.depends_on = head.depends_on
+        #: A task the shell executor performs (it has ``run:`` steps).
+        self.runs = head.runs
+        self._owner = head.owner
+        self._task = head.task
+        self.nodeid = f"{cplan.display}::{head.item_id}"
         #: A deselected dependency kept to be verified, not performed (``-k``/node ids in an inplace workspace).
         self.verify_only = False
         #: ``--resume``: a task executed before the run stopped: its criteria are asserted first, and it is
@@ -67,9 +100,19 @@ class Item:
         self.verify_note = ""
 
     @property
+    def checks(self) -> list[Check]:
+        """The compiled criteria."""
+        return self.cplan.checks[self._owner]
+
+    @property
+    def task(self) -> Task | None:
+        """The task model (``None`` for prerequisites, edge cases and the verification)."""
+        return None if self._task < 0 else self.cplan.plan.tasks[self._task]
+
+    @property
     def keywords(self) -> list[str]:
         """What ``-k`` matches against (case-insensitive substrings)."""
-        names = [self.item_id, self.name, self.cplan.plan.id or "", Path(self.cplan.display).name]
+        names = [self.item_id, self.name, self.cplan.head.id or "", Path(self.cplan.display).name]
         return [n.lower() for n in names]
 
     def __repr__(self) -> str:
@@ -116,17 +159,43 @@ class Scope:
         return self._instances[name]
 
 
+class PlanHead(NamedTuple):
+    """The plan-level settings a session needs before the plan runs (kept for every plan)."""
+
+    id: str | None
+    title: str
+    workdir: str | None
+    workspace: str
+    executor: str | None
+
+
 class CollectedPlan:
-    """A loaded and compiled plan file."""
+    """A loaded and compiled plan file.
+
+    Its models and checks (:attr:`plan`, :attr:`checks`) may be held packed
+    (the parsed-plan cache's bytes) while other plans run, so what a session
+    holds grows by a few kilobytes per plan, not by its object graph: the
+    first read unpacks them, and they stay until the plan has run
+    (:meth:`release`), so what a plugin changes in them before the run holds
+    for the run. What the session needs of every plan is in :attr:`head` and
+    in each item.
+    """
 
     def __init__(
-        self, path: Path, display: str, plan: Plan, checks: dict[tuple[Any, ...], list[Check]], scope: Scope
+        self,
+        path: Path,
+        display: str,
+        plan: Plan | None,
+        checks: dict[tuple[Any, ...], list[Check]] | None,
+        scope: Scope,
     ) -> None:
         self.path = path
         self.display = display
-        self.plan = plan
-        self.checks = checks
+        self._plan = plan
+        self._checks = checks
+        self._body: bytes | None = None  # the packed plan and checks, when they can be released
         self.scope = scope
+        self.head = plan_head(plan) if plan is not None else PlanHead(None, "", None, "inplace", None)
         self.items: list[Item] = []
         #: The item ids named by node-id arguments (``x.plan.yaml::task``); ``None``: the whole plan.
         self.selected_ids: set[str] | None = None
@@ -136,58 +205,104 @@ class CollectedPlan:
         #: :attr:`Session.mirror`; ``path`` may then not exist). Removed at the end of the session.
         self.source_file: Path = path
 
+    @classmethod
+    def packed(
+        cls, path: Path, display: str, scope: Scope, head: PlanHead, items: list[ItemHead], body: bytes
+    ) -> CollectedPlan:
+        """A plan from the parsed-plan cache: its head and items now, its models when first read."""
+        cplan = cls(path, display, None, None, scope)
+        cplan.head, cplan._body = head, body
+        cplan.items = [Item(cplan, item) for item in items]
+        return cplan
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._unpack()
+        assert self._plan is not None
+        return self._plan
+
+    @property
+    def checks(self) -> dict[tuple[Any, ...], list[Check]]:
+        if self._checks is None:
+            self._unpack()
+        assert self._checks is not None
+        return self._checks
+
+    @property
+    def unpacked(self) -> bool:
+        """Whether the models and checks are in memory now (else :attr:`plan` and :attr:`checks` unpack them)."""
+        return self._plan is not None
+
+    def _unpack(self) -> None:
+        from planrun.plancache import unpack_body
+
+        assert self._body is not None
+        self._plan, self._checks = unpack_body(self._body, self.scope.registry)
+
+    def pack(self, body: bytes) -> None:
+        """Hold the plan as ``body`` (what :func:`planrun.plancache.pack_body` made of it) until it is read again."""
+        self._body = body
+        self.release()
+
+    def release(self) -> None:
+        """Let the models and checks go, if they can be unpacked again (the plan has run, or was just collected)."""
+        if self._body is not None:
+            self._plan = self._checks = None
+
+    def item_heads(self) -> list[ItemHead]:
+        return [
+            ItemHead(
+                item.kind,
+                item.item_id,
+                item.name,
+                item.location,
+                item._owner,
+                item._task,
+                item.runs,
+                item.kinds,
+                item.depends_on,
+            )
+            for item in self.items
+        ]
+
     @property
     def source(self) -> PlanSource:
         return self.plan._source or PlanSource(self.display)
 
     def build_items(self) -> None:
-        plan, source = self.plan, self.source
+        plan, source, checks = self.plan, self.source, self.checks
+
+        def head(kind: str, item_id: str, name: str, owner: tuple[Any, ...], where: Location, task: int = -1) -> None:
+            t = plan.tasks[task] if task >= 0 else None
+            kinds = tuple(c.kind for c in checks[owner])
+            runs = t is not None and t.run is not None
+            deps = tuple(t.depends_on) if t is not None else ()
+            self.items.append(Item(self, ItemHead(kind, item_id, name, where, owner, task, runs, kinds, deps)))
+
         if plan.prerequisites:
-            self.items.append(
-                Item(
-                    self,
-                    "prerequisites",
-                    "prerequisites",
-                    "prerequisites",
-                    self.checks[("prerequisites",)],
-                    source.locate(("prerequisites",), key=True),
-                )
-            )
+            owner = ("prerequisites",)
+            head("prerequisites", "prerequisites", "prerequisites", owner, source.locate(owner, key=True))
         for i in dependency_order(plan):
             task = plan.tasks[i]
-            self.items.append(
-                Item(self, "task", task.id, task.name, self.checks[("tasks", i)], source.locate(("tasks", i)), task)
-            )
+            head("task", task.id, task.name, ("tasks", i), source.locate(("tasks", i)), i)
         for i, case in enumerate(plan.edge_cases):
-            self.items.append(
-                Item(
-                    self,
-                    "edge_case",
-                    f"edge_cases[{i}]",
-                    case.case,
-                    self.checks[("edge_cases", i)],
-                    source.locate(("edge_cases", i)),
-                )
-            )
+            head("edge_case", f"edge_cases[{i}]", case.case, ("edge_cases", i), source.locate(("edge_cases", i)))
         if plan.verification:
-            self.items.append(
-                Item(
-                    self,
-                    "verification",
-                    "verification",
-                    "verification",
-                    self.checks[("verification",)],
-                    source.locate(("verification",), key=True),
-                )
-            )
+            owner = ("verification",)
+            head("verification", "verification", "verification", owner, source.locate(owner, key=True))
 
     def base_workdir(self, rootdir: Path, override: Path | None = None) -> Path:
         """The tree the plan runs against: ``--workdir``, else its ``workdir`` (real path), else the rootdir."""
         if override is not None:
             return override
-        if self.plan.workdir is None:
+        if self.head.workdir is None:
             return rootdir
-        return Path(os.path.realpath(self.path.parent / self.plan.workdir))  # never raises on a symlink loop
+        return Path(os.path.realpath(self.path.parent / self.head.workdir))  # never raises on a symlink loop
+
+
+def plan_head(plan: Plan) -> PlanHead:
+    return PlanHead(plan.id, plan.plan, plan.workdir, plan.workspace, plan.executor)
 
 
 class Session:
@@ -207,6 +322,7 @@ class Session:
         self.start_time = time.time()
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
+        self._rootdir_real: Path | None = None
         #: The parsed-plan cache of this session (:class:`planrun.plancache.PlanCache`), set by :meth:`collect`.
         self.plancache: Any = None
         self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
@@ -241,11 +357,11 @@ class Session:
     def executor_name_for(self, item: Item) -> str | None:
         """Which executor performs ``item`` (SPEC section 4), or ``None`` for verify-only."""
         opt = self.config.option
-        if item.task is None or opt.verify_only or item.verify_only:
+        if item.kind != "task" or opt.verify_only or item.verify_only:
             return None
-        if item.task.run is not None:
+        if item.runs:
             return "shell"
-        return opt.executor or item.cplan.plan.executor or self.config.default_executor
+        return opt.executor or item.cplan.head.executor or self.config.default_executor
 
     # -- collection ------------------------------------------------------
 
@@ -263,25 +379,27 @@ class Session:
             try:
                 scope = self.scope_for(path.parent)
                 key = cache.key_of(path, display, scope.hook)
-                cached = cache.load(*key, scope.registry) if key is not None else None
+                cached = cache.load(*key) if key is not None else None
                 if cached is not None:
                     cache.hits += 1
-                    plan, checks = cached
+                    cplan = CollectedPlan.packed(real, display, scope, *cached)
                 else:
                     cache.misses += 1
                     plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
                     if plan is None:
                         continue
                     checks = scope.compiler.compile_plan(plan)
-                cplan = CollectedPlan(real, display, plan, checks, scope)
+                    cplan = CollectedPlan(real, display, plan, checks, scope)
+                    cplan.build_items()
                 cplan.source_file = path
-                cplan.build_items()
                 self._check_plan(cplan)
-                source = plan._source
-                if cached is None and isinstance(source, PlanSource) and source.text is not None:
-                    source.release()  # the marks are rebuilt from the text if an error needs them
-                    if key is not None:
-                        cache.store(*key, plan, checks, path)
+                if cached is None:
+                    source = plan._source
+                    if isinstance(source, PlanSource) and source.text is not None:
+                        source.release()  # the marks are rebuilt from the text if an error needs them
+                        body = cache.store(*key, cplan, path) if key is not None else None
+                        if body is not None:
+                            cplan.pack(body)  # held packed until it runs
             except PlanError as exc:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
@@ -304,26 +422,33 @@ class Session:
         """What can only be checked against this run: the workdir and the executors."""
         option = self.config.option
         set_max_file_bytes(option.max_file_bytes)  # the run's read bound reaches every CheckContext
-        if option.workdir is None and cplan.plan.workdir is not None:
+        head = cplan.head
+        if option.workdir is None and head.workdir is not None:
             # A plan names a tree inside the rootdir; another tree is the caller's choice (--workdir).
-            root = self.config.rootdir.resolve()
-            if not cplan.base_workdir(root).is_relative_to(root):  # compares components
+            root = self._real_rootdir()
+            base = cplan.base_workdir(root)
+            if not base.is_relative_to(root):  # compares components
                 raise cplan.source.error(
                     ("workdir",),
-                    f"workdir {cplan.plan.workdir!r} resolves outside the rootdir {root}"
+                    f"workdir {head.workdir!r} resolves outside the rootdir {root}"
                     " (to run against another tree pass --workdir PATH)",
                 )
-            if cplan.plan.workspace != "temp" and not cplan.base_workdir(root).is_dir():
-                raise cplan.source.error(("workdir",), f"workdir {cplan.plan.workdir!r} is not a directory")
+            if head.workspace != "temp" and not base.is_dir():
+                raise cplan.source.error(("workdir",), f"workdir {head.workdir!r} is not a directory")
         names = {self.executor_name_for(item) for item in cplan.items} - {None}
         executors = cplan.scope.executors
         for name in sorted(names):  # type: ignore[type-var]
             if name in executors:
                 continue
             known = ", ".join(sorted(executors.kinds)) or "none"
-            if name == cplan.plan.executor and name != self.config.option.executor:
+            if name == head.executor and name != self.config.option.executor:
                 raise cplan.source.error(("executor",), f"unknown executor {name!r} (known: {known})")
             raise UsageError(f"unknown executor {name!r} (known: {known})")
+
+    def _real_rootdir(self) -> Path:
+        if self._rootdir_real is None:
+            self._rootdir_real = self.config.rootdir.resolve()
+        return self._rootdir_real
 
     def path_arguments(self) -> list[str]:
         """The PATHS to collect: the arguments, else ``[tool.planrun] paths``, else ``.``."""
@@ -371,17 +496,16 @@ class Session:
         many plans keep an item. Used by ``-k``, node ids and ``--lf``.
         """
         selected = set(selected)
-        by_task = {(id(item.cplan), item.item_id): item for item in items if item.task is not None}
-        pending = [item for item in items if id(item) in selected and item.task is not None]
+        by_task = {(id(item.cplan), item.item_id): item for item in items if item.kind == "task"}
+        pending = [item for item in items if id(item) in selected and item.kind == "task"]
         while pending:
             item = pending.pop()
-            assert item.task is not None
-            for dep in item.task.depends_on:
+            for dep in item.depends_on:
                 needed = by_task.get((id(item.cplan), dep))
                 if needed is None or id(needed) in selected:
                     continue
                 selected.add(id(needed))
-                needed.verify_only = needed.verify_only or item.cplan.plan.workspace == "inplace"
+                needed.verify_only = needed.verify_only or item.cplan.head.workspace == "inplace"
                 pending.append(needed)
         chosen = {id(item.cplan) for item in items if id(item) in selected}
         keep = [i for i in items if id(i) in selected or (i.kind == "prerequisites" and id(i.cplan) in chosen)]
@@ -410,11 +534,12 @@ class Session:
 
         with self.workspace(cplan) as workdir:
             PlanRunner(self, cplan, workdir).run(items)
+        cplan.release()  # packed again: what the session keeps of a plan that ran is its reports
         _settle()  # its reports stay to the end: the collector need not scan them again
 
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
-        mode = cplan.plan.workspace
+        mode = cplan.head.workspace
         base = cplan.base_workdir(self.config.rootdir, self.config.option.workdir)
         made = cplan.scope.hook.planrun_make_workspace(cplan=cplan, base=base, config=self.config)
         if made is not None:  # a plugin's workspace (--sandbox)
@@ -427,7 +552,7 @@ class Session:
             yield base
             return
         # The plan id can be as long as a file name: the folder name must stay short and plain.
-        label = re.sub(r"[^A-Za-z0-9_.-]", "_", cplan.plan.id or "plan")[:40]
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", cplan.head.id or "plan")[:40]
         tmp = Path(tempfile.mkdtemp(prefix=f"planrun-{label}-"))
         try:
             if mode == "copy":

@@ -131,7 +131,7 @@ class EvidenceWriter:
                     "sha256": self.hashes.get(id(cplan)),
                     "workdir": real,
                     "workdir_rel": _relative(real, rootdir),
-                    "workspace": cplan.plan.workspace,
+                    "workspace": cplan.head.workspace,
                     "git": git,
                     "items": [_item(r) for r in self.reports.get(cplan.display, [])],
                 }

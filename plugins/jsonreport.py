@@ -96,7 +96,7 @@ def document(session: Session) -> dict[str, Any]:
     for cplan in session.plans:
         reports = by_plan.pop(cplan.display, [])
         plans.append(
-            {"path": cplan.display, "id": cplan.plan.id, "title": cplan.plan.plan, "items": [item(r) for r in reports]}
+            {"path": cplan.display, "id": cplan.head.id, "title": cplan.head.title, "items": [item(r) for r in reports]}
         )
     for display, reports in by_plan.items():  # a plugin's report for a plan the session did not collect
         plans.append({"path": display, "id": None, "title": "", "items": [item(r) for r in reports]})

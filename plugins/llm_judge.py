@@ -500,6 +500,8 @@ def planrun_compile_criterion(text: str, location: Location, config: Config) -> 
 def planrun_collection_modifyitems(session: Session, config: Config, items: list[Any]) -> None:
     """A ``--judge`` criterion's evidence: its task's ``files`` (for other items: every task's files)."""
     for item in items:
+        if "llm_judge" not in item.kinds:
+            continue  # its plan need not be unpacked
         for check in item.checks:
             if check.kind != "llm_judge" or check.text is None or check.args.evidence is not None:
                 continue
@@ -521,6 +523,8 @@ def planrun_collection_finish(session: Session) -> None:
     if session.collection_errors or config.getoption("collectonly"):
         return
     for item in session.items:
+        if "llm_judge" not in item.kinds:
+            continue
         for check in item.checks:
             if check.kind == "llm_judge" and check.skip is None:
                 settings = _settings(config, check.args.model)  # a malformed setting is a UsageError

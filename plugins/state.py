@@ -170,11 +170,11 @@ class Recorder:
         verified = first = rerun = without = fresh = 0
         for cplan, plan_items in self._by_plan(items):
             record = self.previous(cplan)
-            tasks = [item for item in plan_items if item.task is not None]
+            tasks = [item for item in plan_items if item.kind == "task"]
             if record is None:
                 without += 1
                 continue
-            if cplan.plan.workspace != "inplace":
+            if cplan.head.workspace != "inplace":
                 fresh += 1  # nothing of a temp or copy workspace survives the run: all of it again
                 continue
             entries = record["items"]
@@ -290,7 +290,7 @@ class Recorder:
         if item is None or not self.recording:
             return
         self._switch(self.key_of(item.cplan))
-        if item.task is None or self.session.executor_name_for(item) is None:
+        if item.kind != "task" or self.session.executor_name_for(item) is None:
             return  # only verified: recorded with its outcome, in memory until the plan or the run ends
         key, record = self.materialize(item.cplan)
         entry = self._entry(record, item.item_id, item.kind)
@@ -304,7 +304,7 @@ class Recorder:
     @hookimpl
     def planrun_task_executed(self, nodeid: str, attempt: int, status: str) -> None:
         item = self.items.get(nodeid)
-        if item is None or not self.recording or item.task is None:
+        if item is None or not self.recording or item.kind != "task":
             return
         key, record = self.materialize(item.cplan)
         entry = self._entry(record, item.item_id, item.kind)
@@ -391,8 +391,8 @@ def _first_changed(tasks: list[Item], entries: dict[str, Any], current: dict[str
 def _failed_first_order(items: list[Item], failed: set[str]) -> list[Item]:
     """The plan's items with the failed ones first, each after what it depends on; prerequisites stay first."""
     head = [item for item in items if item.kind == "prerequisites"]
-    tasks = [item for item in items if item.task is not None]
-    rest = [item for item in items if item.kind != "prerequisites" and item.task is None]
+    tasks = [item for item in items if item.kind == "task"]
+    rest = [item for item in items if item.kind not in ("prerequisites", "task")]
     by_id = {item.item_id: item for item in tasks}
     position = {item.item_id: n for n, item in enumerate(tasks)}
     emitted: set[str] = set()

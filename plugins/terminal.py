@@ -790,7 +790,7 @@ def collected_line(session: Session) -> str:
         line += f" / {len(session.deselected)} deselected / {len(selected)} selected"
     if selected:
         tasks = sum(1 for i in selected if i.kind == "task")
-        criteria = sum(len(i.checks) for i in selected)
+        criteria = sum(len(i.kinds) for i in selected)
         plans = len({id(i.cplan) for i in selected})
         line += f" ({_plural(plans, 'plan')}, {_plural(tasks, 'task')}, {_plural(criteria, 'criterion')})"
     return line

@@ -449,7 +449,7 @@ def units(session: Session, plans: list[tuple[CollectedPlan, list[Item]]]) -> li
     bases: list[str | None] = []
     written: set[str] = set()
     for cplan, items in plans:
-        if cplan.plan.workspace != "inplace":
+        if cplan.head.workspace != "inplace":
             bases.append(None)
             continue
         base = os.path.realpath(cplan.base_workdir(config.rootdir, config.option.workdir))

@@ -1,0 +1,132 @@
+"""Collected plans are held packed until they run, and packed again after: a session's memory grows by kilobytes per plan.
+
+Reading ``cplan.plan``, ``cplan.checks``, ``item.task`` or ``item.checks``
+is always right: a packed plan is unpacked by the read, and stays unpacked
+until it has run, so what a plugin changes before the run holds for the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import planrun
+from planrun import ExitCode
+from planrun.testing import Planrunner
+
+PLAN = """\
+plan: Plan {n}
+tasks:
+  - id: a
+    name: A
+    criteria:
+      - file_exists: f{n}.txt
+      - file_contains: {{path: f{n}.txt, pattern: '^ok'}}
+  - id: b
+    name: B
+    depends_on: [a]
+    criteria:
+      - file_not_contains: {{path: f{n}.txt, text: TODO}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def machine_key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path.parent / f"{tmp_path.name}-xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+def project(planrunner: Planrunner, plans: int = 4) -> None:
+    for n in range(plans):
+        planrunner.makefile(f"f{n}.txt", "ok\n")
+        planrunner.makeplan(f"p{n}", PLAN.format(n=n))
+
+
+class Watch:
+    """Whether each plan was in memory when its first item started, and while the other plans ran."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.at_start: dict[str, list[bool]] = {}
+
+    @planrun.hookimpl
+    def planrun_collection_finish(self, session: Any) -> None:
+        self.session = session
+
+    @planrun.hookimpl
+    def planrun_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.at_start[nodeid] = [cplan.unpacked for cplan in self.session.plans]
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_only_the_running_plan_is_unpacked(planrunner: Planrunner, warm: bool) -> None:
+    project(planrunner)
+    if warm:
+        planrunner.run("--verify-only")
+    watch = Watch()
+    result = planrunner.run("--verify-only", plugins=[watch])
+    assert result.ret == ExitCode.OK
+    result.assert_outcomes(passed=8)
+    for n in range(4):
+        expected = [i == n for i in range(4)]  # the plan that runs, and no other
+        assert watch.at_start[f"p{n}.plan.yaml::a"] == expected
+        assert watch.at_start[f"p{n}.plan.yaml::b"] == expected
+    assert [cplan.unpacked for cplan in watch.session.plans] == [False] * 4  # all packed again
+
+
+class SkipPlanTwo:
+    """Changes the checks of one plan before the run, as a plugin may (``-m``-like selection, judges)."""
+
+    @planrun.hookimpl
+    def planrun_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
+        for item in items:
+            if item.cplan.display == "p2.plan.yaml":
+                for check in item.checks:
+                    check.skip = "skipped by the plugin"
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_what_a_plugin_changes_before_the_run_holds_for_the_run(planrunner: Planrunner, warm: bool) -> None:
+    project(planrunner)
+    planrunner.makefile("f2.txt", "TODO: not ok\n")  # would fail; the plugin skips it
+    if warm:
+        planrunner.run("--verify-only")
+    result = planrunner.run("--verify-only", "-rs", plugins=[SkipPlanTwo()])
+    assert result.ret == ExitCode.OK
+    result.assert_outcomes(passed=6, skipped=2)
+    result.stdout.fnmatch_lines(["*p2.plan.yaml::a*skipped by the plugin*"])
+
+
+class ReadAfter:
+    """Reads every plan's models after the run: they unpack again, whole."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, list[str]]] = []
+
+    @planrun.hookimpl
+    def planrun_sessionfinish(self, session: Any, exitstatus: int) -> None:
+        for cplan in session.plans:
+            checks = [c.name for item in cplan.items for c in item.checks]
+            self.seen.append((cplan.plan.plan, len(cplan.plan.tasks), checks))
+
+
+def test_a_plan_read_after_it_ran_unpacks_whole(planrunner: Planrunner) -> None:
+    project(planrunner, plans=2)
+    planrunner.run("--verify-only")
+    after = ReadAfter()
+    assert planrunner.run("--verify-only", plugins=[after]).ret == ExitCode.OK
+    assert [(title, tasks, len(checks)) for title, tasks, checks in after.seen] == [("Plan 0", 2, 3), ("Plan 1", 2, 3)]
+    assert after.seen[0][2][0] == "file_exists f0.txt"
+
+
+def test_items_answer_what_selection_needs_without_unpacking(planrunner: Planrunner) -> None:
+    """``-k`` brings a selected task's dependencies, as before, from what each item keeps."""
+    project(planrunner, plans=2)
+    planrunner.run("--verify-only")
+    result = planrunner.run("--verify-only", "-v", "-k", "p1 and b")
+    assert result.ret == ExitCode.OK
+    result.stdout.fnmatch_lines(["*p1.plan.yaml::a*PASSED*", "*p1.plan.yaml::b*PASSED*"])
+    assert "p0.plan.yaml" not in result.outstr.split("deselected")[-1]
