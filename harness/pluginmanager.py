@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -168,7 +169,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
             return
         if self.is_blocked(str(path)) or self.is_blocked(os.path.relpath(path)):
             return  # -p no:NAME, NAME as --version shows it (relative) or absolute: not even imported
-        module = sys.modules.get(f"planrun_conftest_{abs(hash(str(path)))}")
+        module = sys.modules.get(conftest_module_name(path))
         if module is None:
             module = _import_file(path)
         self._conftests[path] = module
@@ -274,9 +275,18 @@ class _SubsetHooks:
         return caller
 
 
+def conftest_module_name(path: Path) -> str:
+    """The module name a conftest is imported under: derived from its path, the same in every process.
+
+    (So what a conftest's classes pickle as, in the parsed-plan cache, names them in the next run too.)
+    """
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:20]
+    return f"planrun_conftest_{digest}"
+
+
 def _import_file(path: Path) -> ModuleType:
     """Import a conftest under a path-derived name (never as ``conftest``)."""
-    modname = f"planrun_conftest_{abs(hash(str(path)))}"
+    modname = conftest_module_name(path)
     spec = importlib.util.spec_from_file_location(modname, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

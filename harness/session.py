@@ -238,7 +238,13 @@ class CollectedPlan:
         from planrun.plancache import unpack_body
 
         assert self._body is not None
-        self._plan, self._checks = unpack_body(self._body, self.scope.registry)
+        try:
+            self._plan, self._checks = unpack_body(self._body, self.scope.registry)
+        except Exception:  # it names what this process no longer has (a plugin changed meanwhile): read it again
+            plan = self.scope.hook.planrun_collect_file(file_path=str(self.source_file), config=self.scope.config)
+            if plan is None:
+                raise RuntimeError(f"{self.display}: the plan can no longer be read") from None
+            self._plan, self._checks, self._body = plan, self.scope.compiler.compile_plan(plan), None
 
     def pack(self, body: bytes) -> None:
         """Hold the plan as ``body`` (what :func:`planrun.plancache.pack_body` made of it) until it is read again."""

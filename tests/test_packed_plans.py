@@ -130,3 +130,46 @@ def test_items_answer_what_selection_needs_without_unpacking(planrunner: Planrun
     assert result.ret == ExitCode.OK
     result.stdout.fnmatch_lines(["*p1.plan.yaml::a*PASSED*", "*p1.plan.yaml::b*PASSED*"])
     assert "p0.plan.yaml" not in result.outstr.split("deselected")[-1]
+
+
+CONFTEST = """\
+import planrun
+
+
+class AnswerArgs(planrun.ArgsModel):
+    value: int
+
+
+def answer(args, ctx):
+    if ctx.read_text("answer.txt").strip() != str(args.value):
+        planrun.fail("not the answer")
+
+
+@planrun.hookimpl
+def planrun_register_checks():
+    return [planrun.CheckKind("answer", AnswerArgs, answer, inprocess=True)]
+
+
+@planrun.hookimpl
+def planrun_compile_criterion(text, location, config):
+    if text.startswith("the answer is "):
+        open("compiled.marker", "a").close()  # compiling happened (a cache hit compiles nothing)
+        return {"answer": {"value": int(text.rsplit(" ", 1)[1])}}
+"""
+
+
+def test_a_conftest_kind_is_a_cache_hit_in_the_next_process(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its argument model is a conftest's class: the module it pickles as has the same name in every process."""
+    planrunner.makefile("conftest.py", CONFTEST)
+    planrunner.makefile("answer.txt", "42\n")
+    planrunner.makeplan("p", "plan: P\ntasks:\n  - id: a\n    name: A\n    criteria:\n      - the answer is 42\n")
+    marker = planrunner.path / "compiled.marker"
+    for seed in ("1", "2"):  # str hashes differ between these two processes
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+        result = planrunner.runsubprocess("--verify-only")
+        assert result.ret == ExitCode.OK, result.outstr
+        result.assert_outcomes(passed=1)
+        assert marker.exists() == (seed == "1")  # the second run took the plan from the cache
+        marker.unlink(missing_ok=True)
