@@ -49,8 +49,12 @@ FAILED_OUTCOMES = frozenset({"failed", "error", "blocked", "interrupted"})
 _MAX_STATE_BYTES = 16 << 20
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PLAN_FILE = re.compile(r"-[0-9a-f]{16}\.json$")
-#: The one file holding the records of plans a run only verified (see :meth:`StateStore.save_batch`).
-BATCH_FILE = "verified.json"
+#: The one file holding the records of plans a run only verified (see :meth:`StateStore.save_batch`):
+#: JSON lines, a header ``{"format": BATCH_FORMAT}`` then one plan per line, ``{"key": KEY, ...}``.
+BATCH_FILE = "verified.jsonl"
+BATCH_FORMAT = 2
+_KEY_PREFIX = re.compile(r'\{\s*"key"\s*:\s*')
+_DECODER = json.JSONDecoder()
 
 
 def plan_key(path: os.PathLike[str] | str, rootdir: os.PathLike[str] | str) -> str:
@@ -194,16 +198,39 @@ _FROM_LETTER = {v: k for k, v in LETTERS.items()}
 _PERFORMED_FIELDS = ("exec_status", "task_hash", "attempts", "tokens_in", "tokens_out", "cost")
 
 
-def _batch_shape_error(data: object) -> str | None:
-    """The batch file's frame; each plan in it is checked when it is read (:func:`_batch_plan`)."""
-    if not isinstance(data, dict):
-        return f"not a JSON object but {type(data).__name__}"
-    if data.get("format") != STATE_FORMAT:
-        return f"format {data.get('format')!r}, this planrun reads format {STATE_FORMAT}"
-    plans = data.get("plans")
-    if not isinstance(plans, dict) or not all(isinstance(v, dict) for v in plans.values()):
-        return "plans is not an object of objects"
-    return None
+def batch_lines(text: str) -> list[tuple[str, str]] | str:
+    """``(plan key, line)`` of each plan in a batch file's text (its lines not parsed), or why it is corrupt.
+
+    Each plan line is checked when it is read (:func:`batch_record`).
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    try:
+        head = json.loads(lines[0]) if lines else None
+    except ValueError:
+        return "not JSON lines: the first line does not parse"
+    if not isinstance(head, dict) or head.get("format") != BATCH_FORMAT:
+        found = head.get("format") if isinstance(head, dict) else head
+        return f"format {found!r}, this planrun reads format {BATCH_FORMAT}"
+    out: list[tuple[str, str]] = []
+    for n, line in enumerate(lines[1:], 2):
+        prefix = _KEY_PREFIX.match(line)
+        try:
+            if prefix is None:
+                raise ValueError
+            key, _ = _DECODER.raw_decode(line, prefix.end())
+        except ValueError:
+            return f"line {n} is not a plan's line"
+        if not isinstance(key, str):
+            return f"line {n}: the key is not a string"
+        out.append((key, line))
+    return out
+
+
+def batch_line(key: str, raw: dict[str, Any]) -> str:
+    """One plan's line of the batch file."""
+    return json.dumps({"key": key, **raw}, separators=(",", ":"), ensure_ascii=False)
 
 
 def batch_record(key: str, raw: dict[str, Any]) -> dict[str, Any] | str:
@@ -317,9 +344,30 @@ class StateStore:
     def batch(self) -> dict[str, Any]:
         """The raw batch file's plans (verify-only records, one file for all), read once."""
         if self._batch is None:
-            data = self._read(self.batch_path, _batch_shape_error)
-            self._batch = data["plans"] if data is not None else {}
+            plans: dict[str, Any] = {}
+            for key, line in self._batch_lines():
+                try:
+                    raw = json.loads(line)
+                except (ValueError, RecursionError):
+                    raw = None
+                plans[key] = raw if isinstance(raw, dict) else {"items": None}  # ignored with a warning when read
+            self._batch = plans
         return self._batch
+
+    def _batch_lines(self) -> list[tuple[str, str]]:
+        """The batch file's plan lines, unparsed; a corrupt file is moved aside (and holds nothing)."""
+        data = self._read_bytes(self.batch_path)
+        if data is None:
+            return []
+        content, identity = data
+        try:
+            found = batch_lines(content.decode("utf-8"))
+        except UnicodeDecodeError:
+            found = "not UTF-8"
+        if isinstance(found, str):
+            self._corrupt(self.batch_path, found, identity)
+            return []
+        return found
 
     def _batched(self, key: str) -> dict[str, Any] | None:
         raw = self.batch().get(key)
@@ -363,28 +411,52 @@ class StateStore:
         write_atomic(self.path_for(record["plan"]), json.dumps(record, separators=(",", ":"), ensure_ascii=False))
 
     def save_batch(
-        self, updates: dict[str, tuple[str | None, dict[str, list[Any]]]], run_id: str, written: Iterable[str] = ()
+        self,
+        updates: dict[str, tuple[str | None, dict[str, list[Any]]]],
+        run_id: str,
+        written: Iterable[str] = (),
+        complete: Iterable[str] = (),
     ) -> None:
         """Record verify-only outcomes of many plans in one write (one fsync for a whole verify-only run).
+
+        The file is rewritten line by line: a plan this run did not touch keeps
+        its line as it was, unparsed; so does memory, whatever the file's size.
 
         :param updates: plan key -> (the plan file's hash, item id -> a row of :data:`BATCH_ITEM_FIELDS`).
         :param run_id: this run's id.
         :param written: plans whose own file this run wrote: they leave the batch (their file holds everything).
+        :param complete: plans of ``updates`` whose rows cover every item of the plan: their old line
+            is not read (its rows are all replaced; those of items the plan no longer has go).
         """
-        plans = dict(self.batch())
-        for key in written:
-            plans.pop(key, None)
+        gone, whole = set(written), set(complete)
+        if self._batch is not None:
+            old = [(key, batch_line(key, raw)) for key, raw in self._batch.items()]
+        else:
+            old = self._batch_lines()
+        lines = [json.dumps({"format": BATCH_FORMAT})]
+        merge_from: dict[str, str] = {}
+        for key, line in old:
+            if key in updates:
+                if key not in whole:
+                    merge_from[key] = line
+            elif key not in gone:
+                lines.append(line)
+        old.clear()
         now = time.time()
         for key, (plan_hash, rows) in updates.items():
-            old = plans.get(key)
-            items = old.get("items") if isinstance(old, dict) else None
+            items: Any = None
+            if key in merge_from:
+                try:
+                    items = json.loads(merge_from.pop(key)).get("items")
+                except (ValueError, RecursionError, AttributeError):
+                    items = None
             merged = {**items, **rows} if isinstance(items, dict) else rows
-            plans[key] = {"plan_hash": plan_hash, "run_id": run_id, "updated": now, "items": merged}
-        self._batch = plans
-        data = {"format": STATE_FORMAT, "plans": plans}
-        write_atomic(self.batch_path, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            lines.append(batch_line(key, {"plan_hash": plan_hash, "run_id": run_id, "updated": now, "items": merged}))
+        self._batch = None  # read again from the file, if anything asks
+        write_atomic(self.batch_path, "\n".join(lines) + "\n")
 
-    def _read(self, path: Path, validate: Callable[[Any], str | None]) -> dict[str, Any] | None:
+    def _read_bytes(self, path: Path) -> tuple[bytes, tuple[int, int]] | None:
+        """A state file's bytes and identity; ``None`` when missing, or not a readable regular file (moved aside)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
@@ -400,19 +472,27 @@ class StateStore:
             elif st.st_size > _MAX_STATE_BYTES:
                 reason = f"larger than {_MAX_STATE_BYTES} bytes"
             else:
-                raw = f.read(_MAX_STATE_BYTES + 1)
-                try:
-                    data = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError) as exc:
-                    reason = f"not JSON ({str(exc).splitlines()[0][:100]})"
-                except RecursionError:
-                    reason = "nested too deeply"
-                else:
-                    problem = validate(data)
-                    if problem is None:
-                        return data  # type: ignore[no-any-return]
-                    reason = problem
+                return f.read(_MAX_STATE_BYTES + 1), (st.st_dev, st.st_ino)
         self._corrupt(path, reason, (st.st_dev, st.st_ino))
+        return None
+
+    def _read(self, path: Path, validate: Callable[[Any], str | None]) -> dict[str, Any] | None:
+        found = self._read_bytes(path)
+        if found is None:
+            return None
+        raw, identity = found
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            reason = f"not JSON ({str(exc).splitlines()[0][:100]})"
+        except RecursionError:
+            reason = "nested too deeply"
+        else:
+            problem = validate(data)
+            if problem is None:
+                return data  # type: ignore[no-any-return]
+            reason = problem
+        self._corrupt(path, reason, identity)
         return None
 
     def _corrupt(self, path: Path, reason: str, identity: tuple[int, int] | None) -> None:
@@ -496,6 +576,9 @@ def counts_as_failed(item: dict[str, Any]) -> bool:
 
 __all__ = [
     "BATCH_FILE",
+    "BATCH_FORMAT",
+    "batch_line",
+    "batch_lines",
     "BATCH_ITEM_FIELDS",
     "LETTERS",
     "OUTCOMES",

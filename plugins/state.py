@@ -267,9 +267,10 @@ class Recorder:
                 self.save(key)
         if self.lazy and self.recording:
             updates = {key: (statestore.file_hash(self.cplans[key].path), rows) for key, rows in self.lazy.items()}
+            complete = [key for key, rows in self.lazy.items() if len(rows) >= len(self.cplans[key].items)]
             self.lazy = {}
             try:
-                self.store.save_batch(updates, self.run_id, written=self.filed)
+                self.store.save_batch(updates, self.run_id, written=self.filed, complete=complete)
             except OSError as exc:
                 self._cannot_write(exc)
 

@@ -177,9 +177,11 @@ def test_files_are_whole_json_and_no_temp_file_is_left(planrunner: Planrunner) -
     planrunner.run("demo.plan.yaml")
     planrunner.run("--verify-only", "demo.plan.yaml")
     names = sorted(p.name for p in Path(".planrun/state").iterdir())
-    assert names == [store().path_for("demo.plan.yaml").name, "verified.json"]
+    assert names == [store().path_for("demo.plan.yaml").name, "verified.jsonl"]
     for name in names:
-        json.loads(Path(".planrun/state", name).read_text())
+        text = Path(".planrun/state", name).read_text()
+        for line in text.splitlines() if name.endswith(".jsonl") else [text]:
+            json.loads(line)
 
 
 def test_stale_temp_files_of_a_killed_writer_are_removed(planrunner: Planrunner) -> None:
@@ -264,25 +266,37 @@ def test_a_corrupt_plan_file_is_moved_aside_with_a_warning(planrunner: Planrunne
     assert result.no_traceback()
 
 
-@pytest.mark.parametrize("content", [b"{", b'{"format": 1, "plans": []}', b'{"format": 2, "plans": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{",
+        b'{"format": 1, "plans": {}}',  # the format before JSON lines
+        b'{"format": 3}\n',
+        b'{"format": 2}\n{"plans": 1}\n',
+        b'{"format": 2}\n{"key": 12, "items": {}}\n',
+        b'{"format": 2}\nnot json\n',
+        b"\xff\xfe",
+        b"",
+    ],
+)
 def test_a_corrupt_batch_file_is_moved_aside(planrunner: Planrunner, content: bytes) -> None:
     planrunner.makeplan("demo", PLAN)
-    batch = Path(".planrun/state/verified.json")
+    batch = Path(".planrun/state/verified.jsonl")
     batch.parent.mkdir(parents=True)
     batch.write_bytes(content)
     result = planrunner.run("--verify-only", "demo.plan.yaml")
     assert result.ret == ExitCode.TESTS_FAILED
-    assert "state file .planrun/state/verified.json is corrupt" in result.outstr
-    assert [p.read_bytes() for p in batch.parent.glob("verified.json.corrupt-*")] == [content]
+    assert "state file .planrun/state/verified.jsonl is corrupt" in result.outstr
+    assert [p.read_bytes() for p in batch.parent.glob("verified.jsonl.corrupt-*")] == [content]
     assert outcomes(record())["a"] == ("verified", "failed")
 
 
 def test_a_corrupt_plan_entry_inside_the_batch_is_ignored_with_a_warning(planrunner: Planrunner) -> None:
     planrunner.makeplan("demo", PLAN)
-    batch = Path(".planrun/state/verified.json")
+    batch = Path(".planrun/state/verified.jsonl")
     batch.parent.mkdir(parents=True)
     bad = {"plan_hash": None, "run_id": "r", "updated": 1.0, "items": {"a": ["task", "verified", "passed"]}}
-    batch.write_text(json.dumps({"format": 1, "plans": {"demo.plan.yaml": bad}}))
+    batch.write_text('{"format": 2}\n' + json.dumps({"key": "demo.plan.yaml", **bad}) + "\n")
     result = planrunner.run("--resume", "demo.plan.yaml")
     assert "plan 'demo.plan.yaml' is corrupt (item 'a' is not a list of 7): ignored" in result.outstr
     assert log() == ["a", "b", "d"]  # the bad entry passed nothing
@@ -706,3 +720,58 @@ def test_a_regression_is_rerun_by_lf_and_forgotten_once_it_is_gone(planrunner: P
     assert planrunner.run("reg.plan.yaml").ret == ExitCode.OK
     assert "regressions" not in record("reg.plan.yaml")["items"]
     planrunner.run("--lf", "reg.plan.yaml").stdout.fnmatch_lines(["run-last-failure: no previously failed items*"])
+
+
+VERIFY_PLAN = """\
+plan: V{n}
+tasks:
+  - id: a
+    name: A
+    criteria: [{{file_exists: a{n}.txt}}]
+  - id: b
+    name: B
+    criteria: [{{file_exists: b{n}.txt}}]
+"""
+
+
+def batch_text() -> str:
+    return Path(".planrun/state/verified.jsonl").read_text()
+
+
+def batch_line_of(key: str) -> str:
+    return next(line for line in batch_text().splitlines() if f'"key":"{key}"' in line)
+
+
+def test_the_batch_keeps_untouched_plans_lines_as_they_were(planrunner: Planrunner) -> None:
+    """A run of one plan rewrites its line only; another plan's line is copied, byte for byte."""
+    for n in range(3):
+        planrunner.makefile(f"a{n}.txt", "")
+        planrunner.makeplan(f"v{n}", VERIFY_PLAN.format(n=n))
+    assert planrunner.run("--verify-only").ret == ExitCode.TESTS_FAILED  # b0..b2 missing
+    before = {key: batch_line_of(key) for key in ("v0.plan.yaml", "v2.plan.yaml")}
+    planrunner.makefile("b1.txt", "")
+    assert planrunner.run("--verify-only", "v1.plan.yaml").ret == ExitCode.OK
+    assert {key: batch_line_of(key) for key in before} == before
+    assert outcomes(record("v1.plan.yaml")) == {"a": ("verified", "passed"), "b": ("verified", "passed")}
+    assert outcomes(record("v0.plan.yaml"))["b"] == ("verified", "failed")
+    assert batch_text().splitlines()[0] == '{"format": 2}'
+
+
+def test_a_partial_run_merges_into_the_plans_line(planrunner: Planrunner) -> None:
+    """Items this run did not run keep their rows; those it ran are replaced."""
+    planrunner.makefile("a0.txt", "")
+    planrunner.makeplan("v0", VERIFY_PLAN.format(n=0))
+    planrunner.run("--verify-only")
+    planrunner.makefile("b0.txt", "")
+    assert planrunner.run("--verify-only", "v0.plan.yaml::b").ret == ExitCode.OK
+    assert outcomes(record("v0.plan.yaml")) == {"a": ("verified", "passed"), "b": ("verified", "passed")}
+
+
+def test_a_whole_run_drops_rows_of_items_the_plan_no_longer_has(planrunner: Planrunner) -> None:
+    planrunner.makefile("a0.txt", "")
+    planrunner.makefile("b0.txt", "")
+    planrunner.makeplan("v0", VERIFY_PLAN.format(n=0))
+    planrunner.run("--verify-only")
+    planrunner.makeplan("v0", VERIFY_PLAN.format(n=0).split("  - id: b")[0])  # task b removed
+    assert planrunner.run("--verify-only").ret == ExitCode.OK
+    assert outcomes(record("v0.plan.yaml")) == {"a": ("verified", "passed")}
