@@ -4,32 +4,47 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 #: Temp files carry this suffix, so a crashed writer's leftovers can be found and removed.
 TEMP_SUFFIX = ".planrun-tmp"
 
 
-def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, mode: int = 0o644, replace: bool = True) -> None:
+def write_atomic(
+    path: os.PathLike[str] | str,
+    data: bytes | str | Iterable[bytes | memoryview],
+    *,
+    mode: int = 0o644,
+    replace: bool = True,
+) -> None:
     """Replace ``path`` with ``data`` atomically (a reader sees the old file or the new one, whole).
 
     The data goes to a temp file in the same folder (created with
     ``O_EXCL``, never following a link, ``mode`` less the umask), is fsynced,
     renamed over ``path``, and the folder is fsynced so the rename survives a
     power loss. Missing parent folders are created. A ``str`` is written as
-    UTF-8. With ``replace=False`` an existing ``path`` is never replaced: the
+    UTF-8; an iterable of byte chunks is written chunk by chunk (never joined
+    in memory). With ``replace=False`` an existing ``path`` is never replaced: the
     temp file is hard-linked into place, and :exc:`FileExistsError` is raised
     if ``path`` exists (also if it appeared meanwhile).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    chunks: Iterable[bytes | memoryview]
+    if isinstance(data, str):
+        chunks = [data.encode("utf-8")]
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        chunks = [data]
+    else:
+        chunks = data
     tmp = target.parent / f".{target.name[:200]}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     except BaseException:
         os.close(fd)

@@ -34,6 +34,7 @@ import stat
 import struct
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,8 +151,8 @@ class PlanCache:
         self._fingerprints: dict[tuple[int, tuple[Path, ...]], str | None] = {}
         self._base: str | None = None
         self.pack_path = self.folder / "plans.pack"
-        self._entries: dict[bytes, tuple[str, bytes, bytes]] | None = None
-        self._keep: dict[bytes, tuple[str, bytes, bytes]] = {}  # what the next pack holds
+        self._entries: dict[bytes, tuple[str, bytes, bytes | memoryview]] | None = None
+        self._keep: dict[bytes, tuple[str, bytes, bytes | memoryview]] = {}  # what the next pack holds
 
     @property
     def key(self) -> bytes | None:
@@ -214,7 +215,7 @@ class PlanCache:
         )
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), text
 
-    def _mac(self, key_text: str, payload: bytes) -> bytes:
+    def _mac(self, key_text: str, payload: bytes | memoryview) -> bytes:
         assert isinstance(self.key, bytes)
         mac = hmac.new(self.key, key_text.encode("utf-8", "surrogatepass"), hashlib.sha256)
         mac.update(b"\0")
@@ -223,7 +224,7 @@ class PlanCache:
 
     # -- the pack: every entry in one file, read once and written once per session --
 
-    def _pack(self) -> dict[bytes, tuple[str, bytes, bytes]]:
+    def _pack(self) -> dict[bytes, tuple[str, bytes, bytes | memoryview]]:
         """``{digest: (plan file, mac, payload)}`` as last written (nothing unpickled here)."""
         if self._entries is None:
             self._entries = _parse_pack(_read_entry(self.pack_path))
@@ -243,10 +244,10 @@ class PlanCache:
         if not hmac.compare_digest(mac, self._mac(key_text, payload)):
             return None  # corrupt, truncated, tampered, or made under another key: never unpickled
         try:
-            stored_key, head, items, body = pickle.loads(payload)  # noqa: S301 - authenticated above
+            head, items, body = pickle.loads(payload)  # noqa: S301 - authenticated above (with the key text)
         except Exception:
             return None
-        if stored_key != key_text or not isinstance(head, PlanHead) or not isinstance(body, bytes):
+        if not isinstance(head, PlanHead) or not isinstance(body, bytes):
             return None
         if not isinstance(items, list) or not all(isinstance(item, ItemHead) for item in items):
             return None
@@ -257,7 +258,7 @@ class PlanCache:
         """Add the entry of a plan that collected without errors; returns its body (``None``: it does not pickle)."""
         try:
             body = pack_body(cplan.plan, cplan.checks)
-            payload = pickle.dumps((key_text, cplan.head, cplan.item_heads(), body), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps((cplan.head, cplan.item_heads(), body), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             return None
         self._keep[bytes.fromhex(digest)] = (os.path.abspath(file), self._mac(key_text, payload), payload)
@@ -275,24 +276,26 @@ class PlanCache:
         from planrun.atomic import ignored_folder, write_atomic
 
         files = {file for file, _, _ in self._keep.values()}
-        out = [MAGIC]
         kept = dict(self._keep)
         for digest, entry in self._pack().items():  # plans not collected this time keep their entry
             if digest not in kept and entry[0] not in files:
                 kept[digest] = entry
-        for digest, (file, mac, payload) in kept.items():
-            name = file.encode("utf-8", "surrogateescape")
-            out.append(_HEAD.pack(len(name), len(payload)) + digest + mac + name)
-            out.append(payload)
-        self._keep, self._entries = {}, {}  # the run does not need them: let them go before it starts
-        kept.clear()
-        data = b"".join(out)
-        out.clear()
+
+        def records() -> Iterator[bytes | memoryview]:
+            yield MAGIC
+            for digest, (file, mac, payload) in kept.items():
+                name = file.encode("utf-8", "surrogateescape")
+                yield _HEAD.pack(len(name), len(payload)) + digest + mac + name
+                yield payload
+
         try:
             ignored_folder(self.folder.parent)  # the cache ignores itself, as .pytest_cache does
-            write_atomic(self.pack_path, data, mode=0o600)
+            write_atomic(self.pack_path, records(), mode=0o600)  # record by record: never joined in memory
         except OSError:
             return  # a read-only tree: run without a cache
+        finally:
+            self._keep, self._entries = {}, {}  # the run does not need them: let them go before it starts
+            kept.clear()
 
 
 def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> bytes:
@@ -342,9 +345,9 @@ class _Pickler(pickle.Pickler):
 _HEAD = struct.Struct(">IQ")  # the plan file's length, the payload's; then the digest, the mac, the file, the payload
 
 
-def _parse_pack(data: bytes | None) -> dict[bytes, tuple[str, bytes, bytes]]:
+def _parse_pack(data: bytes | None) -> dict[bytes, tuple[str, bytes, bytes | memoryview]]:
     """The records of a pack; a record that does not parse ends it (a truncated pack keeps its whole records)."""
-    entries: dict[bytes, tuple[str, bytes, bytes]] = {}
+    entries: dict[bytes, tuple[str, bytes, bytes | memoryview]] = {}
     if data is None or not data.startswith(MAGIC):
         return entries
     view = memoryview(data)
@@ -358,7 +361,7 @@ def _parse_pack(data: bytes | None) -> dict[bytes, tuple[str, bytes, bytes]]:
         digest = bytes(view[pos + _HEAD.size : pos + _HEAD.size + _DIGEST])
         mac = bytes(view[pos + _HEAD.size + _DIGEST : start])
         name = bytes(view[start : start + name_len]).decode("utf-8", "surrogateescape")
-        entries[digest] = (name, mac, bytes(view[start + name_len : start + name_len + size]))
+        entries[digest] = (name, mac, view[start + name_len : start + name_len + size])  # no copy of the pack
         pos = start + name_len + size
     return entries
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,20 @@ def test_ignored_folder_makes_git_ignore_it_and_keeps_an_existing_gitignore(tmp_
     (folder / ".gitignore").write_text("mine\n")
     ignored_folder(folder)
     assert (folder / ".gitignore").read_text() == "mine\n"
+
+
+def test_chunks_are_written_in_order_and_a_failing_producer_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "pack"
+    write_atomic(target, (bytes([n]) * 3 for n in range(4)))
+    assert target.read_bytes() == b"\x00\x00\x00\x01\x01\x01\x02\x02\x02\x03\x03\x03"
+    write_atomic(target, [b"ab", memoryview(b"xcdx")[1:3]])
+    assert target.read_bytes() == b"abcd"
+
+    def broken() -> Iterator[bytes]:
+        yield b"new"
+        raise OSError("the producer failed")
+
+    with pytest.raises(OSError, match="the producer failed"):
+        write_atomic(target, broken())
+    assert target.read_bytes() == b"abcd"
+    assert [p.name for p in tmp_path.iterdir()] == ["pack"]  # no temp file left
