@@ -113,13 +113,17 @@ class Compiler:
             source, loc = origin
             return source.locate((*loc, *sub), key=key)
 
-        kinds = [k for k in mapping if k not in COMMON_KEYS]
-        known = [k for k in kinds if k in self.registry.kinds]
+        registered = self.registry.kinds
+        if len(mapping) == 1 and next(iter(mapping)) in registered:  # the usual criterion: one check kind
+            kinds = known = list(mapping)
+        else:
+            kinds = [k for k in mapping if k not in COMMON_KEYS]
+            known = [k for k in kinds if k in registered]
         if len(known) > 1:
             raise self._error(
                 where, f"criterion has {len(known)} check kinds ({', '.join(known)}); write one per criterion"
             )
-        unknown = [k for k in kinds if k not in self.registry.kinds]
+        unknown = [k for k in kinds if k not in registered] if len(known) != len(kinds) else []
         if unknown:
             key = unknown[0]
             if not isinstance(key, str):

@@ -119,6 +119,12 @@ class YamlDoc:
         :return: 1-based line and column; ``(1, 1)`` if nothing matches.
         """
         marks = self.value_marks
+        try:
+            exact = marks.get(loc)  # the usual question: a node that is there
+        except TypeError:
+            exact = None
+        if exact is not None:
+            return exact
         best = marks.get((), (1, 1))
         path: tuple[Any, ...] = ()
         for part in loc:
