@@ -109,7 +109,7 @@ class PlanRunner:
         self.summaries: dict[str, str] = {}  # passed task id -> its executor's summary, for dependents
 
     def run(self, items: list[Item]) -> None:
-        last_task = max((i for i, item in enumerate(items) if item.task is not None), default=-1)
+        last_task = max((i for i, item in enumerate(items) if item.kind == "task"), default=-1)
         changed = True  # what cached realpaths and documents may no longer hold
         for index, item in enumerate(items):
             if self.session.shouldstop:
@@ -130,7 +130,7 @@ class PlanRunner:
                 self._log(report)
                 raise
             report.duration = time.monotonic() - start
-            if item.task is not None:
+            if item.kind == "task":
                 self.states[item.item_id] = report.outcome
                 if report.outcome == "passed":
                     self.passed.append(item)
@@ -165,8 +165,8 @@ class PlanRunner:
                 self.prerequisites_failed = True
                 return self._report(item, "error", criteria=results, message="prerequisites not met: plan skipped")
             return self._report(item, outcome, criteria=results)
-        if item.task is not None:
-            for dep in item.task.depends_on:
+        if item.kind == "task":
+            for dep in item.depends_on:
                 state = self.states.get(dep)
                 if state is not None and state != "passed":
                     return self._report(item, "skipped", message=f"dependency {dep} {state}")

@@ -194,6 +194,7 @@ class CollectedPlan:
         self._plan = plan
         self._checks = checks
         self._body: bytes | None = None  # the packed plan and checks, when they can be released
+        self._base: Path | None = None
         self.scope = scope
         self.head = plan_head(plan) if plan is not None else PlanHead(None, "", None, "inplace", None)
         self.items: list[Item] = []
@@ -304,7 +305,9 @@ class CollectedPlan:
             return override
         if self.head.workdir is None:
             return rootdir
-        return Path(os.path.realpath(self.path.parent / self.head.workdir))  # never raises on a symlink loop
+        if self._base is None:  # resolved once: where the plan runs is decided at collection
+            self._base = Path(os.path.realpath(self.path.parent / self.head.workdir))  # never raises on a loop
+        return self._base
 
 
 def plan_head(plan: Plan) -> PlanHead:
@@ -329,6 +332,7 @@ class Session:
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
         self._rootdir_real: Path | None = None
+        self._scope_of_folder: dict[str, Scope] = {}
         #: The parsed-plan cache of this session (:class:`planrun.plancache.PlanCache`), set by :meth:`collect`.
         self.plancache: Any = None
         self._yaml_only: set[str] = set()  # scanned folders with .yaml files but no plan files
@@ -341,6 +345,9 @@ class Session:
 
     def scope_for(self, folder: Path) -> Scope:
         """The :class:`Scope` of plans in ``folder`` (loading its conftest.py files first)."""
+        known = self._scope_of_folder.get(str(folder))
+        if known is not None:
+            return known  # its conftests are loaded: plan files share folders
         pm = self.config.pluginmanager
         root = self.config.rootdir
         if self.mirror is not None and Path(os.path.realpath(folder)).is_relative_to(self.mirror[0]):
@@ -349,7 +356,8 @@ class Session:
         key, hook = pm.hooks_for(folder, root)
         if key not in self._scopes:
             self._scopes[key] = Scope(self.config, hook)
-        return self._scopes[key]
+        scope = self._scope_of_folder[str(folder)] = self._scopes[key]
+        return scope
 
     def real_path(self, path: Path) -> Path:
         """The file a collected ``path`` stands for: itself, or the working tree's for a file in the mirror."""
