@@ -33,6 +33,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.builtin_names: list[str] = []
         self.loaded_names: list[str] = []  # what the header lists: entry points, -p modules, conftests
         self._conftests: dict[Path, ModuleType | None] = {}
+        self._listed: set[str] = set()  # built-ins listed for --version, not imported
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
         """``planrun_*`` functions are hooks, decorated or not (as pytest takes ``pytest_*`` ones)."""
@@ -46,27 +47,39 @@ class PlanrunPluginManager(pluggy.PluginManager):
     # -- loading -----------------------------------------------------------
 
     def load_plugins(
-        self, names: list[str], objects: list[object] | None = None, inicfg_plugins: list[str] | None = None
+        self,
+        names: list[str],
+        objects: list[object] | None = None,
+        inicfg_plugins: list[str] | None = None,
+        *,
+        import_builtins: bool = True,
     ) -> None:
         """Load every plugin in order: pluggy calls the last registered first, so local beats built-in.
 
         :param names: the ``-p`` values, ``no:NAME`` included.
         :param objects: plugin objects handed to :func:`planrun.main`.
         :param inicfg_plugins: ``[tool.planrun] plugins``.
+        :param import_builtins: False for ``--version``: the core and planrun's own entry points are
+            listed (name and version, each module found on the path) but neither imported nor
+            registered; every other plugin loads as for a run.
         """
         blocked = {n[3:] for n in names if n.startswith("no:")}
         for name in blocked:
             if name in ESSENTIAL or name in ("session", "runner"):
                 raise UsageError(f"plugin {name!r} is part of planrun's core and cannot be disabled")
             self.set_blocked(name)
-        for modname in ESSENTIAL:
-            self.register(importlib.import_module(modname), modname)
+        if import_builtins:
+            for modname in ESSENTIAL:
+                self.register(importlib.import_module(modname), modname)
         eps = entry_points()
         builtin = [ep for ep in eps if _dist_of(ep)[0] == "planrun"]
         if not builtin:
             raise UsageError("no built-in plugins found; install planrun (pip install -e .)")
         for ep in builtin:
-            self._load_entry_point(ep)
+            if import_builtins or ep.attr:
+                self._load_entry_point(ep)
+            else:
+                self._list_entry_point(ep)
             self.builtin_names.append(ep.name)
         if not os.environ.get("PLANRUN_DISABLE_PLUGIN_AUTOLOAD"):
             for ep in eps:
@@ -80,8 +93,30 @@ class PlanrunPluginManager(pluggy.PluginManager):
         for obj in objects or ():
             self.register(obj)
 
+    def _taken(self, name: str) -> bool:
+        """Blocked, registered, or listed without import: a later plugin of that name is not loaded."""
+        return self.is_blocked(name) or self.get_plugin(name) is not None or name in self._listed
+
+    def _list_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+        """Record a plugin as :meth:`_load_entry_point` would, its module found on the path but not imported."""
+        if self._taken(ep.name):
+            return
+        try:
+            found = importlib.util.find_spec(ep.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to load: ModuleNotFoundError: No module named {ep.module!r}"
+            )
+        self._listed.add(ep.name)
+        self.loaded_names.append(ep.name)
+        dist, version = _dist_of(ep)
+        if dist is not None:
+            self.versions[ep.name] = f"{dist}-{version}"
+
     def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
-        if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+        if self._taken(ep.name):
             return
         try:
             plugin = ep.load()
@@ -97,7 +132,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
 
     def import_plugin(self, name: str, eps: list[importlib.metadata.EntryPoint] | None = None) -> None:
         """Load ``name``: an entry-point name first, a module path second."""
-        if self.is_blocked(name) or self.get_plugin(name) is not None:
+        if self._taken(name):
             return
         for ep in eps or ():
             if ep.name == name:
