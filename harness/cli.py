@@ -273,12 +273,14 @@ def _adopt_session_interrupts() -> None:
     global _interrupts
     import signal
 
-    startup = _interrupts
-    if isinstance(startup, _StartupInterrupts) and startup is signal.getsignal(signal.SIGINT):
+    if not isinstance(_interrupts, _StartupInterrupts):
+        return
+    seen = _interrupts.count
+    if signal.getsignal(signal.SIGINT) is _interrupts:  # nobody replaced it since
         from planrun.session import install_interrupts
 
         handler = install_interrupts()
-        handler.count = startup.count
+        handler.count = seen
         _interrupts = handler
 
 
