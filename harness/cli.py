@@ -169,10 +169,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
             config = version_config(args, plugins) or build_config(args, plugins)
         except ParserExit as exc:  # argparse after printing --help
             return exc.status
-        if config.option.version:
-            print(_version(config))
-            return ExitCode.OK
-        config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
+        if not config.option.version:
+            config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
     except PlanrunError as exc:
         from planrun.reports import printable
 
@@ -191,6 +189,9 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
             file=sys.stderr,
         )
         return ExitCode.INTERNAL_ERROR
+    if config.option.version:  # outside the try: a closed stdout is the console script's BrokenPipeError
+        print(_version(config))
+        return ExitCode.OK
     from planrun.session import wrap_session
 
     _adopt_session_interrupts()

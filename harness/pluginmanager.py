@@ -59,9 +59,9 @@ class PlanrunPluginManager(pluggy.PluginManager):
         :param names: the ``-p`` values, ``no:NAME`` included.
         :param objects: plugin objects handed to :func:`planrun.main`.
         :param inicfg_plugins: ``[tool.planrun] plugins``.
-        :param import_builtins: False for ``--version``: the core and planrun's own entry points are
-            listed (name and version, each module found on the path) but neither imported nor
-            registered; every other plugin loads as for a run.
+        :param import_builtins: False for ``--version``: the core and planrun's own entry points
+            (modules of the ``planrun`` package) are listed, name and version, each module found on
+            the path but neither imported nor registered; every other plugin loads as for a run.
         """
         blocked = {n[3:] for n in names if n.startswith("no:")}
         for name in blocked:
@@ -76,7 +76,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         if not builtin:
             raise UsageError("no built-in plugins found; install planrun (pip install -e .)")
         for ep in builtin:
-            if import_builtins or ep.attr:
+            if import_builtins or ep.attr or not _in_planrun(ep.module):
                 self._load_entry_point(ep)
             else:
                 self._list_entry_point(ep)
@@ -277,14 +277,36 @@ def entry_points() -> list[importlib.metadata.EntryPoint]:
 def _name_version(
     dist: importlib.metadata.Distribution | None, seen: dict[str, tuple[str | None, str | None]]
 ) -> tuple[str | None, str | None]:
-    """A distribution's name and version, parsing its metadata once however many entry points it has."""
+    """A distribution's name and version, read once however many entry points it has."""
     if dist is None:
         return None, None
     place = str(getattr(dist, "_path", "")) or f"id:{id(dist)}"
     if place not in seen:
-        metadata = dist.metadata  # each access parses the METADATA file again
-        seen[place] = (metadata["Name"], metadata["Version"])
+        found = _header_fields(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")
+        if found[0] is None or found[1] is None:  # not plain core metadata: the full (email) parser decides
+            metadata = dist.metadata
+            found = (metadata["Name"], metadata["Version"])
+        seen[place] = found
     return seen[place]
+
+
+def _header_fields(text: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` of a core-metadata file: single-line fields of its header (up to the blank line)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        key = key.lower()
+        if sep and key in ("name", "version") and key not in fields and not line[:1].isspace():
+            fields[key] = value.strip()
+    return fields.get("name"), fields.get("version")
+
+
+def _in_planrun(module: str) -> bool:
+    """Whether ``module`` is one of planrun's own (whose imports planrun's tests check), not code from elsewhere."""
+    package = __package__ or "planrun"
+    return module == package or module.startswith(package + ".")
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
