@@ -67,7 +67,10 @@ class _CommandLine:
 
 def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
     """Rootdir and config file, plugins, then the full command line."""
-    line = _CommandLine(args)
+    return _build_config(_CommandLine(args), plugins)
+
+
+def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
     args = line.args
     pm = PlanrunPluginManager()
     pm.load_plugins(_preparse_plugins(args), plugins, line.ini_plugins)
@@ -88,7 +91,7 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
     return line.config(pm, option)
 
 
-def version_config(args: list[str], plugins: list[object] | None = None) -> Config | None:
+def _version_config(line: _CommandLine, plugins: list[object] | None) -> Config | None:
     """The config of ``planrun --version`` without importing the built-ins, or None: :func:`build_config` decides.
 
     Taken only when the whole command line (addopts included) is core options
@@ -100,11 +103,12 @@ def version_config(args: list[str], plugins: list[object] | None = None) -> Conf
     for a run, so what is listed is what a run loads, and what fails to load
     fails here too.
     """
-    line = _CommandLine(args)
     head = line.args[: line.args.index("--")] if "--" in line.args else line.args
+    if "--version" not in head:
+        return None
     parser = make_parser()
     known = parser._option_string_actions  # every option string of the core, spelt out
-    if "--version" not in head or any(a.startswith("--") and a.split("=", 1)[0] not in known for a in head):
+    if any(a.startswith("--") and a.split("=", 1)[0] not in known for a in head):
         return None
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -166,7 +170,8 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
         return int(command(args[1:], plugins))
     try:
         try:
-            config = version_config(args, plugins) or build_config(args, plugins)
+            line = _CommandLine(args)
+            config = _version_config(line, plugins) or _build_config(line, plugins)
         except ParserExit as exc:  # argparse after printing --help
             return exc.status
         if not config.option.version:
