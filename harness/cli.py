@@ -72,15 +72,8 @@ def build_config(args: list[str], plugins: list[object] | None = None) -> Config
 
 def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
     args = line.args
-    pm = PlanrunPluginManager()
-    pm.load_plugins(_preparse_plugins(args), plugins, line.ini_plugins)
-    if not line.gated:
-        pm._load_conftest(line.rootdir / "conftest.py")
     parser = make_parser()
-    try:
-        pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
-    except ArgumentError as exc:  # an option another plugin (or the core) has: -k, --timeout
-        raise PluginError(f"a plugin's planrun_addoption failed: {exc}") from None
+    pm = _plugin_manager(line, plugins, parser)
     try:
         option = parser.parse_intermixed_args(args)
     except UsageError as exc:
@@ -89,6 +82,21 @@ def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
         ) from None
     pm.check_pending_plugins()
     return line.config(pm, option)
+
+
+def _plugin_manager(
+    line: _CommandLine, plugins: list[object] | None, parser: ArgumentParser, *, import_builtins: bool = True
+) -> PlanrunPluginManager:
+    """The plugins (``-p``, config, environment, objects, the rootdir conftest), their options added to ``parser``."""
+    pm = PlanrunPluginManager()
+    pm.load_plugins(_preparse_plugins(line.args), plugins, line.ini_plugins, import_builtins=import_builtins)
+    if not line.gated:
+        pm._load_conftest(line.rootdir / "conftest.py")
+    try:
+        pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
+    except ArgumentError as exc:  # an option another plugin (or the core) has: -k, --timeout
+        raise PluginError(f"a plugin's planrun_addoption failed: {exc}") from None
+    return pm
 
 
 def _version_config(line: _CommandLine, plugins: list[object] | None) -> Config | None:
@@ -100,8 +108,10 @@ def _version_config(line: _CommandLine, plugins: list[object] | None) -> Config 
     The built-ins are listed from planrun's entry points (each module found,
     not imported); every other plugin (installed, ``-p``, ``[tool.planrun]
     plugins``, ``PLANRUN_PLUGINS``) and the rootdir ``conftest.py`` load as
-    for a run, so what is listed is what a run loads, and what fails to load
-    fails here too.
+    for a run, ``planrun_addoption`` included, so what is listed is what a run
+    loads, and what fails to load fails here too (one exception: an option
+    that clashes with a built-in's option, which only the built-in's import
+    would show).
     """
     head = line.args[: line.args.index("--")] if "--" in line.args else line.args
     if "--version" not in head:
@@ -117,10 +127,7 @@ def _version_config(line: _CommandLine, plugins: list[object] | None) -> Config 
         return None
     if unknown or not option.version:
         return None
-    pm = PlanrunPluginManager()
-    pm.load_plugins(_preparse_plugins(line.args), plugins, line.ini_plugins, import_builtins=False)
-    if not line.gated:
-        pm._load_conftest(line.rootdir / "conftest.py")
+    pm = _plugin_manager(line, plugins, parser, import_builtins=False)
     pm.check_pending_plugins()
     return line.config(pm, option)
 

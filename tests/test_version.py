@@ -278,6 +278,44 @@ def test_a_conftest_that_would_not_load_fails_version_too(planrunner: Planrunner
     assert len(fast.errstr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("code", "ret", "message"),
+    [
+        (
+            "def planrun_addoption(parser):\n    parser.add_argument('-k', dest='mine')\n",
+            ExitCode.USAGE_ERROR,
+            "ERROR: a plugin's planrun_addoption failed: argument -k: conflicting option string: -k",
+        ),
+        (
+            "def planrun_addoption(parser):\n    raise RuntimeError('addoption broke')\n",
+            ExitCode.INTERNAL_ERROR,
+            "RuntimeError: addoption broke",
+        ),
+    ],
+    ids=["clashes-with-a-core-option", "raises"],
+)
+def test_a_conftest_whose_addoption_fails_fails_version_too(
+    planrunner: Planrunner, code: str, ret: int, message: str
+) -> None:
+    planrunner.makefile("pyproject.toml", "[tool.planrun]\n")
+    planrunner.makeconftest(code)
+    fast, full = both(planrunner)
+    assert fast.ret == full.ret == ret, (fast, full)
+    assert message in fast.errstr and message in full.errstr, fast.errstr
+    assert fast.outstr == full.outstr == ""
+
+
+def test_an_installed_plugins_own_option_is_added_and_listed(planrunner: Planrunner, site: Path) -> None:
+    code = "def planrun_addoption(parser):\n    parser.add_argument('--wordcount-max', type=int)\n"
+    install(site, "planrun-wordcount", "1.2.0", {"wordcount": "pr_wordcount"}, {"pr_wordcount": code})
+    fast, full = both(planrunner)
+    assert fast.ret == full.ret == ExitCode.OK, (fast, full)
+    assert fast.outstr == full.outstr
+    with_option = planrunner.runsubprocess("--version", "--wordcount-max", "3")  # its option: the full path
+    assert with_option.ret == ExitCode.OK, with_option
+    assert with_option.outstr == fast.outstr
+
+
 # -- the command line: the fast path only when the core alone can read it --------------
 
 
