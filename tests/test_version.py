@@ -33,7 +33,9 @@ def install(site: Path, dist: str, version: str, entries: dict[str, str], module
         (site / f"{name}.py").write_text(code)
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n\nA description.\n")
+    # The body (after the blank line) is free text: a "Version:" there is not the version.
+    body = "A description.\nVersion: 0.0.body\nName: not-the-name\n"
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\nSummary: s\n\n{body}")
     lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
     (info / "entry_points.txt").write_text(f"[console_scripts]\nx = y:z\n\n[planrun]\n{lines}")
     return info
