@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
 import traceback
-from argparse import ArgumentError
+from argparse import ArgumentError, Namespace
 from pathlib import Path
+from typing import Any
 
 from planrun.config import (
     ArgumentParser,
@@ -23,7 +26,6 @@ from planrun.config import (
 )
 from planrun.errors import PlanrunError, PluginError, UsageError
 from planrun.pluginmanager import PlanrunPluginManager
-from planrun.reports import printable
 
 
 def _preparse_plugins(args: list[str]) -> list[str]:
@@ -41,35 +43,93 @@ def _preparse_plugins(args: list[str]) -> list[str]:
     return names
 
 
+class _CommandLine:
+    """What ``build_config`` reads before any plugin: the rootdir, the config file and the whole command line."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.invocation_dir = Path.cwd()
+        self.env_args = split_args(os.environ.get("PLANRUN_ADDOPTS", ""), "PLANRUN_ADDOPTS")
+        # Only positional paths choose the rootdir (never the value of -k or another option).
+        self.rootdir, self.inipath = find_rootdir(positional_paths(self.env_args + args), self.invocation_dir)
+        self.inicfg = read_inicfg(self.inipath)
+        self.source = f"{self.inipath} [tool.planrun]"
+        self.ini_addopts = ini_args(self.inicfg, "addopts", self.source)
+        self.args = self.ini_addopts + self.env_args + args
+        # Under --plans-from-ref the change under review must not run code: not even the import of its
+        # rootdir conftest.py or of the plugins its config file names (the ref's conftests serve the
+        # ref's plans, and a changed [tool.planrun] table is a weakening: see plugins/gate.py).
+        self.gated = any(_names(arg, "--plans-from-ref") for arg in self.args)
+        self.ini_plugins = [] if self.gated else ini_args(self.inicfg, "plugins", self.source)
+
+    def config(self, pm: PlanrunPluginManager, option: Namespace) -> Config:
+        return Config(pm, option, self.rootdir, self.inipath, self.inicfg, self.invocation_dir)
+
+
 def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
     """Rootdir and config file, plugins, then the full command line."""
-    invocation_dir = Path.cwd()
-    env_args = split_args(os.environ.get("PLANRUN_ADDOPTS", ""), "PLANRUN_ADDOPTS")
-    # Only positional paths choose the rootdir (never the value of -k or another option).
-    rootdir, inipath = find_rootdir(positional_paths(env_args + args), invocation_dir)
-    inicfg = read_inicfg(inipath)
-    source = f"{inipath} [tool.planrun]"
-    ini_addopts = ini_args(inicfg, "addopts", source)
-    args = ini_addopts + env_args + args
-    pm = PlanrunPluginManager()
-    # Under --plans-from-ref the change under review must not run code: not even the import of its
-    # rootdir conftest.py or of the plugins its config file names (the ref's conftests serve the
-    # ref's plans, and a changed [tool.planrun] table is a weakening: see plugins/gate.py).
-    gated = any(_names(arg, "--plans-from-ref") for arg in args)
-    pm.load_plugins(_preparse_plugins(args), plugins, [] if gated else ini_args(inicfg, "plugins", source))
-    if not gated:
-        pm._load_conftest(rootdir / "conftest.py")
+    return _build_config(_CommandLine(args), plugins)
+
+
+def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
+    args = line.args
     parser = make_parser()
+    pm = _plugin_manager(line, plugins, parser)
+    try:
+        option = parser.parse_intermixed_args(args)
+    except UsageError as exc:
+        raise _blame(
+            parser, exc, [(f"{line.source} addopts", line.ini_addopts), ("PLANRUN_ADDOPTS", line.env_args)]
+        ) from None
+    pm.check_pending_plugins()
+    return line.config(pm, option)
+
+
+def _plugin_manager(
+    line: _CommandLine, plugins: list[object] | None, parser: ArgumentParser, *, import_builtins: bool = True
+) -> PlanrunPluginManager:
+    """The plugins (``-p``, config, environment, objects, the rootdir conftest), their options added to ``parser``."""
+    pm = PlanrunPluginManager()
+    pm.load_plugins(_preparse_plugins(line.args), plugins, line.ini_plugins, import_builtins=import_builtins)
+    if not line.gated:
+        pm._load_conftest(line.rootdir / "conftest.py")
     try:
         pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
     except ArgumentError as exc:  # an option another plugin (or the core) has: -k, --timeout
         raise PluginError(f"a plugin's planrun_addoption failed: {exc}") from None
+    return pm
+
+
+def _version_config(line: _CommandLine, plugins: list[object] | None) -> Config | None:
+    """The config of ``planrun --version`` without importing the built-ins, or None: :func:`build_config` decides.
+
+    Taken only when the whole command line (addopts included) is core options
+    spelt out in full with ``--version`` among them: a plugin's option, an
+    abbreviation or a bad value needs every plugin's parser (and its error).
+    The built-ins are listed from planrun's entry points (each module found,
+    not imported); every other plugin (installed, ``-p``, ``[tool.planrun]
+    plugins``, ``PLANRUN_PLUGINS``) and the rootdir ``conftest.py`` load as
+    for a run, ``planrun_addoption`` included, so what is listed is what a run
+    loads, and what fails to load fails here too (one exception: an option
+    that clashes with a built-in's option, which only the built-in's import
+    would show).
+    """
+    head = line.args[: line.args.index("--")] if "--" in line.args else line.args
+    if "--version" not in head:
+        return None
+    parser = make_parser()
+    known = parser._option_string_actions  # every option string of the core, spelt out
+    if any(a.startswith("--") and a.split("=", 1)[0] not in known for a in head):
+        return None
     try:
-        option = parser.parse_intermixed_args(args)
-    except UsageError as exc:
-        raise _blame(parser, exc, [(f"{source} addopts", ini_addopts), ("PLANRUN_ADDOPTS", env_args)]) from None
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            option, unknown = parser.parse_known_intermixed_args(line.args)
+    except (UsageError, ParserExit):
+        return None
+    if unknown or not option.version:
+        return None
+    pm = _plugin_manager(line, plugins, parser, import_builtins=False)
     pm.check_pending_plugins()
-    return Config(pm, option, rootdir, inipath, inicfg, invocation_dir)
+    return line.config(pm, option)
 
 
 def _names(arg: str, option: str) -> bool:
@@ -108,8 +168,6 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
     :param args: the command line (default ``sys.argv[1:]``).
     :param plugins: plugin objects to register besides the loaded ones.
     """
-    from planrun.session import wrap_session
-
     args = list(sys.argv[1:] if args is None else args)
     if args[:1] and args[0] in SUBCOMMANDS:
         import importlib
@@ -119,14 +177,15 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
         return int(command(args[1:], plugins))
     try:
         try:
-            config = build_config(args, plugins)
+            line = _CommandLine(args)
+            config = _version_config(line, plugins) or _build_config(line, plugins)
         except ParserExit as exc:  # argparse after printing --help
             return exc.status
-        if config.option.version:
-            print(_version(config))
-            return ExitCode.OK
-        config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
+        if not config.option.version:
+            config.hook.planrun_configure.call_historic(kwargs=dict(config=config))
     except PlanrunError as exc:
+        from planrun.reports import printable
+
         print(f"ERROR: {printable(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE_ERROR
     except KeyboardInterrupt:
@@ -142,6 +201,12 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
             file=sys.stderr,
         )
         return ExitCode.INTERNAL_ERROR
+    if config.option.version:  # outside the try: a closed stdout is the console script's BrokenPipeError
+        print(_version(config))
+        return ExitCode.OK
+    from planrun.session import wrap_session
+
+    _adopt_session_interrupts()
     return wrap_session(config)
 
 
@@ -172,6 +237,7 @@ def _schema(args: list[str], plugins: list[object] | None = None) -> int:
     from pydantic.json_schema import PydanticJsonSchemaWarning
 
     from planrun.model import json_schema
+    from planrun.reports import printable
 
     if args in (["-h"], ["--help"]):
         print("usage: planrun schema\n\nPrint the JSON Schema of the plan file format.")
@@ -192,6 +258,45 @@ def _schema(args: list[str], plugins: list[object] | None = None) -> int:
     return ExitCode.OK
 
 
+class _StartupInterrupts:
+    """The console script's SIGINT/SIGTERM handler until a session starts: as the session's, without importing it.
+
+    The first signal raises :exc:`KeyboardInterrupt`, later ones are absorbed.
+    ``planrun --version`` never needs more; a run swaps in the session's own
+    handler (:func:`planrun.session.install_interrupts`) before it starts.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        import signal
+
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+#: The handler :func:`console_main` installed (None in-process): signals seen so far are in its ``count``.
+_interrupts: Any = None
+
+
+def _adopt_session_interrupts() -> None:
+    """Under the console script, the session's handler replaces the startup one, keeping its count."""
+    global _interrupts
+    import signal
+
+    if not isinstance(_interrupts, _StartupInterrupts):
+        return
+    seen = _interrupts.count
+    if signal.getsignal(signal.SIGINT) is _interrupts:  # nobody replaced it since
+        from planrun.session import install_interrupts
+
+        handler = install_interrupts()
+        handler.count = seen
+        _interrupts = handler
+
+
 def console_main() -> int:
     """The ``planrun`` console script: exit with :func:`main`'s code.
 
@@ -201,17 +306,18 @@ def console_main() -> int:
     outright: Python's shutdown would otherwise restore the default
     dispositions, and a late signal would kill the process with 130 or 143.
     """
+    global _interrupts
     import signal
 
-    from planrun.session import install_interrupts
-
-    handler = install_interrupts()
+    _interrupts = _StartupInterrupts()
+    signal.signal(signal.SIGTERM, _interrupts)
+    signal.signal(signal.SIGINT, _interrupts)
     try:
         code = main()
-        handler.count += 1  # from here on, a signal only waits for the exit
+        _interrupts.count += 1  # from here on, a signal only waits for the exit
         sys.stdout.flush()
     except KeyboardInterrupt:  # outside the session (startup, the final flush)
-        handler.count += 1
+        _interrupts.count += 1
         code = ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`planrun --co | head`): stop quietly.

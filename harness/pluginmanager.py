@@ -34,6 +34,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.builtin_names: list[str] = []
         self.loaded_names: list[str] = []  # what the header lists: entry points, -p modules, conftests
         self._conftests: dict[Path, ModuleType | None] = {}
+        self._listed: set[str] = set()  # built-ins listed for --version, not imported
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
         """``planrun_*`` functions are hooks, decorated or not (as pytest takes ``pytest_*`` ones)."""
@@ -47,27 +48,39 @@ class PlanrunPluginManager(pluggy.PluginManager):
     # -- loading -----------------------------------------------------------
 
     def load_plugins(
-        self, names: list[str], objects: list[object] | None = None, inicfg_plugins: list[str] | None = None
+        self,
+        names: list[str],
+        objects: list[object] | None = None,
+        inicfg_plugins: list[str] | None = None,
+        *,
+        import_builtins: bool = True,
     ) -> None:
         """Load every plugin in order: pluggy calls the last registered first, so local beats built-in.
 
         :param names: the ``-p`` values, ``no:NAME`` included.
         :param objects: plugin objects handed to :func:`planrun.main`.
         :param inicfg_plugins: ``[tool.planrun] plugins``.
+        :param import_builtins: False for ``--version``: the core and planrun's own entry points
+            (modules of the ``planrun`` package) are listed, name and version, each module found on
+            the path but neither imported nor registered; every other plugin loads as for a run.
         """
         blocked = {n[3:] for n in names if n.startswith("no:")}
         for name in blocked:
             if name in ESSENTIAL or name in ("session", "runner"):
                 raise UsageError(f"plugin {name!r} is part of planrun's core and cannot be disabled")
             self.set_blocked(name)
-        for modname in ESSENTIAL:
-            self.register(importlib.import_module(modname), modname)
+        if import_builtins:
+            for modname in ESSENTIAL:
+                self.register(importlib.import_module(modname), modname)
         eps = entry_points()
         builtin = [ep for ep in eps if _dist_of(ep)[0] == "planrun"]
         if not builtin:
             raise UsageError("no built-in plugins found; install planrun (pip install -e .)")
         for ep in builtin:
-            self._load_entry_point(ep)
+            if import_builtins or ep.attr or not _in_planrun(ep.module):
+                self._load_entry_point(ep)
+            else:
+                self._list_entry_point(ep)
             self.builtin_names.append(ep.name)
         if not os.environ.get("PLANRUN_DISABLE_PLUGIN_AUTOLOAD"):
             for ep in eps:
@@ -81,8 +94,30 @@ class PlanrunPluginManager(pluggy.PluginManager):
         for obj in objects or ():
             self.register(obj)
 
+    def _taken(self, name: str) -> bool:
+        """Blocked, registered, or listed without import: a later plugin of that name is not loaded."""
+        return self.is_blocked(name) or self.get_plugin(name) is not None or name in self._listed
+
+    def _list_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+        """Record a plugin as :meth:`_load_entry_point` would, its module found on the path but not imported."""
+        if self._taken(ep.name):
+            return
+        try:
+            found = importlib.util.find_spec(ep.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to load: ModuleNotFoundError: No module named {ep.module!r}"
+            )
+        self._listed.add(ep.name)
+        self.loaded_names.append(ep.name)
+        dist, version = _dist_of(ep)
+        if dist is not None:
+            self.versions[ep.name] = f"{dist}-{version}"
+
     def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
-        if self.is_blocked(ep.name) or self.get_plugin(ep.name) is not None:
+        if self._taken(ep.name):
             return
         try:
             plugin = ep.load()
@@ -98,7 +133,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
 
     def import_plugin(self, name: str, eps: list[importlib.metadata.EntryPoint] | None = None) -> None:
         """Load ``name``: an entry-point name first, a module path second."""
-        if self.is_blocked(name) or self.get_plugin(name) is not None:
+        if self._taken(name):
             return
         for ep in eps or ():
             if ep.name == name:
@@ -243,14 +278,36 @@ def entry_points() -> list[importlib.metadata.EntryPoint]:
 def _name_version(
     dist: importlib.metadata.Distribution | None, seen: dict[str, tuple[str | None, str | None]]
 ) -> tuple[str | None, str | None]:
-    """A distribution's name and version, parsing its metadata once however many entry points it has."""
+    """A distribution's name and version, read once however many entry points it has."""
     if dist is None:
         return None, None
     place = str(getattr(dist, "_path", "")) or f"id:{id(dist)}"
     if place not in seen:
-        metadata = dist.metadata  # each access parses the METADATA file again
-        seen[place] = (metadata["Name"], metadata["Version"])
+        found = _header_fields(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")
+        if found[0] is None or found[1] is None:  # not plain core metadata: the full (email) parser decides
+            metadata = dist.metadata
+            found = (metadata["Name"], metadata["Version"])
+        seen[place] = found
     return seen[place]
+
+
+def _header_fields(text: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` of a core-metadata file: single-line fields of its header (up to the blank line)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        key = key.lower()
+        if sep and key in ("name", "version") and key not in fields and not line[:1].isspace():
+            fields[key] = value.strip()
+    return fields.get("name"), fields.get("version")
+
+
+def _in_planrun(module: str) -> bool:
+    """Whether ``module`` is one of planrun's own (whose imports planrun's tests check), not code from elsewhere."""
+    package = __package__ or "planrun"
+    return module == package or module.startswith(package + ".")
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:

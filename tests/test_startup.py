@@ -91,3 +91,57 @@ def test_default_plugins_import_nothing_heavy(project: Planrunner) -> None:
     _, version = imported(project, "--version")
     _, run = imported(project, "--verify-only", "start.plan.yaml")
     assert heavy(version) == heavy(run) == []
+
+
+#: What ``--version`` needs none of: the plan models and their validation, YAML, the terminal, the session.
+NOT_FOR_VERSION = ("pydantic", "pydantic_core", "yaml", "rich", "planrun.types", "planrun.model", "planrun.session")
+
+
+def not_for_version(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_FOR_VERSION))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--version"], ["--version", "-p", "no:data"], ["-q", "--version", "start.plan.yaml"]],
+    ids=["plain", "p-no", "with-core-options"],
+)
+def test_version_imports_no_builtin_no_pydantic_and_no_yaml(project: Planrunner, args: list[str]) -> None:
+    code, modules = imported(project, *args)
+    assert code in (0, None)
+    assert not_for_version(modules) == []
+    assert sorted(m for m in modules if m.startswith("planrun.plugins.")) == []
+    assert heavy(modules) == []
+
+
+def test_version_with_a_plugins_option_imports_every_plugin(project: Planrunner) -> None:
+    """The probe can fail: when the command line needs every plugin's parser, every plugin is imported."""
+    code, modules = imported(project, "--version", "--lf")
+    assert code in (0, None)
+    assert {"planrun.plugins.files", "planrun.plugins.state", "pydantic"} <= modules
+
+
+def test_version_imports_a_rootdir_conftest_and_what_it_imports(project: Planrunner) -> None:
+    project.makeconftest("import planrun_probe_dep\n\ndef planrun_configure(config):\n    pass\n")
+    project.makefile("planrun_probe_dep.py", "from planrun import CheckKind\n")
+    code, modules = imported(project, "--version")
+    assert code in (0, None)
+    assert {"planrun_probe_dep", "planrun.types", "pydantic"} <= modules  # the conftest's own imports
+    assert sorted(m for m in modules if m.startswith("planrun.plugins.")) == []
+
+
+def test_importing_planrun_imports_only_what_a_name_needs() -> None:
+    code = (
+        "import json, sys\n"
+        "import planrun\n"
+        "before = set(sys.modules)\n"
+        "from planrun import hookimpl, write_atomic\n"
+        "after = set(sys.modules)\n"
+        "from planrun import CheckKind\n"
+        "print(json.dumps([sorted(before), sorted(after), sorted(sys.modules)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    before, after, last = (set(m) for m in json.loads(proc.stdout))
+    assert not_for_version(before) == not_for_version(after) == []
+    assert {"planrun.hookspecs", "planrun.atomic"} <= after
+    assert {"planrun.types", "pydantic"} <= last
