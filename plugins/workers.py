@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from planrun import ItemReport
     from planrun.session import CollectedPlan, Item, Session
 
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 #: Seconds a worker gets to report its interrupted item before it is killed.
 GRACE = 10.0
 _HEADER = struct.Struct("!I")
@@ -283,20 +284,35 @@ class Pool:
                     pass
 
     def _loop(self) -> None:
+        """Read and replay the workers' events until every worker is done.
+
+        Ctrl-C and SIGTERM are let in only while it waits: a message read is
+        always buffered or replayed whole, so an interrupt never loses a
+        report a worker sent (the workers were forked before: they keep the
+        signals).
+        """
         import select
 
-        while True:
-            alive = [w for w in self.workers if not w.reader.eof]
-            if not alive:
-                break
-            ready, _, _ = select.select([w.reader.fd for w in alive], [], [])
-            for worker in alive:
-                if worker.reader.fd in ready:
-                    for message in worker.reader.read():
-                        self._receive(worker, message)
-                    if worker.reader.eof:
-                        self._ended(worker)
-        self._replay()
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+        try:
+            while True:
+                alive = [w for w in self.workers if not w.reader.eof]
+                if not alive:
+                    break
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                try:
+                    ready, _, _ = select.select([w.reader.fd for w in alive], [], [])
+                finally:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+                for worker in alive:
+                    if worker.reader.fd in ready:
+                        for message in worker.reader.read():
+                            self._receive(worker, message)
+                        if worker.reader.eof:
+                            self._ended(worker)
+            self._replay()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def _receive(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         index, kind = message[0], message[1]
