@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import io
 import re
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -125,7 +126,8 @@ def _scan_literal(ctx: CheckContext, rel: str, text: str, limit: int) -> _Scan:
     found, head, line, window, window_line = 0, b"", 0, b"", 0
     if "\r" in text:  # no \r survives newline translation
         limit = 0
-    with ctx.open(rel) as f:
+    kept = ctx.read_or_open(rel)  # a small file whole (maybe read by an earlier criterion), else a stream
+    with io.BytesIO(kept) if isinstance(kept, bytes) else kept as f:
         buf, prev = b"", b""  # prev: the bytes just before buf, for context
         dropped_lines = 0  # newlines in everything before buf
         held = b""  # a \r at the end of a chunk waits for a \n
