@@ -57,6 +57,7 @@ _MAX_FILE_BYTES = DEFAULT_MAX_FILE_BYTES
 _MAIN_THREAD = threading.main_thread()
 _PROC_FD = os.path.isdir("/proc/self/fd")
 _O_PATH: int = getattr(os, "O_PATH", 0)
+_USE_PATH = bool(_O_PATH) and _PROC_FD
 
 
 def _realdir(path: str) -> str:
@@ -139,7 +140,7 @@ def _keep(key: tuple[str, str], entry: _Content) -> None:
 # written below the real workdir) -> (an open descriptor, the folder's real path
 # when it was opened and verified). A lookup by descriptor stays in that folder
 # even if its name is swapped for a symlink afterwards.
-_DIRS: dict[str, tuple[int, str]] = {}
+_DIRS: dict[tuple[str, str], tuple[int, str]] = {}
 _DIR_ENTRIES = 128
 
 
@@ -270,8 +271,9 @@ def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
 def _read_fd(fd: int, rel: str, size: int, limit: int) -> bytes:
     """All of open file ``fd`` (``size`` bytes by its ``fstat``; named ``rel`` in messages); fails beyond ``limit``.
 
-    Asks for one byte more than ``size``: a file that grew is seen at once, and
-    one that grew past ``limit`` fails without being read further.
+    Asks for one byte more than ``size``: a read that returns just ``size``
+    bytes met the end of the file (no second read to find it), a file that grew
+    is read on, and one that grew past ``limit`` fails without being read further.
     """
     if size > limit:
         fail(f"{rel} is {size} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
@@ -285,6 +287,8 @@ def _read_fd(fd: int, rel: str, size: int, limit: int) -> bytes:
         got += len(chunk)
         if got > limit:
             fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
+        if got == size:
+            break
         ask = max(ask - len(chunk), 1 << 16)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -448,48 +452,105 @@ def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def _lookup(root: str, parts: list[str], pattern: str, *, dirs_only: bool) -> tuple[list[str], list[str]]:
-    """``(found, outside)`` for a plain path (``parts``, no wildcard) below real workdir ``root``.
+def _walk(root: str, pattern: str) -> tuple[list[str], list[str]]:
+    """``(found, outside)`` for any ``pattern`` below real workdir ``root``: the walk of :class:`_Matcher`."""
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
+    if os.path.isabs(pattern) or ".." in parts:
+        return [], [pattern]
+    matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        fail(f"the workdir cannot be read: {exc.strerror or exc}")
+    try:
+        matcher.expand(fd, root, "", parts, 0)
+    finally:
+        os.close(fd)
+    if matcher.outside and not _GLOB_CHARS.search(pattern):
+        return [], [pattern]  # a plain path: name it as written
+    if matcher.truncated and not matcher.found and not matcher.outside:
+        fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
+    return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
 
-    What the walk of :class:`_Matcher` finds, at one ``lstat`` in a folder
-    opened once per generation: the folder is opened (following symlinks) and
-    then verified by its descriptor's real path, so a folder that leads outside
-    makes the path ``outside`` and nothing in it is looked at; the name is then
-    looked up by descriptor, never by a path a swapped symlink could redirect.
+
+class _Plain(NamedTuple):
+    """A plain path (no wildcard) as :func:`_lookup` takes it."""
+
+    folder: str  # the folder it is in, relative ("" for the workdir itself)
+    name: str  # its last component
+    rel: str  # the path as found (components joined by "/")
+    dirs_only: bool  # written with a trailing "/"
+
+
+@lru_cache(maxsize=4096)
+def _plain(pattern: str) -> _Plain | None:
+    """``pattern`` as a plain path below the workdir, or ``None`` (a glob, the workdir itself, absolute, ``..``)."""
+    if _GLOB_CHARS.search(pattern) or os.path.isabs(pattern):
+        return None
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return _Plain("/".join(parts[:-1]), parts[-1], "/".join(parts), pattern.endswith("/"))
+
+
+def _folder(root: str, folder: str, *, fail_unreadable: bool = False) -> tuple[int, str] | str:
+    """``(descriptor, real path)`` of ``folder`` (relative) below real workdir ``root``, opened and verified once
+    per generation; else why not: ``"missing"`` (or not a folder, or not searchable), ``"outside"`` (it resolves
+    outside the workdir) or ``"unreadable"`` (the workdir itself cannot be opened).
     """
-    *head, name = parts
-    folder = os.path.join(root, *head) if head else root
-    cached = _DIRS.get(folder)
-    if cached is None:
-        try:
-            fd = os.open(folder, _DIR_FLAGS)
-        except OSError as exc:
-            if not head:
+    key = (root, folder)
+    cached = _DIRS.get(key)
+    if cached is not None:
+        return cached
+    path = os.path.join(root, folder) if folder else root
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if not folder:
+            if fail_unreadable:
                 fail(f"the workdir cannot be read: {exc.strerror or exc}")
-            if not _inside(os.path.realpath(folder), root):
-                return [], [pattern]
-            return [], []
-        real = _fd_realpath(fd, folder) if head else root
-        if real is None or not _inside(real, root):
-            os.close(fd)
-            return [], [pattern]
-        if len(_DIRS) >= _DIR_ENTRIES:
-            _close_dirs()
-        cached = _DIRS[folder] = (fd, real)
+            return "unreadable"
+        return "missing" if _inside(os.path.realpath(path), root) else "outside"
+    real = _fd_realpath(fd, path) if folder else root
+    if real is None or not _inside(real, root):
+        os.close(fd)
+        return "outside"
+    if len(_DIRS) >= _DIR_ENTRIES:
+        _close_dirs()
+    cached = _DIRS[key] = (fd, real)
+    return cached
+
+
+def _lookup(root: str, plain: _Plain, pattern: str) -> tuple[list[str], list[str]]:
+    """``(found, outside)`` for a plain path below real workdir ``root``: what the walk of :class:`_Matcher` finds.
+
+    At one ``lstat`` in a folder opened once per generation: the folder is
+    opened (following symlinks) and then verified by its descriptor's real
+    path, so a folder that leads outside makes the path ``outside`` and nothing
+    in it is looked at; the name is then looked up by descriptor, never by a
+    path a swapped symlink could redirect.
+    """
+    cached = _folder(root, plain.folder)
+    if not isinstance(cached, tuple):
+        if cached == "unreadable":
+            cached = _folder(root, plain.folder, fail_unreadable=True)
+        return ([], [pattern]) if cached == "outside" else ([], [])
     fd, real = cached
     try:
-        st = os.lstat(name, dir_fd=fd)
+        st = os.lstat(plain.name, dir_fd=fd)
     except OSError:
         return [], []
-    if stat.S_ISLNK(st.st_mode):
-        target = os.path.realpath(os.path.join(real, name))
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        target = os.path.realpath(os.path.join(real, plain.name))
         if not _inside(target, root):
             return [], [pattern]
-        if dirs_only and not os.path.isdir(target):
+        if plain.dirs_only and not os.path.isdir(target):
             return [], []
-    elif dirs_only and not stat.S_ISDIR(st.st_mode):
+    elif plain.dirs_only and not stat.S_ISDIR(mode):
         return [], []
-    return ["/".join(parts)], []
+    return [plain.rel], []
 
 
 class ArgsModel(BaseModel):
@@ -714,27 +775,9 @@ class CheckContext(_Context):
         ``**`` follows no symlinked folder.
         """
         root = _workdir_root(os.fspath(self.workdir))
-        parts = [p for p in pattern.split("/") if p not in ("", ".")]
-        parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
-        if os.path.isabs(pattern) or ".." in parts:
-            return [], [pattern]
-        if parts and not _GLOB_CHARS.search(pattern):  # a plain path: one lookup in its (verified) folder
-            found, outside = _lookup(root, parts, pattern, dirs_only=pattern.endswith("/"))
-        else:
-            matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
-            try:
-                fd = os.open(root, _DIR_FLAGS)
-            except OSError as exc:
-                fail(f"the workdir cannot be read: {exc.strerror or exc}")
-            try:
-                matcher.expand(fd, root, "", parts, 0)
-            finally:
-                os.close(fd)
-            if matcher.outside and not _GLOB_CHARS.search(pattern):
-                return [], [pattern]  # a plain path: name it as written
-            if matcher.truncated and not matcher.found and not matcher.outside:
-                fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
-            found, outside = list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+        plain = _plain(pattern)
+        # A plain path: one lookup in its (verified) folder; a glob: the walk.
+        found, outside = _walk(root, pattern) if plain is None else _lookup(root, plain, pattern)
         if self.record is not None:
             self._record_glob(self.record, root, pattern, found, outside)
         return found, outside
@@ -809,27 +852,57 @@ class CheckContext(_Context):
         return os.fdopen(fd, "rb")
 
     def _open_fd(self, root: str, rel: str) -> tuple[int, int]:
-        """``(fd, size)``: ``rel`` open for reading, verified as :meth:`open` says (recorded with --evidence)."""
-        full = os.path.join(root, rel)
-        use_path = bool(_O_PATH) and _PROC_FD
-        flags = (_O_PATH if use_path else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
+        """``(fd, size)``: ``rel`` open for reading, verified as :meth:`open` says (recorded with --evidence).
+
+        Where the kernel can (``O_PATH`` and ``/proc``), nothing is opened for
+        reading before it is known to be a regular file inside the workdir: an
+        ``O_PATH`` descriptor is checked, then the very file it holds is
+        reopened through ``/proc/self/fd`` (the kernel follows the descriptor,
+        not a path). A plain name in a folder this generation already verified
+        is opened in that folder's descriptor without following a symlink, so
+        it is inside by construction; anything else (a symlink, a folder not yet
+        verified) is opened by path and verified by the real path it got.
+        """
+        fd = -1
+        if _USE_PATH:
+            plain = _plain(rel)
+            folder = None if plain is None or plain.dirs_only else _folder(root, plain.folder)
+            if isinstance(folder, tuple):
+                try:
+                    fd = os.open(plain.name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder[0])  # type: ignore[union-attr]
+                except OSError:
+                    fd = -1  # missing, or worse: the long way says which
+                else:
+                    try:
+                        st = os.fstat(fd)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    if stat.S_ISLNK(st.st_mode):  # a symlink (O_PATH opened the link itself): the long way
+                        os.close(fd)
+                        fd = -1
+        if fd < 0:
+            full = os.path.join(root, rel)
+            flags = (_O_PATH if _USE_PATH else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
+            try:
+                fd = os.open(full, flags)
+            except OSError as exc:
+                if not _inside(os.path.realpath(full), root):
+                    fail(f"{rel} resolves outside the workdir")
+                if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                    fail(f"{rel} does not exist")
+                fail(f"{rel} cannot be opened: {exc.strerror or exc}")
+            try:
+                if not _fd_inside(fd, full, root):
+                    fail(f"{rel} resolves outside the workdir")
+                st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
         try:
-            fd = os.open(full, flags)
-        except OSError as exc:
-            if not _inside(os.path.realpath(full), root):
-                fail(f"{rel} resolves outside the workdir")
-            if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-                fail(f"{rel} does not exist")
-            fail(f"{rel} cannot be opened: {exc.strerror or exc}")
-        try:
-            if not _fd_inside(fd, full, root):
-                fail(f"{rel} resolves outside the workdir")
-            st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 fail(f"{rel} is not a regular file")
-            if use_path:
-                # Reopen the very file we checked, through its /proc name: the kernel follows the
-                # descriptor, not a path, so it is the inode just verified (no second fstat needed).
+            if _USE_PATH:  # reopen the very file checked: the same inode by construction (no second fstat)
                 try:
                     opened = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
                 except OSError as exc:
