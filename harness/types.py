@@ -55,6 +55,8 @@ DEFAULT_MAX_FILE_BYTES = 64 << 20
 _MAX_FILE_BYTES = DEFAULT_MAX_FILE_BYTES
 
 _MAIN_THREAD = threading.main_thread()
+_MAIN_IDENT = _MAIN_THREAD.ident
+_get_ident = threading.get_ident
 _PROC_FD = os.path.isdir("/proc/self/fd")
 _O_PATH: int = getattr(os, "O_PATH", 0)
 _USE_PATH = bool(_O_PATH) and _PROC_FD
@@ -1126,7 +1128,7 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
         self._deadline = 0.0
 
     def __enter__(self) -> None:
-        if self.seconds <= 0 or threading.current_thread() is not _MAIN_THREAD:
+        if self.seconds <= 0 or _get_ident() != _MAIN_IDENT:
             return
         if _LAZY[0]:
             now = time.monotonic()

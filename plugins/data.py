@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from functools import lru_cache
 from typing import Any
@@ -191,27 +192,35 @@ def _int_text(value: int) -> str:
 
 def data(args: DataArgs, ctx: CheckContext) -> None:
     value = lookup(load(ctx, args.file), _parts(args.path))
-    where = f"{args.file}:{args.path or '.'}"
     if args.exists is not None:
         if (value is not MISSING) != args.exists:
-            fail(f"{where} {'is missing' if args.exists else 'exists but should not'}")
+            fail(f"{_where(args)} {'is missing' if args.exists else 'exists but should not'}")
         return
     if value is MISSING:
-        fail(f"{where} is missing")
+        fail(f"{_where(args)} is missing")
     if args.equals is not MISSING:
         if value != args.equals or type(value) is bool and type(args.equals) is not bool:
-            fail(f"{where}: expected {_show(args.equals)}, got {_show(value)}")
+            fail(f"{_where(args)}: expected {_show(args.equals)}, got {_show(value)}")
     elif args.matches is not None:
         text = _matchable(value)
-        if text is None or ctx.search(ArgsModel.compile_regex(args.matches), text) is None:
-            fail(f"{where}: {_show(value)} does not match /{args.matches}/")
+        if text is None or ctx.search(_regex(args.matches), text) is None:
+            fail(f"{_where(args)}: {_show(value)} does not match /{args.matches}/")
     elif args.contains is not MISSING:
         if not _contains(value, args.contains):
-            fail(f"{where}: {_show(value)} does not contain {_show(args.contains)}")
+            fail(f"{_where(args)}: {_show(value)} does not contain {_show(args.contains)}")
     elif args.type is not None:
         types = _TYPES[args.type]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            fail(f"{where}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+            fail(f"{_where(args)}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+
+
+def _where(args: DataArgs) -> str:
+    return f"{args.file}:{args.path or '.'}"
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return ArgsModel.compile_regex(pattern)
 
 
 def _matchable(value: Any) -> str | None:

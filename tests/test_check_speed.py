@@ -10,6 +10,7 @@ crosses workdirs, or differs from what the uncached path says.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from planrun import CheckFailed, ExitCode, StepTimeout
+from planrun.plugins.files import _scan_literal
 from planrun.testing import Planrunner
 from planrun.types import CheckContext, _walk, alarm_handler, forget_paths, time_limit
 
@@ -408,3 +410,29 @@ def test_an_alarm_after_a_quick_block_is_harmless() -> None:
         while signal.getitimer(signal.ITIMER_REAL)[0] and time.monotonic() < deadline:
             time.sleep(0.05)  # the alarm comes, finds nothing due, and sets nothing again
         assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+# -- a literal searched in a small file kept whole --------------------------------------------
+
+
+class _Streamed:
+    """A context whose file is a stream: :func:`_scan_literal`'s chunk loop, for comparison."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read_or_open(self, rel: str) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"TODO", b"a\nb TODO\nc\n", b"x\n" * 100 + b"TODO TODO\nTODO", b"no match here\n", "é TODO\n".encode()],
+)
+@pytest.mark.parametrize("limit", [0, 1, 2, 5])
+def test_a_kept_file_is_searched_as_the_stream_would_be(tmp_path: Path, data: bytes, limit: int) -> None:
+    (tmp_path / "f.txt").write_bytes(data)
+    kept = _scan_literal(CheckContext(tmp_path, 10), "f.txt", "TODO", limit)
+    streamed = _scan_literal(_Streamed(data), "f.txt", "TODO", limit)  # type: ignore[arg-type]
+    assert kept == streamed
+    assert kept.found == min(data.count(b"TODO"), limit)
