@@ -49,13 +49,13 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     ctx = CheckContext(workdir, check.timeout, check.location)
     start = time.monotonic()
     limit = check.timeout + _BACKSTOP
-    what = f"check {check.name!r}"
-    if not (retry and check.retry_for) and not is_recording():  # the common case: one attempt, nothing recorded
+    if check.inprocess and not (retry and check.retry_for) and not is_recording():
+        # The common case, kept lean: one attempt of a reading check, nothing recorded, nothing to forget.
         try:
-            _attempt(check, ctx, result, strict, limit, what)
-        finally:
-            if not check.inprocess:
-                forget_paths()
+            with time_limit(limit, f"check {check.name!r}"):
+                check.function(check.args, ctx)
+        except Exception as exc:
+            _failed(result, exc, strict)
         result.duration = time.monotonic() - start
         return result
     deadline = start + (check.retry_for if retry else 0.0)
@@ -63,7 +63,11 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     while True:
         ctx.record = new_record()  # --evidence: what this attempt reads and runs (None when off)
         try:
-            _attempt(check, ctx, result, strict, limit, what)
+            with time_limit(limit, f"check {check.name!r}"):
+                check.function(check.args, ctx)
+            result.outcome, result.message, result.evidence = "passed", "", ""
+        except Exception as exc:
+            _failed(result, exc, strict)
         finally:
             if not check.inprocess:
                 forget_paths()
@@ -78,26 +82,22 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     return result
 
 
-def _attempt(check: Check, ctx: CheckContext, result: CriterionResult, strict: bool, limit: float, what: str) -> None:
-    """One run of ``check``: its outcome, message and evidence into ``result``."""
-    try:
-        with time_limit(limit, what):
-            check.function(check.args, ctx)
-        result.outcome, result.message, result.evidence = "passed", "", ""
-    except CheckFailed as exc:
+def _failed(result: CriterionResult, exc: Exception, strict: bool) -> None:
+    """The outcome, message and evidence of an attempt that raised ``exc`` (called in its ``except``)."""
+    if isinstance(exc, CheckFailed):
         result.outcome, result.message, result.evidence = "failed", exc.message, exc.evidence
-    except AssertionError as exc:
+    elif isinstance(exc, AssertionError):
         result.outcome, result.message = "failed", str(exc) or "assertion failed"
-    except Skipped as exc:
+    elif isinstance(exc, Skipped):
         if exc.manual and strict:
             result.outcome, result.message = "error", f"manual criterion under --strict: {exc.reason}"
         else:
             result.outcome, result.message = "skipped", exc.reason
-    except StepTimeout as exc:
+    elif isinstance(exc, StepTimeout):
         result.outcome, result.message = "error", f"timed out: {exc}"
-    except PlanrunError as exc:  # a check's own one-line error (a judge that gave no usable verdict)
+    elif isinstance(exc, PlanrunError):  # a check's own one-line error (a judge that gave no usable verdict)
         result.outcome, result.message = "error", str(exc)
-    except Exception as exc:
+    else:
         result.outcome, result.message = "error", f"check crashed: {type(exc).__name__}: {exc}"
         result.evidence = traceback.format_exc(limit=-3)
 
