@@ -1076,6 +1076,16 @@ _LAZY = [False]
 _TIMER_AT = 0.0
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a worker) has no timer running: what the parent's lazy timer was set for does not hold."""
+    global _TIMER_AT
+    _TIMER_AT = 0.0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @contextmanager
 def alarm_handler() -> Iterator[None]:
     """Install the time limits' SIGALRM handler for the block (a session), so arming one is nearly free.

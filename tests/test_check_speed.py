@@ -436,3 +436,29 @@ def test_a_kept_file_is_searched_as_the_stream_would_be(tmp_path: Path, data: by
     streamed = _scan_literal(_Streamed(data), "f.txt", "TODO", limit)  # type: ignore[arg-type]
     assert kept == streamed
     assert kept.found == min(data.count(b"TODO"), limit)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_sets_its_own_timer() -> None:
+    """The parent's lazy timer is not inherited by a fork: a limit in the child still fires (not a hang)."""
+    with alarm_handler():
+        with time_limit(0.3, "parent"):
+            pass  # the parent's timer is now set for 0.3 s from here
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports by its exit status
+            code = 1
+            try:
+                time.sleep(0.5)  # past what the parent's timer was set for
+                with time_limit(0.2, "child"):
+                    time.sleep(20)
+            except StepTimeout:
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 15
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
