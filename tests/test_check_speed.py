@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from planrun import CheckFailed, ExitCode, StepTimeout
+from planrun import ArgsModel, CheckFailed, CheckKind, ExitCode, StepTimeout, hookimpl
 from planrun.plugins.files import _scan_literal
 from planrun.testing import Planrunner
 from planrun.types import CheckContext, _walk, alarm_handler, forget_paths, time_limit
@@ -96,30 +96,48 @@ def test_a_file_rewritten_by_a_step_is_read_again(planrunner: Planrunner, criter
     assert lines[b + 3].startswith("    regression: criterion 2 of task a"), result
 
 
+class _NoArgs(ArgsModel):
+    pass
+
+
+class _Marker:
+    """A plugin with an in-process ``mark`` check that tells the test it ran."""
+
+    def __init__(self) -> None:
+        self.ran = threading.Event()
+
+    @hookimpl
+    def planrun_register_checks(self) -> list[CheckKind]:
+        def mark(args: _NoArgs, ctx: CheckContext) -> None:
+            self.ran.set()
+
+        return [CheckKind("mark", _NoArgs, mark, inprocess=True)]
+
+
 def test_a_retry_reads_the_file_afresh(planrunner: Planrunner) -> None:
-    """retry_for waits for a change: each attempt reads the tree again, not what the first attempt kept."""
+    """retry_for waits for a change: each attempt reads the tree again, not what an earlier read kept."""
     planrunner.makefile("a.txt", "old\n")
     planrunner.makeplan(
         "p",
         plan(
             "file_contains: {path: a.txt, text: old}",  # read and kept before the file changes
+            "mark: {}",
             "{file_contains: {path: a.txt, text: new}, retry_for: 60}",
         ),
     )
-    written = threading.Event()
+    marker = _Marker()
 
     def writer() -> None:
-        time.sleep(0.5)
-        (planrunner.path / "a.txt").write_text("new\n")
-        written.set()
+        if marker.ran.wait(60):  # the old text is kept by now
+            (planrunner.path / "a.txt").write_text("new\n")
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        result = planrunner.run("--verify-only", "p.plan.yaml")
+        result = planrunner.run("--verify-only", "p.plan.yaml", plugins=[marker])
     finally:
+        marker.ran.set()
         thread.join()
-    assert written.is_set()
     assert result.ret == ExitCode.OK, result  # an attempt after the write read "new"
 
 
@@ -403,7 +421,7 @@ def test_an_alarm_after_a_quick_block_is_harmless() -> None:
     """Lazily the timer outlives a quick block; when it fires, nothing is raised and it stops."""
     with alarm_handler():
         for _ in range(100):
-            with time_limit(0.1, "quick"):
+            with time_limit(2, "quick"):
                 pass
         assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # still set (for the first deadline)
         deadline = time.monotonic() + 30
