@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 # An index has at most 18 digits: a longer one is no index (and Python would refuse to convert it).
@@ -46,7 +47,7 @@ def _short(text: str, width: int = 60) -> str:
     return shown if len(shown) <= width else shown[: width - 4] + "...'"
 
 
-def lookup(doc: Any, parts: list[str | int]) -> Any:
+def lookup(doc: Any, parts: Sequence[str | int]) -> Any:
     """The value at ``parts`` in ``doc``, or :data:`MISSING`."""
     value = doc
     for part in parts:

@@ -21,6 +21,7 @@ from planrun.types import (
     StepTimeout,
     finish_record,
     forget_paths,
+    is_recording,
     new_record,
     time_limit,
 )
@@ -35,45 +36,70 @@ _BACKSTOP = 5.0
 
 
 def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = False) -> CriterionResult:
-    """Run one check, applying its common keys (``skip``, ``timeout``, ``retry_for``)."""
+    """Run one check, applying its common keys (``skip``, ``timeout``, ``retry_for``).
+
+    A check that is not in-process (it runs a process or reaches the network)
+    may change the tree, so what was cached of it is forgotten after it ran;
+    so it is before each retry of a ``retry_for`` check (it waits for a change).
+    """
     result = CriterionResult(check.name, check.kind, "passed", check.location)
     if check.skip is not None:
         result.outcome, result.message = "skipped", check.skip
         return result
     ctx = CheckContext(workdir, check.timeout, check.location)
     start = time.monotonic()
+    limit = check.timeout + _BACKSTOP
+    if check.inprocess and not (retry and check.retry_for) and not is_recording():
+        # The common case, kept lean: one attempt of a reading check, nothing recorded, nothing to forget.
+        try:
+            with time_limit(limit, f"check {check.name!r}"):
+                check.function(check.args, ctx)
+        except Exception as exc:
+            _failed(result, exc, strict)
+        result.duration = time.monotonic() - start
+        return result
     deadline = start + (check.retry_for if retry else 0.0)
     delay = 0.1
     while True:
         ctx.record = new_record()  # --evidence: what this attempt reads and runs (None when off)
         try:
-            with time_limit(check.timeout + _BACKSTOP, f"check {check.name!r}"):
+            with time_limit(limit, f"check {check.name!r}"):
                 check.function(check.args, ctx)
             result.outcome, result.message, result.evidence = "passed", "", ""
-        except CheckFailed as exc:
-            result.outcome, result.message, result.evidence = "failed", exc.message, exc.evidence
-        except AssertionError as exc:
-            result.outcome, result.message = "failed", str(exc) or "assertion failed"
-        except Skipped as exc:
-            if exc.manual and strict:
-                result.outcome, result.message = "error", f"manual criterion under --strict: {exc.reason}"
-            else:
-                result.outcome, result.message = "skipped", exc.reason
-        except StepTimeout as exc:
-            result.outcome, result.message = "error", f"timed out: {exc}"
-        except PlanrunError as exc:  # a check's own one-line error (a judge that gave no usable verdict)
-            result.outcome, result.message = "error", str(exc)
         except Exception as exc:
-            result.outcome, result.message = "error", f"check crashed: {type(exc).__name__}: {exc}"
-            result.evidence = traceback.format_exc(limit=-3)
+            _failed(result, exc, strict)
+        finally:
+            if not check.inprocess:
+                forget_paths()
         if result.outcome in ("passed", "skipped") or time.monotonic() + delay > deadline:
             break
         time.sleep(delay)
+        forget_paths()  # what the retry waits for is a change: read the tree afresh
         delay = min(delay * 2, 1.0)
     result.duration = time.monotonic() - start
     if ctx.record is not None:
         result.record = finish_record(ctx.record)
     return result
+
+
+def _failed(result: CriterionResult, exc: Exception, strict: bool) -> None:
+    """The outcome, message and evidence of an attempt that raised ``exc`` (called in its ``except``)."""
+    if isinstance(exc, CheckFailed):
+        result.outcome, result.message, result.evidence = "failed", exc.message, exc.evidence
+    elif isinstance(exc, AssertionError):
+        result.outcome, result.message = "failed", str(exc) or "assertion failed"
+    elif isinstance(exc, Skipped):
+        if exc.manual and strict:
+            result.outcome, result.message = "error", f"manual criterion under --strict: {exc.reason}"
+        else:
+            result.outcome, result.message = "skipped", exc.reason
+    elif isinstance(exc, StepTimeout):
+        result.outcome, result.message = "error", f"timed out: {exc}"
+    elif isinstance(exc, PlanrunError):  # a check's own one-line error (a judge that gave no usable verdict)
+        result.outcome, result.message = "error", str(exc)
+    else:
+        result.outcome, result.message = "error", f"check crashed: {type(exc).__name__}: {exc}"
+        result.evidence = traceback.format_exc(limit=-3)
 
 
 def outcome_of(results: list[CriterionResult]) -> Outcome:

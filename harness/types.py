@@ -55,8 +55,11 @@ DEFAULT_MAX_FILE_BYTES = 64 << 20
 _MAX_FILE_BYTES = DEFAULT_MAX_FILE_BYTES
 
 _MAIN_THREAD = threading.main_thread()
+_MAIN_IDENT = _MAIN_THREAD.ident
+_get_ident = threading.get_ident
 _PROC_FD = os.path.isdir("/proc/self/fd")
 _O_PATH: int = getattr(os, "O_PATH", 0)
+_USE_PATH = bool(_O_PATH) and _PROC_FD
 
 
 def _realdir(path: str) -> str:
@@ -92,10 +95,64 @@ def _workdir_root(workdir: str) -> str:
 
 
 def forget_paths() -> None:
-    """Drop cached realpaths and file contents (the tree may have changed)."""
+    """Drop cached realpaths, folders and file contents (the tree may have changed)."""
     global _GENERATION
     _REALDIRS.clear()
+    _CONTENTS.clear()
+    _CONTENT_SIZE[0] = 0
+    _close_dirs()
     _GENERATION += 1
+
+
+class _Content:
+    """One file as a check opened, verified and read it; its text and SHA-256 when asked for."""
+
+    __slots__ = ("data", "text", "digest")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.text: str | None = None
+        self.digest: str | None = None
+
+
+# Files read in this generation, by (real workdir, rel): a criterion that reads
+# what an earlier one read (in the same item or a later one, with nothing run in
+# between) gets what was opened and verified then, without opening it again.
+# forget_paths() drops them all; so does the runner after anything that may
+# change the tree. Bounded: files over _CONTENT_FILE_MAX are never kept, and
+# the oldest go first past _CONTENT_ENTRIES or _CONTENT_BYTES.
+_CONTENTS: dict[tuple[str, str], _Content] = {}
+_CONTENT_SIZE = [0]
+_CONTENT_ENTRIES = 1024
+_CONTENT_BYTES = 64 << 20
+_CONTENT_FILE_MAX = 4 << 20
+
+
+def _keep(key: tuple[str, str], entry: _Content) -> None:
+    size = len(entry.data)
+    if size > _CONTENT_FILE_MAX:
+        return
+    while _CONTENTS and (len(_CONTENTS) >= _CONTENT_ENTRIES or _CONTENT_SIZE[0] + size > _CONTENT_BYTES):
+        _CONTENT_SIZE[0] -= len(_CONTENTS.pop(next(iter(_CONTENTS))).data)
+    _CONTENTS[key] = entry
+    _CONTENT_SIZE[0] += size
+
+
+# Folders a literal path was looked up in, this generation: their path (as
+# written below the real workdir) -> (an open descriptor, the folder's real path
+# when it was opened and verified). A lookup by descriptor stays in that folder
+# even if its name is swapped for a symlink afterwards.
+_DIRS: dict[tuple[str, str], tuple[int, str]] = {}
+_DIR_ENTRIES = 128
+
+
+def _close_dirs() -> None:
+    while _DIRS:
+        fd = _DIRS.popitem()[1][0]
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 # --evidence: whether checks record what they read and ran (CriterionResult.record).
@@ -109,6 +166,11 @@ def set_recording(on: bool) -> None:
     """Make every check record its evidence (``--evidence``): see :func:`new_record`."""
     global _RECORDING
     _RECORDING = on
+
+
+def is_recording() -> bool:
+    """Whether checks record their evidence (``--evidence``)."""
+    return _RECORDING
 
 
 def new_record() -> dict[str, Any] | None:
@@ -206,6 +268,31 @@ def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
     if len(data) > limit:
         fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
     return data
+
+
+def _read_fd(fd: int, rel: str, size: int, limit: int) -> bytes:
+    """All of open file ``fd`` (``size`` bytes by its ``fstat``; named ``rel`` in messages); fails beyond ``limit``.
+
+    Asks for one byte more than ``size``: a read that returns just ``size``
+    bytes met the end of the file (no second read to find it), a file that grew
+    is read on, and one that grew past ``limit`` fails without being read further.
+    """
+    if size > limit:
+        fail(f"{rel} is {size} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
+    chunks: list[bytes] = []
+    got, ask = 0, size + 1
+    while True:
+        chunk = os.read(fd, min(ask, limit + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > limit:
+            fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
+        if got == size:
+            break
+        ask = max(ask - len(chunk), 1 << 16)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def compile_regex(pattern: str, flags: int = 0) -> re.Pattern[str]:
@@ -365,6 +452,107 @@ class _Matcher:
 
 def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
+
+
+def _walk(root: str, pattern: str) -> tuple[list[str], list[str]]:
+    """``(found, outside)`` for any ``pattern`` below real workdir ``root``: the walk of :class:`_Matcher`."""
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
+    if os.path.isabs(pattern) or ".." in parts:
+        return [], [pattern]
+    matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        fail(f"the workdir cannot be read: {exc.strerror or exc}")
+    try:
+        matcher.expand(fd, root, "", parts, 0)
+    finally:
+        os.close(fd)
+    if matcher.outside and not _GLOB_CHARS.search(pattern):
+        return [], [pattern]  # a plain path: name it as written
+    if matcher.truncated and not matcher.found and not matcher.outside:
+        fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
+    return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+
+
+class _Plain(NamedTuple):
+    """A plain path (no wildcard) as :func:`_lookup` takes it."""
+
+    folder: str  # the folder it is in, relative ("" for the workdir itself)
+    name: str  # its last component
+    rel: str  # the path as found (components joined by "/")
+    dirs_only: bool  # written with a trailing "/"
+
+
+@lru_cache(maxsize=4096)
+def _plain(pattern: str) -> _Plain | None:
+    """``pattern`` as a plain path below the workdir, or ``None`` (a glob, the workdir itself, absolute, ``..``)."""
+    if _GLOB_CHARS.search(pattern) or os.path.isabs(pattern):
+        return None
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return _Plain("/".join(parts[:-1]), parts[-1], "/".join(parts), pattern.endswith("/"))
+
+
+def _folder(root: str, folder: str, *, fail_unreadable: bool = False) -> tuple[int, str] | str:
+    """``(descriptor, real path)`` of ``folder`` (relative) below real workdir ``root``, opened and verified once
+    per generation; else why not: ``"missing"`` (or not a folder, or not searchable), ``"outside"`` (it resolves
+    outside the workdir) or ``"unreadable"`` (the workdir itself cannot be opened).
+    """
+    key = (root, folder)
+    cached = _DIRS.get(key)
+    if cached is not None:
+        return cached
+    path = os.path.join(root, folder) if folder else root
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if not folder:
+            if fail_unreadable:
+                fail(f"the workdir cannot be read: {exc.strerror or exc}")
+            return "unreadable"
+        return "missing" if _inside(os.path.realpath(path), root) else "outside"
+    real = _fd_realpath(fd, path) if folder else root
+    if real is None or not _inside(real, root):
+        os.close(fd)
+        return "outside"
+    if len(_DIRS) >= _DIR_ENTRIES:
+        _close_dirs()
+    cached = _DIRS[key] = (fd, real)
+    return cached
+
+
+def _lookup(root: str, plain: _Plain, pattern: str) -> tuple[list[str], list[str]]:
+    """``(found, outside)`` for a plain path below real workdir ``root``: what the walk of :class:`_Matcher` finds.
+
+    At one ``lstat`` in a folder opened once per generation: the folder is
+    opened (following symlinks) and then verified by its descriptor's real
+    path, so a folder that leads outside makes the path ``outside`` and nothing
+    in it is looked at; the name is then looked up by descriptor, never by a
+    path a swapped symlink could redirect.
+    """
+    cached = _folder(root, plain.folder)
+    if not isinstance(cached, tuple):
+        if cached == "unreadable":
+            cached = _folder(root, plain.folder, fail_unreadable=True)
+        return ([], [pattern]) if cached == "outside" else ([], [])
+    fd, real = cached
+    try:
+        st = os.lstat(plain.name, dir_fd=fd)
+    except OSError:
+        return [], []
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        target = os.path.realpath(os.path.join(real, plain.name))
+        if not _inside(target, root):
+            return [], [pattern]
+        if plain.dirs_only and not os.path.isdir(target):
+            return [], []
+    elif plain.dirs_only and not stat.S_ISDIR(mode):
+        return [], []
+    return [plain.rel], []
 
 
 class ArgsModel(BaseModel):
@@ -589,24 +777,9 @@ class CheckContext(_Context):
         ``**`` follows no symlinked folder.
         """
         root = _workdir_root(os.fspath(self.workdir))
-        parts = [p for p in pattern.split("/") if p not in ("", ".")]
-        parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
-        if os.path.isabs(pattern) or ".." in parts:
-            return [], [pattern]
-        matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
-        try:
-            fd = os.open(root, _DIR_FLAGS)
-        except OSError as exc:
-            fail(f"the workdir cannot be read: {exc.strerror or exc}")
-        try:
-            matcher.expand(fd, root, "", parts, 0)
-        finally:
-            os.close(fd)
-        if matcher.outside and not _GLOB_CHARS.search(pattern):
-            return [], [pattern]  # a plain path: name it as written
-        if matcher.truncated and not matcher.found and not matcher.outside:
-            fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
-        found, outside = list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
+        plain = _plain(pattern)
+        # A plain path: one lookup in its (verified) folder; a glob: the walk.
+        found, outside = _walk(root, pattern) if plain is None else _lookup(root, plain, pattern)
         if self.record is not None:
             self._record_glob(self.record, root, pattern, found, outside)
         return found, outside
@@ -677,37 +850,71 @@ class CheckContext(_Context):
         Returns a binary file object: read from it, never reopen ``rel``.
         """
         root = _workdir_root(os.fspath(self.workdir))
-        full = os.path.join(root, rel)
-        use_path = bool(_O_PATH) and _PROC_FD
-        flags = (_O_PATH if use_path else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
+        fd, _ = self._open_fd(root, rel)
+        return os.fdopen(fd, "rb")
+
+    def _open_fd(self, root: str, rel: str) -> tuple[int, int]:
+        """``(fd, size)``: ``rel`` open for reading, verified as :meth:`open` says (recorded with --evidence).
+
+        Where the kernel can (``O_PATH`` and ``/proc``), nothing is opened for
+        reading before it is known to be a regular file inside the workdir: an
+        ``O_PATH`` descriptor is checked, then the very file it holds is
+        reopened through ``/proc/self/fd`` (the kernel follows the descriptor,
+        not a path). A plain name in a folder this generation already verified
+        is opened in that folder's descriptor without following a symlink, so
+        it is inside by construction; anything else (a symlink, a folder not yet
+        verified) is opened by path and verified by the real path it got.
+        """
+        fd = -1
+        if _USE_PATH:
+            plain = _plain(rel)
+            folder = None if plain is None or plain.dirs_only else _folder(root, plain.folder)
+            if isinstance(folder, tuple):
+                try:
+                    fd = os.open(plain.name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder[0])  # type: ignore[union-attr]
+                except OSError:
+                    fd = -1  # missing, or worse: the long way says which
+                else:
+                    try:
+                        st = os.fstat(fd)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    if stat.S_ISLNK(st.st_mode):  # a symlink (O_PATH opened the link itself): the long way
+                        os.close(fd)
+                        fd = -1
+        if fd < 0:
+            full = os.path.join(root, rel)
+            flags = (_O_PATH if _USE_PATH else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC
+            try:
+                fd = os.open(full, flags)
+            except OSError as exc:
+                if not _inside(os.path.realpath(full), root):
+                    fail(f"{rel} resolves outside the workdir")
+                if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                    fail(f"{rel} does not exist")
+                fail(f"{rel} cannot be opened: {exc.strerror or exc}")
+            try:
+                if not _fd_inside(fd, full, root):
+                    fail(f"{rel} resolves outside the workdir")
+                st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
         try:
-            fd = os.open(full, flags)
-        except OSError as exc:
-            if not _inside(os.path.realpath(full), root):
-                fail(f"{rel} resolves outside the workdir")
-            if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-                fail(f"{rel} does not exist")
-            fail(f"{rel} cannot be opened: {exc.strerror or exc}")
-        try:
-            if not _fd_inside(fd, full, root):
-                fail(f"{rel} resolves outside the workdir")
-            st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 fail(f"{rel} is not a regular file")
-            if use_path:  # reopen the very file we checked, through its /proc name
+            if _USE_PATH:  # reopen the very file checked: the same inode by construction (no second fstat)
                 try:
                     opened = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
                 except OSError as exc:
                     fail(f"{rel} cannot be opened: {exc.strerror or exc}")
                 os.close(fd)
                 fd = opened
-                again = os.fstat(fd)
-                if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
-                    fail(f"{rel} changed while it was opened")
             if self.record is not None:
                 digest, size = _hash_fd(fd)
                 self.record["files"][rel] = {"path": rel, "type": "file", "size": size, "sha256": digest}
-            return os.fdopen(fd, "rb")
+            return fd, st.st_size
         except BaseException:
             os.close(fd)
             raise
@@ -719,18 +926,88 @@ class CheckContext(_Context):
         """
         return _read_capped(f, rel, self.file_limit if limit is None else limit)
 
+    def _content(self, rel: str, limit: int | None) -> _Content:
+        """``rel`` read whole (see :meth:`read_bytes`): kept for this generation, or from what was kept."""
+        limit = self.file_limit if limit is None else limit
+        root = _workdir_root(os.fspath(self.workdir))
+        key = (root, rel)
+        entry = _CONTENTS.get(key)
+        if entry is not None:
+            if len(entry.data) > limit:
+                fail(f"{rel} is {len(entry.data)} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
+            if self.record is not None:
+                self._record_kept(rel, entry)
+            return entry
+        fd, size = self._open_fd(root, rel)
+        try:
+            entry = _Content(_read_fd(fd, rel, size, limit))
+        finally:
+            os.close(fd)
+        _keep(key, entry)
+        return entry
+
+    def _record_kept(self, rel: str, entry: _Content) -> None:
+        """Evidence of a file read from what this generation kept: the same record as when it was opened."""
+        if entry.digest is None:
+            entry.digest = hashlib.sha256(entry.data).hexdigest()
+        self.record["files"][rel] = {  # type: ignore[index]
+            "path": rel,
+            "type": "file",
+            "size": len(entry.data),
+            "sha256": entry.digest,
+        }
+
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         """The bytes of ``rel`` (see :meth:`open`); fails if there are more than ``limit``.
 
         ``limit`` defaults to :attr:`file_limit` (``--max-file-bytes``, 64 MiB).
+        What was read is kept until something runs that may change the tree
+        (a step, a command: see :attr:`generation`): another criterion reading
+        ``rel`` of this workdir meanwhile gets it without opening it again.
         """
-        with self.open(rel) as f:
-            return self.read(f, rel, limit)
+        return self._content(rel, limit).data
 
     def read_text(self, rel: str, limit: int | None = None) -> str:
         """:meth:`read_bytes` decoded as UTF-8 (bad bytes replaced), newlines made ``\\n``."""
-        text = self.read_bytes(rel, limit).decode("utf-8", errors="replace")
-        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+        entry = self._content(rel, limit)
+        text = entry.text
+        if text is None:
+            text = entry.data.decode("utf-8", errors="replace")
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            entry.text = text
+        return text
+
+    def read_or_open(self, rel: str) -> bytes | BinaryIO:
+        """``rel`` whole when it is small (as :meth:`read_bytes`, kept the same way), else open (as :meth:`open`).
+
+        For checks that can stream a file of any size but would rather not
+        open a small one again: search ``bytes`` in memory, read a file object
+        in chunks (and close it).
+        """
+        root = _workdir_root(os.fspath(self.workdir))
+        key = (root, rel)
+        entry = _CONTENTS.get(key)
+        if entry is not None:
+            if self.record is not None:
+                self._record_kept(rel, entry)
+            return entry.data
+        fd, size = self._open_fd(root, rel)
+        try:
+            cap = min(self.file_limit, _CONTENT_FILE_MAX)
+            if size <= cap:
+                try:
+                    entry = _Content(_read_fd(fd, rel, size, cap))
+                except CheckFailed:  # it grew while it was read: stream it from the start
+                    os.lseek(fd, 0, os.SEEK_SET)
+                else:
+                    os.close(fd)
+                    _keep(key, entry)
+                    return entry.data
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def time_limit(self, seconds: float, what: str) -> time_limit:
         """``with ctx.time_limit(5, "GET url"):`` raises :class:`StepTimeout` if the block runs past ``seconds``.
@@ -755,31 +1032,86 @@ class _TimeLimitExceeded(BaseException):
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    """The SIGALRM handler of every :class:`time_limit`: interrupt the innermost armed block."""
-    if _ARMED:
-        raise _TimeLimitExceeded(_ARMED[-1])
+    """The SIGALRM handler of every :class:`time_limit`: interrupt the block whose time is up.
+
+    Outside a session that is the innermost armed block (its timer is the one
+    running). In a session (:func:`alarm_handler`) timers are set lazily: the
+    alarm may come early, for a block that has ended or not yet run out; then
+    it is set again for the earliest deadline still armed, and nothing is raised.
+    """
+    global _TIMER_AT
+    if not _LAZY[0]:
+        if _ARMED:
+            raise _TimeLimitExceeded(_ARMED[-1])
+        return
+    _TIMER_AT = 0.0
+    if not _ARMED:
+        return
+    now = time.monotonic()
+    due = None
+    for limit in _ARMED:
+        if limit._deadline <= now and (due is None or limit._deadline < due._deadline):
+            due = limit
+    rest = [limit._deadline for limit in _ARMED if limit is not due]
+    if rest:
+        _arm_at(min(rest), now)
+    if due is not None:
+        raise _TimeLimitExceeded(due)
+
+
+def _arm_at(deadline: float, now: float) -> None:
+    """Set the session's timer to fire at ``deadline`` (monotonic)."""
+    global _TIMER_AT
+    _TIMER_AT = deadline
+    _signal.setitimer(_ITIMER_REAL, max(deadline - now, 0.001))
 
 
 # The time limits whose timer runs, innermost last (an outer one waits, its timer stopped, while an inner one runs).
 _ARMED: list[time_limit] = []
 _SIGALRM = signal.SIGALRM
 _ITIMER_REAL = signal.ITIMER_REAL
+# In a session planrun owns the real timer: [True] while it does (see alarm_handler).
+_LAZY = [False]
+# With _LAZY: when the timer fires next (monotonic); 0.0 when it is stopped.
+_TIMER_AT = 0.0
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a worker) has no timer running: what the parent's lazy timer was set for does not hold."""
+    global _TIMER_AT
+    _TIMER_AT = 0.0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
 def alarm_handler() -> Iterator[None]:
-    """Install the time limits' SIGALRM handler for the block (a session), so arming one is a timer call only.
+    """Install the time limits' SIGALRM handler for the block (a session), so arming one is nearly free.
 
-    Without it each :class:`time_limit` installs and restores the handler itself.
-    Main thread only; elsewhere nothing happens.
+    Without it each :class:`time_limit` installs and restores the handler
+    itself and sets the timer twice. Inside it, when no other timer runs,
+    planrun owns the real timer: a time limit only notes its deadline (the
+    timer is set when that deadline comes before the one it is set for), and
+    the timer is stopped when the block ends. Main thread only; elsewhere
+    nothing happens.
     """
-    if threading.current_thread() is not threading.main_thread():
+    global _TIMER_AT
+    if threading.current_thread() is not threading.main_thread() or _LAZY[0]:
         yield
         return
     old = _signal.signal(_SIGALRM, _on_alarm)
+    lazy = not _ARMED and _signal.getitimer(_ITIMER_REAL)[0] == 0  # nobody else's timer runs
+    _LAZY[0] = lazy
     try:
         yield
     finally:
+        if lazy:
+            _LAZY[0] = False
+            _signal.setitimer(_ITIMER_REAL, 0)
+            _TIMER_AT = 0.0
+            _ARMED.clear()
         _signal.signal(_SIGALRM, old)
 
 
@@ -790,11 +1122,12 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
     SIGALRM interrupts a catastrophic pattern. Limits nest: an inner, shorter
     limit fires first, and the outer one is re-armed with what is left of it.
     Outside the main thread this is a no-op. Inside :func:`alarm_handler` (a
-    session) arming costs two timer calls; outside, the handler is installed
-    for the block and restored after it.
+    session) arming one costs a clock read (the timer is set only when this
+    deadline is the earliest); outside, the handler is installed for the block
+    and restored after it.
     """
 
-    __slots__ = ("seconds", "what", "_armed", "_outer_left", "_started", "_old")
+    __slots__ = ("seconds", "what", "_armed", "_outer_left", "_started", "_old", "_deadline")
 
     def __init__(self, seconds: float, what: str) -> None:
         self.seconds = seconds
@@ -802,9 +1135,18 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
         self._armed = False
         self._outer_left = 0.0
         self._old: Any = None
+        self._deadline = 0.0
 
     def __enter__(self) -> None:
-        if self.seconds <= 0 or threading.current_thread() is not _MAIN_THREAD:
+        if self.seconds <= 0 or _get_ident() != _MAIN_IDENT:
+            return
+        if _LAZY[0]:
+            now = time.monotonic()
+            self._deadline = now + self.seconds
+            _ARMED.append(self)
+            self._armed = True
+            if not _TIMER_AT or self._deadline < _TIMER_AT:
+                _arm_at(self._deadline, now)
             return
         outer_left = _signal.getitimer(_ITIMER_REAL)[0]
         if outer_left and outer_left <= self.seconds:
@@ -819,18 +1161,21 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self._armed:
-            _signal.setitimer(_ITIMER_REAL, 0)
+            lazy = _LAZY[0]  # lazily, the timer stays: when it fires it is set again for what is still armed
+            if not lazy:
+                _signal.setitimer(_ITIMER_REAL, 0)
             self._armed = False
             if _ARMED and _ARMED[-1] is self:
                 _ARMED.pop()
             elif self in _ARMED:
                 _ARMED.remove(self)
-            if self._old is not None:
-                _signal.signal(_SIGALRM, self._old)
-                self._old = None
-            if self._outer_left:
-                left = self._outer_left - (time.monotonic() - self._started)
-                _signal.setitimer(_ITIMER_REAL, max(left, 0.001))
+            if not lazy:
+                if self._old is not None:
+                    _signal.signal(_SIGALRM, self._old)
+                    self._old = None
+                if self._outer_left:
+                    left = self._outer_left - (time.monotonic() - self._started)
+                    _signal.setitimer(_ITIMER_REAL, max(left, 0.001))
         if isinstance(exc, _TimeLimitExceeded) and exc.owner is self:
             raise StepTimeout(f"{self.what} ran longer than {self.seconds:g}s") from None
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import sys
+from functools import lru_cache
 from typing import Any
 
 from pydantic import model_validator
@@ -56,37 +57,40 @@ class DataArgs(ArgsModel):
         return self
 
 
-# Parsed documents by file identity: plans check many values of one file.
-# An entry holds while the file's (size, mtime, ctime) stay the same and
-# nothing ran since it was read (forget_paths() bumps the generation: a step
-# can rewrite a file keeping size and mtime, as ``cp -p`` does). Checks never
-# mutate what they read.
-_CACHE: dict[tuple[int, int, str], tuple[tuple[int, int, int], Any, int]] = {}
+# Parsed documents by content: plans check many values of one file. The bytes
+# come from CheckContext.read_bytes (opened and verified, or what this
+# generation already read and verified), so a hit costs a dict lookup: the very
+# bytes object is the key (its hash is computed once). Equal bytes parse to an
+# equal document, so an entry never goes stale; the oldest go first past the
+# bounds. Checks never mutate what they read.
+_CACHE: dict[tuple[str, bytes], Any] = {}
 _CACHE_ENTRIES = 64
 _CACHE_BYTES = 256 << 20
-_cache_state = {"generation": -1, "bytes": 0}
+_cache_state = {"bytes": 0}
 
 
 def load(ctx: CheckContext, rel: str) -> Any:
-    """The parsed document ``rel`` (opened and verified by :meth:`CheckContext.open`)."""
-    generation = ctx.generation
-    if _cache_state["generation"] != generation:
-        _CACHE.clear()
-        _cache_state.update(generation=generation, bytes=0)
-    kind = rel.rsplit(".", 1)[-1]
-    with ctx.open(rel) as f:
-        st = os.fstat(f.fileno())
-        key, stamp = (st.st_dev, st.st_ino, kind), (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        cached = _CACHE.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        raw = ctx.read(f, rel)
+    """The parsed document ``rel`` (read and verified by :meth:`CheckContext.read_bytes`)."""
+    raw = ctx.read_bytes(rel)
+    key = (rel.rsplit(".", 1)[-1], raw)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        pass
     value = _parse(raw, rel)
     while _CACHE and (len(_CACHE) >= _CACHE_ENTRIES or _cache_state["bytes"] + len(raw) > _CACHE_BYTES):
-        _cache_state["bytes"] -= _CACHE.pop(next(iter(_CACHE)))[2]
-    _CACHE[key] = (stamp, value, len(raw))
+        oldest = next(iter(_CACHE))
+        del _CACHE[oldest]
+        _cache_state["bytes"] -= len(oldest[1])
+    _CACHE[key] = value
     _cache_state["bytes"] += len(raw)
     return value
+
+
+@lru_cache(maxsize=8192)
+def _parts(path: str) -> tuple[str | int, ...]:
+    """:func:`parse_path` once per distinct path (validated at compile time, so it parses)."""
+    return tuple(parse_path(path))
 
 
 def _parse(raw: bytes, rel: str) -> Any:
@@ -187,28 +191,36 @@ def _int_text(value: int) -> str:
 
 
 def data(args: DataArgs, ctx: CheckContext) -> None:
-    value = lookup(load(ctx, args.file), parse_path(args.path))
-    where = f"{args.file}:{args.path or '.'}"
+    value = lookup(load(ctx, args.file), _parts(args.path))
     if args.exists is not None:
         if (value is not MISSING) != args.exists:
-            fail(f"{where} {'is missing' if args.exists else 'exists but should not'}")
+            fail(f"{_where(args)} {'is missing' if args.exists else 'exists but should not'}")
         return
     if value is MISSING:
-        fail(f"{where} is missing")
+        fail(f"{_where(args)} is missing")
     if args.equals is not MISSING:
         if value != args.equals or type(value) is bool and type(args.equals) is not bool:
-            fail(f"{where}: expected {_show(args.equals)}, got {_show(value)}")
+            fail(f"{_where(args)}: expected {_show(args.equals)}, got {_show(value)}")
     elif args.matches is not None:
         text = _matchable(value)
-        if text is None or ctx.search(ArgsModel.compile_regex(args.matches), text) is None:
-            fail(f"{where}: {_show(value)} does not match /{args.matches}/")
+        if text is None or ctx.search(_regex(args.matches), text) is None:
+            fail(f"{_where(args)}: {_show(value)} does not match /{args.matches}/")
     elif args.contains is not MISSING:
         if not _contains(value, args.contains):
-            fail(f"{where}: {_show(value)} does not contain {_show(args.contains)}")
+            fail(f"{_where(args)}: {_show(value)} does not contain {_show(args.contains)}")
     elif args.type is not None:
         types = _TYPES[args.type]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            fail(f"{where}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+            fail(f"{_where(args)}: expected {args.type}, got {type(value).__name__} {_show(value)}")
+
+
+def _where(args: DataArgs) -> str:
+    return f"{args.file}:{args.path or '.'}"
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return ArgsModel.compile_regex(pattern)
 
 
 def _matchable(value: Any) -> str | None:

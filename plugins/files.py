@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import io
 import re
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -125,7 +126,10 @@ def _scan_literal(ctx: CheckContext, rel: str, text: str, limit: int) -> _Scan:
     found, head, line, window, window_line = 0, b"", 0, b"", 0
     if "\r" in text:  # no \r survives newline translation
         limit = 0
-    with ctx.open(rel) as f:
+    kept = ctx.read_or_open(rel)  # a small file whole (maybe read by an earlier criterion), else a stream
+    if isinstance(kept, bytes) and len(kept) <= _CHUNK and b"\r" not in kept:
+        return _scan_bytes(kept, needle, limit)  # what the loop below makes of one chunk, without the loop
+    with io.BytesIO(kept) if isinstance(kept, bytes) else kept as f:
         buf, prev = b"", b""  # prev: the bytes just before buf, for context
         dropped_lines = 0  # newlines in everything before buf
         held = b""  # a \r at the end of a chunk waits for a \n
@@ -156,6 +160,23 @@ def _scan_literal(ctx: CheckContext, rel: str, text: str, limit: int) -> _Scan:
             prev = (prev + buf[:keep])[-_CONTEXT:]
             buf = buf[keep:]
     return _Scan(found, _decode(head), line, _decode(window), window_line)
+
+
+def _scan_bytes(data: bytes, needle: bytes, limit: int) -> _Scan:
+    """:func:`_scan_literal` of a file that is one chunk (at most ``_CHUNK`` bytes) with no ``\\r`` in it."""
+    if limit <= 0:
+        return _Scan(0, "", 0, "", 0)
+    found, pos, line = 0, 0, 0
+    while found < limit:
+        at = data.find(needle, pos)
+        if at < 0:
+            break
+        if found == 0:
+            line = data.count(b"\n", 0, at)
+        found += 1
+        pos = at + len(needle)
+    text = _decode(data)
+    return _Scan(found, text, line, text if found else "", 0)
 
 
 def _decode(data: bytes) -> str:

@@ -81,7 +81,10 @@ def test_the_alarm_handler_is_installed_once_per_session_not_per_check(planrunne
     calls = counted_run(planrunner, tasks)
     small = counted_run(planrunner, 1)
     assert calls["signal"] == small["signal"]  # the same few calls (interrupts, the alarm) whatever the count
-    assert calls["setitimer"] >= 2 * 3 * tasks  # yet every check is still armed and disarmed
+    # Nor is the timer set per check: a limit notes its deadline and the timer is set only when that deadline is
+    # the earliest (a few times a session; once more if the run outlasts a limit). Each check is still limited:
+    # a catastrophic regex is interrupted on its own criterion (test_checks_files, test_processes).
+    assert calls["setitimer"] <= small["setitimer"] + 2
 
 
 @pytest.mark.parametrize("tasks", [5, 40])
