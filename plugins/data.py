@@ -43,7 +43,7 @@ class DataArgs(ArgsModel):
     def _one_test(self) -> DataArgs:
         if not self.file.endswith((".json", ".yaml", ".yml", ".toml")):
             raise ValueError(f"file {self.file!r}: data files are .json, .yaml, .yml or .toml")
-        parse_path(self.path)
+        _parts(self.path)  # raises ValueError when it does not parse (a failure is not cached)
         given = [n for n in ("exists", "matches", "type") if getattr(self, n) is not None]
         given += [n for n in ("equals", "contains") if getattr(self, n) is not MISSING]
         if len(given) != 1:
