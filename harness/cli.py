@@ -206,8 +206,7 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
         return ExitCode.OK
     from planrun.session import wrap_session
 
-    _adopt_session_interrupts()
-    return wrap_session(config)
+    return wrap_session(config)  # it keeps the console script's handler (and its count), the same class
 
 
 # ``planrun NAME ...``: the function that runs it, as "module:function", called with
@@ -258,43 +257,8 @@ def _schema(args: list[str], plugins: list[object] | None = None) -> int:
     return ExitCode.OK
 
 
-class _StartupInterrupts:
-    """The console script's SIGINT/SIGTERM handler until a session starts: as the session's, without importing it.
-
-    The first signal raises :exc:`KeyboardInterrupt`, later ones are absorbed.
-    ``planrun --version`` never needs more; a run swaps in the session's own
-    handler (:func:`planrun.session.install_interrupts`) before it starts.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, signum: int, frame: object) -> None:
-        import signal
-
-        self.count += 1
-        if self.count == 1:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 #: The handler :func:`console_main` installed (None in-process): signals seen so far are in its ``count``.
 _interrupts: Any = None
-
-
-def _adopt_session_interrupts() -> None:
-    """Under the console script, the session's handler replaces the startup one, keeping its count."""
-    global _interrupts
-    import signal
-
-    if not isinstance(_interrupts, _StartupInterrupts):
-        return
-    seen = _interrupts.count
-    if signal.getsignal(signal.SIGINT) is _interrupts:  # nobody replaced it since
-        from planrun.session import install_interrupts
-
-        handler = install_interrupts()
-        handler.count = seen
-        _interrupts = handler
 
 
 def console_main() -> int:
@@ -309,9 +273,9 @@ def console_main() -> int:
     global _interrupts
     import signal
 
-    _interrupts = _StartupInterrupts()
-    signal.signal(signal.SIGTERM, _interrupts)
-    signal.signal(signal.SIGINT, _interrupts)
+    from planrun.interrupts import install_interrupts
+
+    _interrupts = install_interrupts()
     try:
         code = main()
         _interrupts.count += 1  # from here on, a signal only waits for the exit

@@ -23,6 +23,7 @@ from planrun.compiler import Check, Compiler
 from planrun.config import ExitCode, ini_args
 from planrun.errors import PlanError, PlanrunError, UsageError
 from planrun.hookspecs import hookimpl
+from planrun.interrupts import Interrupts as _Interrupts
 from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
@@ -756,36 +757,12 @@ def _exit_status(session: Session) -> int:
     return ExitCode.OK
 
 
-class _Interrupts:
-    """The SIGINT/SIGTERM handler: the first signal raises :exc:`KeyboardInterrupt`, later ones are absorbed.
-
-    Absorbing them keeps a second Ctrl-C (or a TERM right after a TERM) from
-    cutting the partial report short or killing the process with 130/143.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.count == 1:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def install_interrupts() -> _Interrupts:
-    """Install one :class:`_Interrupts` for SIGINT and SIGTERM for good (the console script, until exit)."""
-    handler = _Interrupts()
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return handler
-
-
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
     """SIGTERM behaves as Ctrl-C: the current task's processes are killed and the run ends.
 
     Only the first signal interrupts; later ones are absorbed until the block
-    ends, where the previous handlers come back. When :func:`install_interrupts`
+    ends, where the previous handlers come back. When :func:`planrun.interrupts.install_interrupts`
     already put a handler in place (the console script), it is used and kept.
     """
     import threading
