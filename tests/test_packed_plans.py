@@ -173,3 +173,87 @@ def test_a_conftest_kind_is_a_cache_hit_in_the_next_process(
         result.assert_outcomes(passed=1)
         assert marker.exists() == (seed == "1")  # the second run took the plan from the cache
         marker.unlink(missing_ok=True)
+
+
+RICH_PLAN = """\
+plan: Rich
+prerequisites:
+  - file_exists: f0.txt
+tasks:
+  - id: a
+    name: A
+    criteria:
+      - file_exists: [f0.txt, f0.txt]
+      - {file_contains: {path: f0.txt, pattern: '^ok', min: 1}, name: named, timeout: 3}
+      - {file_not_contains: {path: f0.txt, text: TODO}, retry_for: 0.5}
+      - {data: {file: d.json, path: 'k[0].v', equals: 1}}
+      - {data: {file: d.json, path: 'k', type: array}, skip: not today}
+      - "`f0.txt` exists"
+verification:
+  - file_absent: nothing.txt
+"""
+
+
+class Snapshot:
+    """Every check of the collected plan as the runner sees it, read before the run and during it."""
+
+    def __init__(self) -> None:
+        self.before: list[Any] = []
+        self.during: list[Any] = []
+
+    @staticmethod
+    def of(session: Any) -> list[Any]:
+        return [
+            (
+                item.nodeid,
+                c.kind,
+                type(c.args).__name__,
+                c.args.model_dump(),
+                c.args.model_fields_set,
+                c.function.__name__,
+                c.name,
+                tuple(c.location),
+                c.timeout,
+                c.retry_for,
+                c.skip,
+                c.inprocess,
+                c.text,
+                c.source,
+            )
+            for item in session.items
+            for c in item.checks
+        ]
+
+    @planrun.hookimpl
+    def planrun_collection_finish(self, session: Any) -> None:
+        self.session = session
+
+    @planrun.hookimpl
+    def planrun_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if not self.during:
+            self.during = self.of(self.session)
+
+
+def test_checks_unpacked_from_the_cache_equal_the_compiled_ones(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch, machine_key_home: Path
+) -> None:
+    """Compiled and held (no cache key: nothing is packed) vs packed and unpacked, cold and warm."""
+    planrunner.makefile("f0.txt", "ok\n")
+    planrunner.makefile("d.json", '{"k": [{"v": 1}]}')
+    planrunner.makeplan("rich", RICH_PLAN)
+    blocked = planrunner.path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # no key can be made: plans are never packed
+    live = Snapshot()
+    assert planrunner.run("--verify-only", plugins=[live]).ret == ExitCode.OK
+    assert live.session.plancache.stores == 0 and live.session.plans[0].unpacked
+    monkeypatch.setenv("XDG_CACHE_HOME", str(machine_key_home))
+    cold, warm = Snapshot(), Snapshot()
+    assert planrunner.run("--verify-only", plugins=[cold]).ret == ExitCode.OK
+    assert planrunner.run("--verify-only", plugins=[warm]).ret == ExitCode.OK
+    assert cold.session.plancache.misses == 1 and warm.session.plancache.hits == 1
+    assert len(live.during) == 8
+    assert cold.during == live.during
+    assert warm.during == live.during
+    missing = [row[3]["contains"] for row in warm.during if row[1] == "data"]
+    assert all(value is planrun.MISSING for value in missing)  # the sentinel comes back as itself
