@@ -141,6 +141,21 @@ class ItemReport:
         return ""
 
 
+def outcome_counts(session: Any) -> dict[str, int]:
+    """The run's reports by outcome, with its deselected items and its collection errors (counted as errors).
+
+    The numbers of the final line, for every reporter that shows them.
+    """
+    counts: dict[str, int] = {}
+    for r in session.reports:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    if session.deselected:
+        counts["deselected"] = len(session.deselected)
+    if session.collection_errors:
+        counts["error"] = counts.get("error", 0) + len(session.collection_errors)
+    return counts
+
+
 def status(report: ItemReport) -> tuple[str, str]:
     """``(letter, WORD)`` for a report: the only place outcomes are turned into display."""
     return _STATUS[report.outcome]

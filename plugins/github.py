@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
-from planrun import ItemReport, Location, hookimpl, mermaid, printable
+from planrun import ItemReport, Location, hookimpl, mermaid, outcome_counts, printable
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -298,13 +298,7 @@ def annotation_lines(session: Session, places: _Places) -> list[str]:
 
 
 def counts_text(session: Session) -> str:
-    counts: dict[str, int] = {}
-    for r in session.reports:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    if session.deselected:
-        counts["deselected"] = len(session.deselected)
-    if session.collection_errors:
-        counts["error"] = counts.get("error", 0) + len(session.collection_errors)
+    counts = outcome_counts(session)
     parts = []
     for key in _ORDER:
         n = counts.get(key, 0)

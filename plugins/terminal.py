@@ -12,7 +12,17 @@ import time
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from planrun import CriterionResult, ItemReport, __version__, hookimpl, human, money, printable, whole_number
+from planrun import (
+    CriterionResult,
+    ItemReport,
+    __version__,
+    hookimpl,
+    human,
+    money,
+    outcome_counts,
+    printable,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -711,13 +721,7 @@ class TerminalReporter:
         return f"attempt {report.attempts}/{limit}" if limit else _plural(report.attempts, "attempt")
 
     def counts(self, session: Session) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for r in self.reports:
-            counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        if session.deselected:
-            counts["deselected"] = len(session.deselected)
-        if session.collection_errors:
-            counts["error"] = counts.get("error", 0) + len(session.collection_errors)
+        counts = outcome_counts(session)  # session.reports: every report this reporter was given
         warnings = len(self.warnings())
         if warnings:
             counts["warnings"] = warnings
