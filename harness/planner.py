@@ -27,6 +27,7 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -564,150 +565,162 @@ def _run_loop(loop: PlannerLoop, system: str, user: str) -> Outcome | int:
         return _error("interrupted: nothing written", ExitCode.INTERRUPTED)
 
 
-def plan_main(args: list[str], plugins: list[object] | None = None) -> int:
-    """``planrun plan "REQUEST" -o OUT ...``: the exit code."""
+def _command(
+    args: list[str],
+    plugins: list[object] | None,
+    usage: str,
+    flags: set[str],
+    body: Callable[[_Args, Config, Callable[[PlanReview], PlanReview]], int],
+) -> int:
+    """The frame of ``planrun plan`` and ``planrun review``: ``--help``, the options, the config, then ``body``.
+
+    ``body(opts, config, keep)`` returns the exit code; a review it passes to
+    ``keep`` is closed at the end, however it ends. A planrun error is one
+    line; anything else is an internal error with its traceback.
+    """
     from planrun.cli import build_config
-    from planrun.session import Session
 
     if "-h" in args or "--help" in args:
-        print(PLAN_USAGE)
+        print(usage)
         return ExitCode.OK
-    review: PlanReview | None = None
+    opened: list[PlanReview] = []
+
+    def keep(review: PlanReview) -> PlanReview:
+        opened.append(review)
+        return review
+
     try:
-        opts = _parse(args, {"-o", "--output", "--context", "--max-rounds", "--interactive", "--force"})
+        opts = _parse(args, flags)
         try:
             config = build_config(opts.rest, plugins)
         except ParserExit as exc:
             return exc.status
-        requests = list(config.option.paths)
-        if len(requests) != 1 or not requests[0].strip():
-            raise UsageError(
-                'planrun plan takes one "REQUEST" (quote it)' + (f", got {len(requests)}" if requests else "")
-            )
-        out = _check_out(opts.out, opts.force)  # before anything is sent
-        context = _context(config, opts.context)
-        settings = _settings(config, "planrun plan")
-        system, _source = planprompt.planner_prompt(config)
-        if opts.interactive and not sys.stdin.isatty():
-            raise UsageError("--interactive needs a terminal: stdin is not one")
-        scope = Session(config).scope_for(Path(os.path.abspath(out)).parent)
-        review = PlanReview(config, scope, out, require_assumptions=not opts.interactive)
-        loop = PlannerLoop(
-            config,
-            settings,
-            context=context,
-            interactive=opts.interactive,
-            review=review,
-            max_rounds=opts.max_rounds,
-            transcript=_transcript_path(config, out),
-            command="plan",
-        )
-        kinds = sorted(scope.registry.kinds)
-        forms = [form for form, _, _ in scope.compiler._sentence_forms()]
-        user = planprompt.request_prompt(requests[0], str(context), opts.interactive, kinds, forms)
-        loop.show(
-            loop.redact(
-                f"planrun plan: model {settings.model} at {settings.base_url or 'https://api.openai.com/v1'},"
-                f" context {context} (read-only)"
-            )
-        )
-        if not opts.interactive:
-            loop.set_phase("interview", "not interactive: the planner records its assumptions")
-        result = _run_loop(loop, system, user)
-        if isinstance(result, int):
-            return result
-        return _finish(loop, result, out, opts.force, config)
+        return body(opts, config, keep)
     except PlanrunError as exc:
         return _error(str(exc))
     except Exception:  # a bug in planrun or a plugin: the one case with a traceback
         return _internal_error()
     finally:
-        if review is not None:
+        for review in opened:
             review.close()
+
+
+def plan_main(args: list[str], plugins: list[object] | None = None) -> int:
+    """``planrun plan "REQUEST" -o OUT ...``: the exit code."""
+    flags = {"-o", "--output", "--context", "--max-rounds", "--interactive", "--force"}
+    return _command(args, plugins, PLAN_USAGE, flags, _plan)
+
+
+def _plan(opts: _Args, config: Config, keep: Callable[[PlanReview], PlanReview]) -> int:
+    from planrun.session import Session
+
+    requests = list(config.option.paths)
+    if len(requests) != 1 or not requests[0].strip():
+        raise UsageError('planrun plan takes one "REQUEST" (quote it)' + (f", got {len(requests)}" if requests else ""))
+    out = _check_out(opts.out, opts.force)  # before anything is sent
+    context = _context(config, opts.context)
+    settings = _settings(config, "planrun plan")
+    system, _source = planprompt.planner_prompt(config)
+    if opts.interactive and not sys.stdin.isatty():
+        raise UsageError("--interactive needs a terminal: stdin is not one")
+    scope = Session(config).scope_for(Path(os.path.abspath(out)).parent)
+    review = keep(PlanReview(config, scope, out, require_assumptions=not opts.interactive))
+    loop = PlannerLoop(
+        config,
+        settings,
+        context=context,
+        interactive=opts.interactive,
+        review=review,
+        max_rounds=opts.max_rounds,
+        transcript=_transcript_path(config, out),
+        command="plan",
+    )
+    kinds = sorted(scope.registry.kinds)
+    forms = [form for form, _, _ in scope.compiler._sentence_forms()]
+    user = planprompt.request_prompt(requests[0], str(context), opts.interactive, kinds, forms)
+    loop.show(
+        loop.redact(
+            f"planrun plan: model {settings.model} at {settings.base_url or 'https://api.openai.com/v1'},"
+            f" context {context} (read-only)"
+        )
+    )
+    if not opts.interactive:
+        loop.set_phase("interview", "not interactive: the planner records its assumptions")
+    result = _run_loop(loop, system, user)
+    if isinstance(result, int):
+        return result
+    return _finish(loop, result, out, opts.force, config)
 
 
 def review_main(args: list[str], plugins: list[object] | None = None) -> int:
     """``planrun review PLAN [--fix -o OUT]``: the exit code."""
-    from planrun.cli import build_config
+    return _command(args, plugins, REVIEW_USAGE, {"-o", "--output", "--max-rounds", "--force", "--fix"}, _review)
+
+
+def _review(opts: _Args, config: Config, keep: Callable[[PlanReview], PlanReview]) -> int:
     from planrun.lint import _from_error, _report, _suppress, lint_plan
     from planrun.session import Session
 
-    if "-h" in args or "--help" in args:
-        print(REVIEW_USAGE)
-        return ExitCode.OK
     review: PlanReview | None = None
-    try:
-        opts = _parse(args, {"-o", "--output", "--max-rounds", "--force", "--fix"})
-        try:
-            config = build_config(opts.rest, plugins)
-        except ParserExit as exc:
-            return exc.status
-        paths = list(config.option.paths)
-        if len(paths) != 1:
-            raise UsageError("planrun review takes one PLAN file" + (f", got {len(paths)}" if paths else ""))
-        plan_path = Path(paths[0])
-        if not plan_path.is_file():
-            raise UsageError(f"{paths[0]}: no such file" if not plan_path.exists() else f"{paths[0]}: not a file")
-        if opts.out is not None and not opts.fix:
-            raise UsageError("-o OUT goes with --fix (review never changes a file otherwise)")
-        out = _check_out(opts.out, opts.force) if opts.fix else None
-        settings = llm.LLMSettings(config)
-        if opts.fix or settings.model:
-            settings = _settings(config, "planrun review --fix" if opts.fix else "planrun review")
-        session = Session(config)
-        session.collect()
-        findings = [_from_error(err) for err in session.collection_errors]
-        for cplan in session.plans:
-            findings.extend(_suppress(cplan, list(lint_plan(cplan))))
-        findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
-        if not settings.model:
-            _report("text", findings, len(session.plans), len({e.path for e in session.collection_errors}))
-            if session.collection_errors:
-                return ExitCode.INTERRUPTED
-            return ExitCode.TESTS_FAILED if findings else ExitCode.OK
-        text = _read_plan_text(plan_path, config.option.max_plan_bytes)
-        display = config.display_path(plan_path)
-        static = [f"{f.code} {f.message} (line {f.line})" for f in findings]
-        system, _source = planprompt.planner_prompt(config)
-        folder = Path(os.path.abspath(out if out is not None else plan_path)).parent
-        scope = Session(config).scope_for(folder)
-        if out is not None:
-            review = PlanReview(config, scope, out, require_assumptions=False)
-        loop = PlannerLoop(
-            config,
-            settings,
-            context=Path(config.rootdir),
-            interactive=False,
-            review=review,
-            max_rounds=opts.max_rounds,
-            transcript=_transcript_path(config, plan_path, "review-"),
-            command="review --fix" if opts.fix else "review",
-        )
-        user = planprompt.plan_prompt(
-            planprompt.FIX_PROMPT if opts.fix else planprompt.REVIEW_PROMPT, display, text, static
-        )
-        loop.show(f"planrun review: {printable(display)}, model {settings.model} (read-only)")
-        result = _run_loop(loop, system, user)
-        if isinstance(result, int):
-            return result
-        if out is not None:
-            return _finish(loop, result, out, opts.force, config)
-        cplan = session.plans[0] if session.plans else None
-        for item in result.findings or []:
-            loc = parse_dotted(item["path"])
-            where = cplan.source.locate(loc) if cplan is not None else None
-            at = f"{display}:{where.line}:{where.col}" if where is not None and where.line else display
-            loop.show(f"{at}: GAP {llm.one_line(item['path'], 100)}: {llm.one_line(item['message'], 500)}")
+    paths = list(config.option.paths)
+    if len(paths) != 1:
+        raise UsageError("planrun review takes one PLAN file" + (f", got {len(paths)}" if paths else ""))
+    plan_path = Path(paths[0])
+    if not plan_path.is_file():
+        raise UsageError(f"{paths[0]}: no such file" if not plan_path.exists() else f"{paths[0]}: not a file")
+    if opts.out is not None and not opts.fix:
+        raise UsageError("-o OUT goes with --fix (review never changes a file otherwise)")
+    out = _check_out(opts.out, opts.force) if opts.fix else None
+    settings = llm.LLMSettings(config)
+    if opts.fix or settings.model:
+        settings = _settings(config, "planrun review --fix" if opts.fix else "planrun review")
+    session = Session(config)
+    session.collect()
+    findings = [_from_error(err) for err in session.collection_errors]
+    for cplan in session.plans:
+        findings.extend(_suppress(cplan, list(lint_plan(cplan))))
+    findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
+    if not settings.model:
         _report("text", findings, len(session.plans), len({e.path for e in session.collection_errors}))
-        gaps = len(result.findings or [])
-        loop.show(f"{gaps} gap finding{'' if gaps == 1 else 's'}; planner: {loop.usage_line()}")
         if session.collection_errors:
             return ExitCode.INTERRUPTED
-        return ExitCode.TESTS_FAILED if findings or gaps else ExitCode.OK
-    except PlanrunError as exc:
-        return _error(str(exc))
-    except Exception:  # a bug in planrun or a plugin: the one case with a traceback
-        return _internal_error()
-    finally:
-        if review is not None:
-            review.close()
+        return ExitCode.TESTS_FAILED if findings else ExitCode.OK
+    text = _read_plan_text(plan_path, config.option.max_plan_bytes)
+    display = config.display_path(plan_path)
+    static = [f"{f.code} {f.message} (line {f.line})" for f in findings]
+    system, _source = planprompt.planner_prompt(config)
+    folder = Path(os.path.abspath(out if out is not None else plan_path)).parent
+    scope = Session(config).scope_for(folder)
+    if out is not None:
+        review = keep(PlanReview(config, scope, out, require_assumptions=False))
+    loop = PlannerLoop(
+        config,
+        settings,
+        context=Path(config.rootdir),
+        interactive=False,
+        review=review,
+        max_rounds=opts.max_rounds,
+        transcript=_transcript_path(config, plan_path, "review-"),
+        command="review --fix" if opts.fix else "review",
+    )
+    user = planprompt.plan_prompt(
+        planprompt.FIX_PROMPT if opts.fix else planprompt.REVIEW_PROMPT, display, text, static
+    )
+    loop.show(f"planrun review: {printable(display)}, model {settings.model} (read-only)")
+    result = _run_loop(loop, system, user)
+    if isinstance(result, int):
+        return result
+    if out is not None:
+        return _finish(loop, result, out, opts.force, config)
+    cplan = session.plans[0] if session.plans else None
+    for item in result.findings or []:
+        loc = parse_dotted(item["path"])
+        where = cplan.source.locate(loc) if cplan is not None else None
+        at = f"{display}:{where.line}:{where.col}" if where is not None and where.line else display
+        loop.show(f"{at}: GAP {llm.one_line(item['path'], 100)}: {llm.one_line(item['message'], 500)}")
+    _report("text", findings, len(session.plans), len({e.path for e in session.collection_errors}))
+    gaps = len(result.findings or [])
+    loop.show(f"{gaps} gap finding{'' if gaps == 1 else 's'}; planner: {loop.usage_line()}")
+    if session.collection_errors:
+        return ExitCode.INTERRUPTED
+    return ExitCode.TESTS_FAILED if findings or gaps else ExitCode.OK
