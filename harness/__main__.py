@@ -1,5 +1,5 @@
 """``python -m planrun``."""
 
-from planrun.cli import console_main
+from planrun.cli import script
 
-raise SystemExit(console_main())
+script()

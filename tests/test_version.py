@@ -397,19 +397,18 @@ def test_version_into_a_closed_pipe_exits_quietly(planrunner: Planrunner) -> Non
 
 #: Counts the opens of distribution metadata (an audit hook: what the process really opened), then runs planrun.
 COUNTER = """\
-import collections, json, runpy, sys
+import atexit, collections, json, runpy, sys
 opened = collections.Counter()
 def hook(event, args):
     if event == "open" and isinstance(args[0], str) and args[0].endswith(("/METADATA", "/entry_points.txt")):
         opened[args[0]] += 1
 sys.addaudithook(hook)
 out, sys.argv = sys.argv[1], ["planrun", *sys.argv[2:]]
-try:
-    runpy.run_module("planrun", run_name="__main__")
-except SystemExit:
-    pass
-with open(out + ".tmp", "w") as f:
-    json.dump(opened, f)
+def write():
+    with open(out + ".tmp", "w") as f:
+        json.dump(opened, f)
+atexit.register(write)
+runpy.run_module("planrun", run_name="__main__")
 """
 
 
