@@ -134,7 +134,17 @@ class PlanRunner:
         self.strict = bool(self.config.option.strict)
         self.summaries: dict[str, str] = {}  # passed task id -> its executor's summary, for dependents
 
-    def run(self, items: list[Item]) -> None:
+    def run(self, items: list[Item], prerequisites: Item | None = None) -> None:
+        """Run ``items`` in order; ``prerequisites``, not among them, are evaluated first and not reported.
+
+        The second is for a part of a plan run beside its other parts (``-n``):
+        the part that holds the prerequisites reports them, every other part
+        evaluates them again (they only read files, see
+        ``planrun.plugins.workers``) so that it skips what a serial run skips.
+        """
+        if prerequisites is not None:
+            results = [evaluate(c, self.workdir, strict=self.strict) for c in prerequisites.checks]
+            self.prerequisites_failed = outcome_of(results) in ("failed", "error")
         last_task = max((i for i, item in enumerate(items) if item.kind == "task"), default=-1)
         changed = True  # what cached realpaths and documents may no longer hold
         for index, item in enumerate(items):

@@ -543,12 +543,12 @@ class Session:
             by_plan.setdefault(id(item.cplan), []).append(item)
         return [(cplan, by_plan[id(cplan)]) for cplan in self.plans if id(cplan) in by_plan]
 
-    def run_plan(self, cplan: CollectedPlan, items: list[Item]) -> None:
-        """Run one plan's items in its workspace."""
+    def run_plan(self, cplan: CollectedPlan, items: list[Item], prerequisites: Item | None = None) -> None:
+        """Run one plan's items in its workspace (``prerequisites``: see :meth:`PlanRunner.run`)."""
         from planrun.runner import PlanRunner
 
         with self.workspace(cplan) as workdir:
-            PlanRunner(self, cplan, workdir).run(items)
+            PlanRunner(self, cplan, workdir).run(items, prerequisites)
         cplan.release()  # packed again: what the session keeps of a plan that ran is its reports
         _settle()  # its reports stay to the end: the collector need not scan them again
 

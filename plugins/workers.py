@@ -10,6 +10,16 @@ order, so reporters, the state store and the exit code see what a serial run
 would show (only durations differ). Nothing but the main process prints or
 writes reports.
 
+Parts of a plan: when there are fewer plans than twice the workers, a plan
+whose items are all only verified (nothing performed, in place, no plugin's
+workspace) is split into up to N parts, each run as a plan of its own, so one
+big plan uses every worker. A cut never separates a task from a task it
+depends on (a dependency's outcome decides whether its dependent is skipped);
+a part without the plan's prerequisites evaluates them again, unreported, so
+it skips what a serial run would skip, and a plan is split only when its
+prerequisites only read files. Replayed part by part, in order, the parts
+show exactly what the whole plan shows.
+
 Stopping: ``-x``/``--maxfail`` and an executor's stop request stop handing
 out plans and interrupt every worker (SIGTERM: its steps are killed); events
 after the stop point are dropped, as a serial run would never have produced
@@ -29,7 +39,7 @@ import sys
 import time
 import traceback
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from planrun import hookimpl
 
@@ -74,11 +84,77 @@ def planrun_addoption(parser: argparse.ArgumentParser) -> None:
 @hookimpl(tryfirst=True)
 def planrun_runtestloop(session: Session) -> bool | None:
     n = session.config.option.numprocesses
-    plans = session.plan_items()
-    if n <= 1 or len(plans) <= 1 or not hasattr(os, "fork"):
+    if n <= 1 or not hasattr(os, "fork"):
         return None
-    Pool(session, plans, min(n, len(plans))).run()
+    found = parts(session, session.plan_items(), n)
+    if len(found) <= 1:
+        return None
+    Pool(session, found, min(n, len(found))).run()
     return True
+
+
+class Part(NamedTuple):
+    """What a worker runs as one plan: a plan's items (all of them, or a part), and prerequisites to evaluate first."""
+
+    cplan: CollectedPlan
+    items: list[Item]
+    prerequisites: Item | None = None  # the plan's, when another part reports them (see PlanRunner.run)
+
+
+def parts(session: Session, plans: list[tuple[CollectedPlan, list[Item]]], n: int) -> list[Part]:
+    """The plans as parts, in run order: whole plans, or, when there are too few to keep ``n`` workers busy, split."""
+    if len(plans) >= 2 * n:
+        return [Part(cplan, items) for cplan, items in plans]
+    found: list[Part] = []
+    for cplan, items in plans:
+        found.extend(split(session, cplan, items, n))
+    return found
+
+
+def split(session: Session, cplan: CollectedPlan, items: list[Item], n: int) -> list[Part]:
+    """``items`` in up to ``n`` parts of about as many criteria each, cut only where no dependency crosses.
+
+    Only a plan whose items are all verified (no executor), in place, with no
+    plugin's workspace, and whose prerequisites (if any) only read files.
+    """
+    whole = [Part(cplan, items)]
+    if len(items) < 2 or cplan.head.workspace != "inplace":
+        return whole
+    if cplan.scope.hook.planrun_make_workspace.get_hookimpls():  # --sandbox: one workspace per plan
+        return whole
+    if any(session.executor_name_for(item) is not None for item in items):
+        return whole
+    prerequisites = items[0] if items[0].kind == "prerequisites" else None
+    if prerequisites is not None:
+        kinds = cplan.scope.registry.kinds
+        if not all(kind in kinds and kinds[kind].inprocess for kind in prerequisites.kinds):
+            return whole  # evaluated again by each part: only if that changes nothing
+    # cuttable[i]: a cut before items[i] separates no task from a task it depends on.
+    cuttable = [True] * (len(items) + 1)
+    position = {item.item_id: i for i, item in enumerate(items) if item.kind == "task"}
+    for j, item in enumerate(items):
+        for dep in item.depends_on:
+            p = position.get(dep)
+            if p is not None and p < j:
+                for i in range(p + 1, j + 1):
+                    cuttable[i] = False
+    weights = [max(1, len(item.kinds)) for item in items]
+    total = sum(weights)
+    cuts: list[int] = []
+    done = 0
+    for i in range(1, len(items)):
+        done += weights[i - 1]
+        if cuttable[i] and done * n >= total * (len(cuts) + 1):
+            cuts.append(i)
+            if len(cuts) == n - 1:
+                break
+    if not cuts:
+        return whole
+    bounds = [0, *cuts, len(items)]
+    found = []
+    for start, end in zip(bounds, bounds[1:]):
+        found.append(Part(cplan, items[start:end], prerequisites if start > 0 else None))
+    return found
 
 
 # -- the pipe: length-prefixed pickles between a worker and the main process ---------
@@ -127,7 +203,7 @@ class _Reader:
 # -- the worker side -------------------------------------------------------------------
 
 
-def _worker_main(session: Session, plans: list[tuple[CollectedPlan, list[Item]]], tasks: int, events: int) -> None:
+def _worker_main(session: Session, plans: list[Part], tasks: int, events: int) -> None:
     """In the forked child: run the plans the main process hands out, forwarding every event."""
     from planrun import process
 
@@ -141,7 +217,8 @@ def _worker_main(session: Session, plans: list[tuple[CollectedPlan, list[Item]]]
         _send(events, (current[0], *message))
 
     def log_start(item: Item) -> None:
-        emit("start", item.nodeid, item.location)
+        workdir = item.cplan.workdir
+        emit("start", item.nodeid, item.location, None if workdir is None else os.fspath(workdir))
 
     def log_executed(item: Item, attempt: int, status: str) -> None:
         emit("executed", item.nodeid, attempt, status)
@@ -170,15 +247,15 @@ def _worker_main(session: Session, plans: list[tuple[CollectedPlan, list[Item]]]
         for index in messages[0][0]:
             current[0] = index
             if not session.shouldstop:
-                cplan, items = plans[index]
-                session.run_plan(cplan, items)
+                cplan, items, prerequisites = plans[index]
+                session.run_plan(cplan, items, prerequisites)
             if len(config.warnings) > warned[0]:
                 emit("warnings", config.warnings[warned[0] :])
                 warned[0] = len(config.warnings)
             emit("done")
 
 
-def _child(session: Session, plans: list[tuple[CollectedPlan, list[Item]]], tasks: int, events: int) -> None:
+def _child(session: Session, plans: list[Part], tasks: int, events: int) -> None:
     code = 0
     try:
         _worker_main(session, plans, tasks, events)
@@ -219,7 +296,7 @@ class _Worker:
 class Pool:
     """Forks the workers, hands out plans, replays events in serial order."""
 
-    def __init__(self, session: Session, plans: list[tuple[CollectedPlan, list[Item]]], n: int) -> None:
+    def __init__(self, session: Session, plans: list[Part], n: int) -> None:
         self.session = session
         self.plans = plans
         self.units = units(session, plans)
@@ -233,10 +310,10 @@ class Pool:
 
     def run(self) -> None:
         if self.n <= 1:  # every plan shares one workdir with another: nothing can run beside anything
-            for cplan, items in self.plans:
+            for cplan, items, prerequisites in self.plans:
                 if self.session.shouldstop:
                     break
-                self.session.run_plan(cplan, items)
+                self.session.run_plan(cplan, items, prerequisites)
             return
         try:
             self._start()
@@ -323,7 +400,7 @@ class Pool:
             return
         if kind == "progress":  # live status: only the plan being shown now; stale otherwise
             if index == self.cursor and not self.stopped:
-                self._apply(message[1:])
+                self._apply(index, message[1:])
             return
         self.buffers[index].append(message[1:])
         if kind == "done":
@@ -345,17 +422,21 @@ class Pool:
                 event = events.pop(0)
                 if self.stopped:
                     continue
-                self._apply(event)
+                self._apply(self.cursor, event)
                 if session.shouldstop and not self.stopped:
                     self._stop_all()
             if self.cursor not in self.finished:
                 return
             self.cursor += 1
 
-    def _apply(self, event: tuple[Any, ...]) -> None:
+    def _apply(self, index: int, event: tuple[Any, ...]) -> None:
         session, hook = self.session, self.session.config.hook
         kind = event[0]
         if kind == "start":
+            if event[3] is not None:  # where the worker runs it, as a serial run's reporters see it
+                from pathlib import Path
+
+                self.plans[index].cplan.workdir = Path(event[3])
             hook.planrun_runtest_logstart(nodeid=event[1], location=event[2])
         elif kind == "executed":
             hook.planrun_task_executed(nodeid=event[1], attempt=event[2], status=event[3])
@@ -450,7 +531,7 @@ class Pool:
                     pass
 
 
-def units(session: Session, plans: list[tuple[CollectedPlan, list[Item]]]) -> list[list[int]]:
+def units(session: Session, plans: list[Part]) -> list[list[int]]:
     """The plans grouped into what may run beside each other, in order.
 
     A plan whose tasks are performed (not only verified) in place changes its
@@ -464,7 +545,7 @@ def units(session: Session, plans: list[tuple[CollectedPlan, list[Item]]]) -> li
     config = session.config
     bases: list[str | None] = []
     written: set[str] = set()
-    for cplan, items in plans:
+    for cplan, items, _ in plans:
         if cplan.head.workspace != "inplace":
             bases.append(None)
             continue
