@@ -9,10 +9,12 @@ the files they check) under ``benchmarks/_generated/`` and prints one table:
 - the warm re-run (parsed-plan cache) vs the cold run;
 - cost per plan at 100 / 1,000 / 3,000 plans, and peak RSS (of that process alone);
 - ``planrun --version`` vs the import floor (``import yaml, pydantic, pluggy, rich.console``);
-- ``-n 1`` vs ``-n auto`` on a command-heavy suite ("n/a" while planrun has no ``-n``).
+- ``-n 1`` vs ``-n auto`` on a command-heavy suite of 10 plans, and on one plan of such commands (run in parts).
 
 Each figure is the median of ``--repeat`` runs; the runs of a comparison are
-paired (run one after the other in each round), so a busy machine slows both.
+paired (run one after the other in each round), and each ratio is the median
+of the rounds' own ratios, so a machine whose speed drifts from minute to
+minute slows both sides of every ratio alike.
 
     python benchmarks/bench.py [--plans 1000] [--tasks 10] [--repeat 3] [--sizes 100,1000,3000] [--no-pytest]
 """
@@ -203,11 +205,6 @@ def planrun_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "planrun", *args]
 
 
-def has_workers() -> bool:
-    out = subprocess.run(planrun_cmd("--help"), capture_output=True, text=True).stdout
-    return any(line.strip().startswith("-n ") for line in out.splitlines())
-
-
 def machine() -> str:
     model = ""
     try:
@@ -228,6 +225,11 @@ def machine() -> str:
 
 def med(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def ratio(tops: list[float], bottoms: list[float]) -> float:
+    """The median of the paired runs' ratios (each pair measured one right after the other)."""
+    return statistics.median(t / b for t, b in zip(tops, bottoms))
 
 
 def main() -> None:
@@ -266,12 +268,18 @@ def main() -> None:
 
     rows: list[tuple[str, str, str, str]] = []
     c, f = med([t for t, _ in cold[args.plans]]), med([t for t, _ in floor])
-    rows.append((f"verify-only cold, {criteria:,} criteria", f"{c:.2f} s", f"floor {f:.2f} s", f"{c / f:.2f}x"))
+    colds, floors = [t for t, _ in cold[args.plans]], [t for t, _ in floor]
+    rows.append(
+        (f"verify-only cold, {criteria:,} criteria", f"{c:.2f} s", f"floor {f:.2f} s", f"{ratio(colds, floors):.2f}x")
+    )
     if pytest_runs:
         p = med([t for t, _ in pytest_runs])
-        rows.append(("the same vs pytest", f"{c:.2f} s", f"pytest {p:.2f} s", f"{p / c:.1f}x faster"))
+        pytests = [t for t, _ in pytest_runs]
+        rows.append(("the same vs pytest", f"{c:.2f} s", f"pytest {p:.2f} s", f"{ratio(pytests, colds):.1f}x faster"))
     w = med([t for t, _ in warm[args.plans]])
-    rows.append(("warm cache re-run", f"{w:.2f} s", f"cold {c:.2f} s", f"{w / c:.2f}x"))
+    rows.append(
+        ("warm cache re-run", f"{w:.2f} s", f"cold {c:.2f} s", f"{ratio([t for t, _ in warm[args.plans]], colds):.2f}x")
+    )
     per = {n: med([t for t, _ in cold[n]]) / n * 1000 for n in sizes}
     small, big = min(sizes), max(sizes)
     for n in sizes:
@@ -280,7 +288,7 @@ def main() -> None:
                 f"cost per plan, {n:,} plans (cold)",
                 f"{per[n]:.2f} ms",
                 f"{small} plans {per[small]:.2f} ms",
-                f"{per[n] / per[small]:.2f}x",
+                f"{ratio([t / n for t, _ in cold[n]], [t / small for t, _ in cold[small]]):.2f}x",
             )
         )
     rss = {n: med([r for _, r in cold[n]]) for n in sizes}
@@ -302,20 +310,18 @@ def main() -> None:
         )
     )
     v, i = med(version), med(imports)
-    rows.append(("planrun --version", f"{v * 1000:.0f} ms", f"imports {i * 1000:.0f} ms", f"{v / i:.2f}x"))
-    if has_workers():
-        croot = generate_commands(10, 50)
-        one = med(
-            [measure(planrun_cmd("--verify-only", "-q", "-n", "1", "plans"), croot)[0] for _ in range(args.repeat)]
-        )
-        auto = med(
-            [measure(planrun_cmd("--verify-only", "-q", "-n", "auto", "plans"), croot)[0] for _ in range(args.repeat)]
-        )
-        rows.append(
-            ("500 `sleep 0.05` commands, -n auto", f"{auto:.2f} s", f"-n 1 {one:.2f} s", f"{one / auto:.2f}x faster")
-        )
-    else:
-        rows.append(("500 `sleep 0.05` commands, -n auto", "n/a", "-n 1 n/a", "n/a (no -n yet)"))
+    rows.append(
+        ("planrun --version", f"{v * 1000:.0f} ms", f"imports {i * 1000:.0f} ms", f"{ratio(version, imports):.2f}x")
+    )
+    for label, (plans, per_plan) in (("500 `sleep 0.05` commands", (10, 50)), ("1 plan of 100 such", (1, 100))):
+        croot = generate_commands(plans, per_plan)
+        ones: list[float] = []
+        autos: list[float] = []
+        for _ in range(args.repeat):
+            ones.append(measure(planrun_cmd("--verify-only", "-q", "-n", "1", "plans"), croot)[0])
+            autos.append(measure(planrun_cmd("--verify-only", "-q", "-n", "auto", "plans"), croot)[0])
+        one, auto = med(ones), med(autos)
+        rows.append((f"{label}, -n auto", f"{auto:.2f} s", f"-n 1 {one:.2f} s", f"{ratio(ones, autos):.2f}x faster"))
 
     widths = [max(len(r[k]) for r in rows + [("what", "planrun", "baseline (same run)", "ratio")]) for k in range(4)]
     head = ("what", "planrun", "baseline (same run)", "ratio")
