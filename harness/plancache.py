@@ -49,8 +49,11 @@ if TYPE_CHECKING:
     from planrun.config import Config
     from planrun.session import CollectedPlan
 
+#: A collected plan packed: its models, and its checks, each a zlib'd pickle (unpacked apart: see CollectedPlan).
+Body = tuple[bytes, bytes]
+
 #: The first bytes of the pack file: its format.
-MAGIC = b"planrun-planpack-2\n"
+MAGIC = b"planrun-planpack-3\n"
 _DIGEST = 32
 #: A pack bigger than this is not read (it is rebuilt).
 MAX_ENTRY_BYTES = 1 << 30
@@ -232,7 +235,7 @@ class PlanCache:
             self._entries = _parse_pack(_read_entry(self.pack_path))
         return self._entries
 
-    def load(self, digest: str, key_text: str) -> tuple[PlanHead, list[ItemHead], bytes] | None:
+    def load(self, digest: str, key_text: str) -> tuple[PlanHead, list[ItemHead], Body] | None:
         """The cached ``(head, item heads, body)`` of a plan; ``None`` when missing or unusable.
 
         The body (the plan's models and checks, see :func:`unpack_body`) is
@@ -249,14 +252,14 @@ class PlanCache:
             head, items, body = pickle.loads(payload)  # noqa: S301 - authenticated above (with the key text)
         except Exception:
             return None
-        if not isinstance(head, PlanHead) or not isinstance(body, bytes):
+        if not isinstance(head, PlanHead) or not _is_body(body):
             return None
         if not isinstance(items, list) or not all(isinstance(item, ItemHead) for item in items):
             return None
         self._keep[raw] = found
         return head, items, body
 
-    def store(self, digest: str, key_text: str, cplan: CollectedPlan, file: Path) -> bytes | None:
+    def store(self, digest: str, key_text: str, cplan: CollectedPlan, file: Path) -> Body | None:
         """Add the entry of a plan that collected without errors; returns its body (``None``: it does not pickle)."""
         try:
             body = pack_body(cplan.plan, cplan.checks)
@@ -300,8 +303,22 @@ class PlanCache:
             kept.clear()
 
 
-def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> bytes:
-    """A collected plan's models and checks as bytes (each check's function left out: bound again by kind).
+def _is_body(body: Any) -> bool:
+    return type(body) is tuple and len(body) == 2 and all(type(part) is bytes for part in body)
+
+
+def _dumps(obj: Any) -> bytes:
+    out = io.BytesIO()
+    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
+
+
+def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> Body:
+    """A collected plan's models, and its checks, as bytes (each check's function left out: bound again by kind).
+
+    The two are packed apart because a run that only verifies reads the
+    checks alone: the models (:func:`unpack_plan`) are unpacked only when
+    something reads them (an executor, a plugin).
 
     A check whose arguments are a pydantic model goes in as a flat tuple (its
     fields, its argument model's class and state) rather than as objects:
@@ -340,9 +357,7 @@ def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> bytes:
     try:
         for check, _ in kept:
             check.function = None  # type: ignore[assignment]
-        out = io.BytesIO()
-        _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((plan, encoded))
-        return zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
+        return _dumps(plan), _dumps(encoded)
     finally:
         for check, function in kept:
             check.function = function
@@ -352,14 +367,22 @@ _FLAT = 14  # fields of a check packed flat (see pack_body)
 _setattr = object.__setattr__
 
 
-def unpack_body(body: bytes, registry: Any) -> tuple[Plan, dict[tuple[Any, ...], list[Check]]]:
-    """What :func:`pack_body` packed, each check's function bound from ``registry``.
+def unpack_plan(body: Body) -> Plan:
+    """The models :func:`pack_body` packed (only bytes this process made or whose HMAC it verified come here)."""
+    plan = pickle.loads(zlib.decompress(body[0]))  # noqa: S301 - made here or authenticated
+    if not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource):
+        raise RuntimeError("a packed plan does not hold a plan")
+    return plan
+
+
+def unpack_checks(body: Body, registry: Any) -> dict[tuple[Any, ...], list[Check]]:
+    """The checks :func:`pack_body` packed, each check's function bound from ``registry``.
 
     Only bytes this process made or whose HMAC it verified come here.
     """
-    plan, encoded = pickle.loads(zlib.decompress(body))  # noqa: S301 - made here or authenticated
-    if not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource) or not isinstance(encoded, dict):
-        raise RuntimeError("a packed plan does not hold a plan")
+    encoded = pickle.loads(zlib.decompress(body[1]))  # noqa: S301 - made here or authenticated
+    if not isinstance(encoded, dict):
+        raise RuntimeError("a packed plan does not hold checks")
     kinds = registry.kinds
     new = object.__new__
     checks: dict[tuple[Any, ...], list[Check]] = {}
@@ -400,7 +423,7 @@ def unpack_body(body: bytes, registry: Any) -> tuple[Plan, dict[tuple[Any, ...],
                 raise RuntimeError("a packed plan holds something that is no check")
             owned.append(check)
         checks[owner] = owned
-    return plan, checks
+    return checks
 
 
 def _by_name(obj: Any) -> str:

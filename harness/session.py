@@ -33,6 +33,7 @@ from planrun.types import Executor, Location, alarm_handler, set_max_file_bytes
 if TYPE_CHECKING:
     from planrun.config import Config
     from planrun.model import Plan, Task
+    from planrun.plancache import Body
 
 PLAN_SUFFIXES = (".plan.yaml", ".plan.yml")
 SKIP_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
@@ -194,7 +195,7 @@ class CollectedPlan:
         self.display = display
         self._plan = plan
         self._checks = checks
-        self._body: bytes | None = None  # the packed plan and checks, when they can be released
+        self._body: Body | None = None  # the packed plan and checks, when they can be released
         self._base: Path | None = None
         self.scope = scope
         self.head = plan_head(plan) if plan is not None else PlanHead(None, "", None, "inplace", None)
@@ -209,7 +210,7 @@ class CollectedPlan:
 
     @classmethod
     def packed(
-        cls, path: Path, display: str, scope: Scope, head: PlanHead, items: list[ItemHead], body: bytes
+        cls, path: Path, display: str, scope: Scope, head: PlanHead, items: list[ItemHead], body: Body
     ) -> CollectedPlan:
         """A plan from the parsed-plan cache: its head and items now, its models when first read."""
         cplan = cls(path, display, None, None, scope)
@@ -220,35 +221,39 @@ class CollectedPlan:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            self._unpack()
+            self._unpack(plan=True)
         assert self._plan is not None
         return self._plan
 
     @property
     def checks(self) -> dict[tuple[Any, ...], list[Check]]:
         if self._checks is None:
-            self._unpack()
+            self._unpack(plan=False)
         assert self._checks is not None
         return self._checks
 
     @property
     def unpacked(self) -> bool:
-        """Whether the models and checks are in memory now (else :attr:`plan` and :attr:`checks` unpack them)."""
-        return self._plan is not None
+        """Whether the models or checks are in memory now (else :attr:`plan` and :attr:`checks` unpack them)."""
+        return self._plan is not None or self._checks is not None
 
-    def _unpack(self) -> None:
-        from planrun.plancache import unpack_body
+    def _unpack(self, *, plan: bool) -> None:
+        """Unpack the models (``plan``) or the checks: a run that only verifies never needs the models."""
+        from planrun import plancache
 
         assert self._body is not None
         try:
-            self._plan, self._checks = unpack_body(self._body, self.scope.registry)
+            if plan:
+                self._plan = plancache.unpack_plan(self._body)
+            else:
+                self._checks = plancache.unpack_checks(self._body, self.scope.registry)
         except Exception:  # it names what this process no longer has (a plugin changed meanwhile): read it again
-            plan = self.scope.hook.planrun_collect_file(file_path=str(self.source_file), config=self.scope.config)
-            if plan is None:
+            found = self.scope.hook.planrun_collect_file(file_path=str(self.source_file), config=self.scope.config)
+            if found is None:
                 raise RuntimeError(f"{self.display}: the plan can no longer be read") from None
-            self._plan, self._checks, self._body = plan, self.scope.compiler.compile_plan(plan), None
+            self._plan, self._checks, self._body = found, self.scope.compiler.compile_plan(found), None
 
-    def pack(self, body: bytes) -> None:
+    def pack(self, body: Body) -> None:
         """Hold the plan as ``body`` (what :func:`planrun.plancache.pack_body` made of it) until it is read again."""
         self._body = body
         self.release()

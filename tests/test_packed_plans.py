@@ -77,6 +77,44 @@ def test_only_the_running_plan_is_unpacked(planrunner: Planrunner, warm: bool) -
     assert [cplan.unpacked for cplan in watch.session.plans] == [False] * 4  # all packed again
 
 
+class Models:
+    """Whether each plan's models (``cplan.plan``) were unpacked while its items ran."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.models: dict[str, bool] = {}
+
+    @planrun.hookimpl
+    def planrun_collection_finish(self, session: Any) -> None:
+        self.session = session
+
+    @planrun.hookimpl
+    def planrun_runtest_makereport(self, report: Any) -> None:
+        cplan = next(c for c in self.session.plans if c.display == report.plan)
+        self.models[report.nodeid] = cplan._plan is not None
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("verify_only", [True, False], ids=["verify-only", "performed"])
+def test_a_run_that_only_verifies_never_unpacks_the_models(
+    planrunner: Planrunner, warm: bool, verify_only: bool
+) -> None:
+    project(planrunner)
+    planrunner.makeplan(
+        "run", "plan: Run\ntasks:\n  - {id: r, name: R, run: 'touch r.txt', criteria: [{file_exists: r.txt}]}\n"
+    )
+    args = ["--verify-only"] if verify_only else []
+    if warm:
+        assert planrunner.run(*args).ret == (ExitCode.TESTS_FAILED if verify_only else ExitCode.OK)
+        (planrunner.path / "r.txt").unlink(missing_ok=True)
+    models = Models()
+    result = planrunner.run(*args, plugins=[models])
+    assert result.ret == (ExitCode.TESTS_FAILED if verify_only else ExitCode.OK), result
+    for n in range(4):
+        assert models.models[f"p{n}.plan.yaml::a"] is False  # only checks: never a model
+    assert models.models["run.plan.yaml::r"] is (not verify_only)  # the shell executor reads the task's models
+
+
 class SkipPlanTwo:
     """Changes the checks of one plan before the run, as a plugin may (``-m``-like selection, judges)."""
 
