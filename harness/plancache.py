@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from planrun.config import Config
     from planrun.session import CollectedPlan
 
-#: A collected plan packed: its models, and its checks, each a zlib'd pickle (unpacked apart: see CollectedPlan).
-Body = tuple[bytes, bytes]
+#: A collected plan packed: one zlib'd stream of its models' pickle (after its length) and its checks' pickle,
+#: unpacked apart (see :func:`pack_body`).
+Body = bytes
+_LENGTH = struct.Struct("!I")
 
 #: The first bytes of the pack file: its format.
 MAGIC = b"planrun-planpack-3\n"
@@ -304,13 +306,7 @@ class PlanCache:
 
 
 def _is_body(body: Any) -> bool:
-    return type(body) is tuple and len(body) == 2 and all(type(part) is bytes for part in body)
-
-
-def _dumps(obj: Any) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return zlib.compress(out.getvalue(), 1)  # a fifth of the size: less to write, read and hold
+    return type(body) is bytes
 
 
 def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> Body:
@@ -357,7 +353,16 @@ def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> Body:
     try:
         for check, _ in kept:
             check.function = None  # type: ignore[assignment]
-        return _dumps(plan), _dumps(encoded)
+        out = io.BytesIO()
+        out.write(_LENGTH.pack(0))
+        pickler = _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dump(plan)
+        models = out.tell() - _LENGTH.size
+        pickler.clear_memo()  # two pickles, each whole on its own
+        pickler.dump(encoded)
+        data = out.getbuffer()
+        _LENGTH.pack_into(data, 0, models)
+        return zlib.compress(data, 1)  # a fifth of the size: less to write, read and hold
     finally:
         for check, function in kept:
             check.function = function
@@ -367,9 +372,18 @@ _FLAT = 14  # fields of a check packed flat (see pack_body)
 _setattr = object.__setattr__
 
 
+def _parts(body: Body) -> tuple[memoryview, memoryview]:
+    data = memoryview(zlib.decompress(body))  # cheap: it is unpickling that costs
+    (models,) = _LENGTH.unpack_from(data)
+    end = _LENGTH.size + models
+    if end > len(data):
+        raise RuntimeError("a packed plan is cut short")
+    return data[_LENGTH.size : end], data[end:]
+
+
 def unpack_plan(body: Body) -> Plan:
     """The models :func:`pack_body` packed (only bytes this process made or whose HMAC it verified come here)."""
-    plan = pickle.loads(zlib.decompress(body[0]))  # noqa: S301 - made here or authenticated
+    plan = pickle.loads(_parts(body)[0])  # noqa: S301 - made here or authenticated
     if not isinstance(plan, Plan) or not isinstance(plan._source, PlanSource):
         raise RuntimeError("a packed plan does not hold a plan")
     return plan
@@ -380,7 +394,7 @@ def unpack_checks(body: Body, registry: Any) -> dict[tuple[Any, ...], list[Check
 
     Only bytes this process made or whose HMAC it verified come here.
     """
-    encoded = pickle.loads(zlib.decompress(body[1]))  # noqa: S301 - made here or authenticated
+    encoded = pickle.loads(_parts(body)[1])  # noqa: S301 - made here or authenticated
     if not isinstance(encoded, dict):
         raise RuntimeError("a packed plan does not hold checks")
     kinds = registry.kinds
