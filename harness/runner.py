@@ -139,8 +139,8 @@ class PlanRunner:
 
         The second is for a part of a plan run beside its other parts (``-n``):
         the part that holds the prerequisites reports them, every other part
-        evaluates them again (they only read files, see
-        ``planrun.plugins.workers``) so that it skips what a serial run skips.
+        evaluates them again (a plan is split only when they just read
+        files) so that it skips what a serial run skips.
         """
         if prerequisites is not None:
             results = [evaluate(c, self.workdir, strict=self.strict) for c in prerequisites.checks]
