@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,3 +281,47 @@ def test_an_interrupt_stops_every_part_and_reports_each_interrupted_item(
     assert result.no_traceback(), result
     for pid in sleepers:
         assert_gone(pid)
+
+
+@pytest.mark.parametrize("selection", ["t1 or t2 or t7 or t8 or t9", "not t5", "verification or edge"])
+def test_a_selection_in_parts_reports_what_it_reports_whole(project: Planrunner, selection: str) -> None:
+    project.makeplan("big", BIG.format(prerequisite="a.txt", tasks=_tasks(12, failing=(7,), deps={8: 7, 9: 8})))
+    serial = project.run("--verify-only", "-v", "-k", selection, "big.plan.yaml")
+    _where(project)
+    parts = project.run("--verify-only", "-v", "-n", "2", "-k", selection, "big.plan.yaml")
+    assert parts.ret == serial.ret
+    assert _same(parts.outstr) == _same(serial.outstr)
+    assert "deselected" in serial.outstr
+    assert len(set(_where(project).values())) == 2
+
+
+def _evidence(path: Path) -> Any:
+    import json
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("duration", "started", "finished", "created")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(json.loads(path.read_text()))
+
+
+def test_the_evidence_of_a_plan_in_parts_is_that_of_the_whole_plan(project: Planrunner, tmp_path: Path) -> None:
+    project.makefile("conf.json", '{"name": "demo"}\n')
+    project.makeplan("big", BIG.format(prerequisite="a.txt", tasks=_tasks(12, failing=(4,))))
+    records = []
+    for n in ("1", "2"):
+        result = project.run("--verify-only", "-n", n, "--evidence", tmp_path / "ev.json", "big.plan.yaml")
+        assert result.ret == ExitCode.TESTS_FAILED, result
+        records.append(_evidence(tmp_path / "ev.json"))
+    assert len(set(_where(project).values())) == 2
+    assert records[1] == records[0]
+    assert "a.txt" in json_text(records[0])
+
+
+def json_text(node: Any) -> str:
+    import json
+
+    return json.dumps(node)
