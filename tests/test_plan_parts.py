@@ -244,12 +244,8 @@ def test_x_in_the_first_part_reports_what_a_serial_run_would(project: Planrunner
 def test_an_interrupt_stops_every_part_and_reports_each_interrupted_item(
     project: Planrunner, tmp_path: Path, how: str
 ) -> None:
-    import signal
-
-    from planrun.testing import RunResult
-
     from .test_orphans import assert_gone
-    from .test_workers import _wait_for
+    from .test_workers import interrupt_when_running
 
     hang = "sleep 300 & echo $! > {tmp}/sleep{i}.pid; wait"
     project.makeplan(
@@ -263,19 +259,7 @@ def test_an_interrupt_stops_every_part_and_reports_each_interrupted_item(
           - {{id: hang2, name: Hang, criteria: [{{command: "{hang.format(tmp=tmp_path, i=2)}"}}]}}
         """,
     )
-    proc = project.popen("--verify-only", "-n", "2", "hang.plan.yaml", start_new_session=True)
-    try:
-        sleepers = [_wait_for(tmp_path / f"sleep{i}.pid") for i in (1, 2)]  # both parts run at once
-        if how.startswith("SIGINT"):
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    result = RunResult(proc.returncode, out, err, 0.0)
+    result, sleepers = interrupt_when_running(project, ["--verify-only", "-n", "2", "hang.plan.yaml"], how, tmp_path)
     assert result.ret == ExitCode.INTERRUPTED, result
     result.stdout.fnmatch_lines(["hang.plan.yaml .!.!*"])  # each part's interrupted item, once, in order
     assert result.no_traceback(), result

@@ -210,6 +210,25 @@ def _wait_for(path: Path, within: float = 30.0) -> int:
     raise AssertionError(f"{path} never appeared")
 
 
+def interrupt_when_running(
+    planrunner: Planrunner, args: list[str], how: str, tmp_path: Path
+) -> tuple[RunResult, list[int]]:
+    """Start planrun, wait until both steps wrote ``sleep1.pid`` and ``sleep2.pid``, interrupt it (``how``)."""
+    proc = planrunner.popen(*args, start_new_session=True)
+    try:
+        sleepers = [_wait_for(tmp_path / f"sleep{i}.pid") for i in (1, 2)]
+        if how.startswith("SIGINT"):
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return RunResult(proc.returncode, out, err, 0.0), sleepers
+
+
 @pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM to planrun"])
 def test_an_interrupt_stops_every_worker_and_reports_each_interrupted_item(
     planrunner: Planrunner, tmp_path: Path, how: str
@@ -232,19 +251,7 @@ def test_an_interrupt_stops_every_worker_and_reports_each_interrupted_item(
                 criteria: [{{file_exists: never}}]
             """,
         )
-    proc = planrunner.popen("-n", "2", "plans", start_new_session=True)
-    try:
-        sleepers = [_wait_for(tmp_path / f"sleep{i}.pid") for i in (1, 2)]
-        if how.startswith("SIGINT"):
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    result = RunResult(proc.returncode, out, err, 0.0)
+    result, sleepers = interrupt_when_running(planrunner, ["-n", "2", "plans"], how, tmp_path)
     assert result.ret == ExitCode.INTERRUPTED, result
     result.stdout.fnmatch_lines(["p1.plan.yaml .!*", "p2.plan.yaml .!*"])
     assert result.no_traceback(), result
