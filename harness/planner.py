@@ -308,7 +308,7 @@ class PlannerLoop:
             self.set_phase("interview")
         self.show(f"planner asks: {llm.one_line(question, 500)}")
         print("answer> ", end="", flush=True)
-        raw = sys.stdin.buffer.readline() if hasattr(sys.stdin, "buffer") else sys.stdin.readline().encode()
+        raw = read_answer(sys.stdin)
         line = raw.decode("utf-8", "replace")  # whatever the terminal sends: never a crash
         if not line:
             print()
@@ -724,3 +724,42 @@ def _review(opts: _Args, config: Config, keep: Callable[[PlanReview], PlanReview
     if session.collection_errors:
         return ExitCode.INTERRUPTED
     return ExitCode.TESTS_FAILED if findings or gaps else ExitCode.OK
+
+
+def read_answer(stream: Any) -> bytes:
+    """One line typed on the terminal ``stream``; Ctrl-C interrupts it, however the signal falls.
+
+    A plain blocking read is not interrupted by a signal that arrives just
+    before it starts: the signal's C handler has run, Python's (which raises
+    KeyboardInterrupt) waits until the read returns, that is until Enter.
+    Waiting in ``select`` on the terminal and on a wakeup pipe closes that
+    window: the signal always makes the pipe readable, and Python's handler
+    runs as soon as ``select`` returns. Not a file, or not the main thread:
+    a plain read.
+    """
+    import signal
+    import threading
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0 or threading.current_thread() is not threading.main_thread():
+        return stream.buffer.readline() if hasattr(stream, "buffer") else stream.readline().encode()  # type: ignore[no-any-return]
+    import select
+
+    wake_r, wake_w = os.pipe()
+    try:
+        os.set_blocking(wake_w, False)
+        old = signal.set_wakeup_fd(wake_w)
+        try:
+            while True:
+                ready, _, _ = select.select([fd, wake_r], [], [])
+                if fd in ready:
+                    return os.read(fd, 1 << 16)  # a terminal in canonical mode gives one line; b"" is Ctrl-D
+                os.read(wake_r, 512)  # a signal came: Ctrl-C has raised by now; one absorbed waits on
+        finally:
+            signal.set_wakeup_fd(old)
+    finally:
+        os.close(wake_r)
+        os.close(wake_w)
