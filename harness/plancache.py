@@ -254,7 +254,7 @@ class PlanCache:
             head, items, body = pickle.loads(payload)  # noqa: S301 - authenticated above (with the key text)
         except Exception:
             return None
-        if not isinstance(head, PlanHead) or not _is_body(body):
+        if not isinstance(head, PlanHead) or not isinstance(body, bytes):
             return None
         if not isinstance(items, list) or not all(isinstance(item, ItemHead) for item in items):
             return None
@@ -303,10 +303,6 @@ class PlanCache:
         finally:
             self._keep, self._entries = {}, {}  # the run does not need them: let them go before it starts
             kept.clear()
-
-
-def _is_body(body: Any) -> bool:
-    return type(body) is bytes
 
 
 def pack_body(plan: Plan, checks: dict[tuple[Any, ...], list[Check]]) -> Body:

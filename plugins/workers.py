@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from planrun import hookimpl
@@ -434,8 +435,6 @@ class Pool:
         kind = event[0]
         if kind == "start":
             if event[3] is not None:  # where the worker runs it, as a serial run's reporters see it
-                from pathlib import Path
-
                 self.plans[index].cplan.workdir = Path(event[3])
             hook.planrun_runtest_logstart(nodeid=event[1], location=event[2])
         elif kind == "executed":
