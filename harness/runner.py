@@ -22,6 +22,7 @@ from planrun.types import (
     finish_record,
     forget_paths,
     is_recording,
+    limit_each,
     new_record,
     time_limit,
 )
@@ -80,6 +81,39 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     if ctx.record is not None:
         result.record = finish_record(ctx.record)
     return result
+
+
+def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) -> list[CriterionResult]:
+    """:func:`evaluate` each of ``checks`` in order; the reading ones share one time limit, aimed anew at each.
+
+    What this saves is per check: a time limit made, entered and left, and
+    its label formatted. Outcomes, messages and durations are evaluate's.
+    """
+    limiter = limit_each() if checks and not is_recording() else None
+    if limiter is None:
+        return [evaluate(c, workdir, strict=strict) for c in checks]
+    results = []
+    for check in checks:
+        if check.skip is not None or not check.inprocess or check.retry_for:
+            results.append(evaluate(check, workdir, strict=strict))
+            continue
+        result = CriterionResult(check.name, check.kind, "passed", check.location)
+        start = 0.0
+        try:
+            start = limiter.aim(check.timeout + _BACKSTOP, check.name)
+            check.function(check.args, CheckContext(workdir, check.timeout, check.location))
+            limiter.disarm()
+        except BaseException as exc:
+            limiter.disarm()
+            timeout = limiter.timed_out(exc)
+            if timeout is not None:
+                exc = timeout
+            elif not isinstance(exc, Exception):
+                raise
+            _failed(result, exc, strict)
+        result.duration = time.monotonic() - start
+        results.append(result)
+    return results
 
 
 def _failed(result: CriterionResult, exc: Exception, strict: bool) -> None:
@@ -143,7 +177,7 @@ class PlanRunner:
         files) so that it skips what a serial run skips.
         """
         if prerequisites is not None:
-            results = [evaluate(c, self.workdir, strict=self.strict) for c in prerequisites.checks]
+            results = evaluate_all(prerequisites.checks, self.workdir, strict=self.strict)
             self.prerequisites_failed = outcome_of(results) in ("failed", "error")
         last_task = max((i for i, item in enumerate(items) if item.kind == "task"), default=-1)
         changed = True  # what cached realpaths and documents may no longer hold
@@ -195,7 +229,7 @@ class PlanRunner:
         if self.prerequisites_failed:
             return self._report(item, "skipped", message="prerequisites not met")
         if item.kind == "prerequisites":
-            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            results = evaluate_all(item.checks, self.workdir, strict=self.strict)
             outcome = outcome_of(results)
             if outcome in ("failed", "error"):
                 self.prerequisites_failed = True
@@ -210,11 +244,11 @@ class PlanRunner:
             return self._report(item, "error", message="no success criteria: a task without criteria can never pass")
         executor_name = self.session.executor_name_for(item)
         if executor_name is None or item.task is None:
-            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            results = evaluate_all(item.checks, self.workdir, strict=self.strict)
             message = (item.verify_note or "dependency verified, not run") if item.verify_only else ""
             return self._report(item, outcome_of(results), criteria=results, message=message)
         if item.verify_first:  # --resume: it was executed before the run stopped; perform it again only if needed
-            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            results = evaluate_all(item.checks, self.workdir, strict=self.strict)
             if outcome_of(results) == "passed":
                 return self._report(item, "passed", criteria=results, message=item.verify_note)
         return self._run_task(item, item.task, executor_name)
@@ -308,7 +342,7 @@ class PlanRunner:
                     criteria=self._regressions(),
                     **common,
                 )
-            results = [evaluate(c, self.workdir, strict=self.strict) for c in item.checks]
+            results = evaluate_all(item.checks, self.workdir, strict=self.strict)
             if outcome_of(results) == "passed" or attempt == max_attempts:
                 break
             # Another attempt, in the same conversation: the executor is told what did not hold.

@@ -1180,6 +1180,51 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
             raise StepTimeout(f"{self.what} ran longer than {self.seconds:g}s") from None
 
 
+class _Reaimed(time_limit):
+    """One time limit that a run of checks aims anew at each check (see :func:`limit_each`); lazy timers only."""
+
+    __slots__ = ()
+
+    def aim(self, seconds: float, name: str) -> float:
+        """Arm for ``seconds`` from now for the check ``name``; returns the clock read."""
+        now = time.monotonic()
+        self.seconds = seconds
+        self.what = name
+        self._deadline = deadline = now + seconds
+        _ARMED.append(self)
+        self._armed = True
+        if not _TIMER_AT or deadline < _TIMER_AT:
+            _arm_at(deadline, now)
+        return now
+
+    def disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            if _ARMED and _ARMED[-1] is self:
+                _ARMED.pop()
+            elif self in _ARMED:
+                _ARMED.remove(self)
+
+    def timed_out(self, exc: BaseException) -> StepTimeout | None:
+        """The :class:`StepTimeout` of this limit if ``exc`` is its alarm, else ``None``."""
+        if isinstance(exc, _TimeLimitExceeded) and exc.owner is self:
+            return StepTimeout(f"check {self.what!r} ran longer than {self.seconds:g}s")
+        return None
+
+
+def limit_each() -> _Reaimed | None:
+    """A time limit to aim at one check after another (cheaper than a :class:`time_limit` each).
+
+    ``None`` where timers are not lazy (outside a session, or not in the main
+    thread): use :class:`time_limit` there. ``aim(seconds, name)`` just before
+    each check and ``disarm()`` at its end, both inside one ``try`` whose
+    ``except BaseException`` asks ``timed_out(exc)``.
+    """
+    if not _LAZY[0] or _get_ident() != _MAIN_IDENT:
+        return None
+    return _Reaimed(0.0, "")
+
+
 @dataclass
 class ExecutionContext(_Context):
     """What an executor gets besides the task.
