@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -108,6 +109,8 @@ class YamlDoc:
     #: ``(path, value)`` of every scalar that is not a string, boolean or null (numbers, dates), when the
     #: fast path loaded the file; ``None``: not listed (look through :attr:`data`).
     numbers: list[tuple[tuple[Any, ...], Any]] | None = None
+    #: The SHA-256 (hex) of the bytes this was loaded from; ``None`` when it was loaded from text.
+    sha256: str | None = None
 
     def locate(self, loc: tuple[Any, ...]) -> tuple[int, int]:
         """The ``(line, col)`` of the deepest node named by ``loc``.
@@ -253,7 +256,7 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
             raise _too_big(display, len(data), max_bytes)
         text = _decode(data, display)
     try:
-        return _load(text, display)
+        doc = _load(text, display)
     except PlanError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -269,6 +272,9 @@ def load_yaml_text(data: bytes | str, display: str, *, max_bytes: int = MAX_PLAN
         ) from None
     except RecursionError:
         raise PlanError(f"nesting deeper than {MAX_DEPTH} levels", display, 1, 1) from None
+    if not isinstance(data, str):
+        doc.sha256 = hashlib.sha256(data).hexdigest()
+    return doc
 
 
 def _load(text: str, display: str) -> YamlDoc:

@@ -36,13 +36,14 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel
 
 from planrun.compiler import Check
 from planrun.model import Plan
 from planrun.planfile import PlanSource
+from planrun.pluginmanager import CONFTEST_DIGEST
 from planrun.session import ItemHead, PlanHead
 
 if TYPE_CHECKING:
@@ -123,6 +124,14 @@ def _file_stamp(path: str | None, *, content: bool = False) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def _imported_stamp(module: Any, path: str | os.PathLike[str] | None) -> str:
+    """A conftest's content stamp: the digest of the source it was imported from, else of the file now."""
+    digest = getattr(module, CONFTEST_DIGEST, None)
+    if isinstance(digest, str):
+        return digest
+    return _file_stamp(os.fspath(path) if path is not None else None, content=True)
+
+
 def _versions() -> str:
     import pydantic
     import yaml
@@ -143,6 +152,14 @@ def _core_stamp(folder: str) -> str:
     except OSError:
         return "?"
     return hashlib.sha256(" ".join(stamps).encode()).hexdigest()
+
+
+class Key(NamedTuple):
+    """What a plan file's entry is found by (see :meth:`PlanCache.key_of`)."""
+
+    digest: str  # the entry's name in the pack
+    text: str  # what the digest and the entry's HMAC cover
+    content: str  # the SHA-256 of the plan file's bytes as read for the key
 
 
 class PlanCache:
@@ -182,7 +199,7 @@ class PlanCache:
         cached = self._fingerprints.get(memo, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
-        parts: list[str] = [f"conftest {path} {_file_stamp(str(path), content=True)}" for path in conftests]
+        parts: list[str] = [f"conftest {path} {_imported_stamp(pm._conftests.get(path), path)}" for path in conftests]
         result: str | None = None
         try:
             seen: set[int] = set()
@@ -203,11 +220,12 @@ class PlanCache:
         if not isinstance(plugin, type(sys)):
             raise _Unidentifiable
         file = getattr(plugin, "__file__", None)
-        conftest = plugin.__name__.startswith("planrun_conftest_")  # in the tree: its content counts
-        return f"{name} {pm.versions.get(name, '')} {file} {_file_stamp(file, content=conftest)}"
+        if plugin.__name__.startswith("planrun_conftest_"):  # in the tree: its content counts
+            return f"{name} {pm.versions.get(name, '')} {file} {_imported_stamp(plugin, file)}"
+        return f"{name} {pm.versions.get(name, '')} {file} {_file_stamp(file)}"
 
-    def key_of(self, path: Path, display: str, hook: Any) -> tuple[str, str] | None:
-        """``(entry digest, key text)`` for the plan file ``path``, or ``None`` when it cannot be cached."""
+    def key_of(self, path: Path, display: str, hook: Any) -> Key | None:
+        """The :class:`Key` of the plan file ``path``, or ``None`` when it cannot be cached."""
         if self.key is None:
             return None
         plugins = self.fingerprint(hook, path.parent)
@@ -216,11 +234,9 @@ class PlanCache:
         content = _read_plan_bytes(path, self.config.option.max_plan_bytes)
         if content is None:
             return None
-        text = (
-            f"{self._base_key()}\nfile {os.path.abspath(path)}\ndisplay {display}\n"
-            f"sha256 {hashlib.sha256(content).hexdigest()}\n{plugins}"
-        )
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), text
+        sha256 = hashlib.sha256(content).hexdigest()
+        text = f"{self._base_key()}\nfile {os.path.abspath(path)}\ndisplay {display}\nsha256 {sha256}\n{plugins}"
+        return Key(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), text, sha256)
 
     def _mac(self, key_text: str, payload: bytes | memoryview) -> bytes:
         assert isinstance(self.key, bytes)
@@ -261,8 +277,17 @@ class PlanCache:
         self._keep[raw] = found
         return head, items, body
 
-    def store(self, digest: str, key_text: str, cplan: CollectedPlan, file: Path) -> Body | None:
-        """Add the entry of a plan that collected without errors; returns its body (``None``: it does not pickle)."""
+    def store(self, key: Key, cplan: CollectedPlan, file: Path, loaded: str | None = None) -> Body | None:
+        """Add the entry of a plan that collected without errors; returns its body (``None``: not stored).
+
+        ``loaded``: the SHA-256 of the bytes the plan was loaded from, when
+        the loader tells (:attr:`planrun.loader.YamlDoc.sha256`). If the file
+        changed between the read for the key and the loader's own, what was
+        compiled is not what the key names: it is not stored.
+        """
+        if loaded is not None and loaded != key.content:
+            return None
+        digest, key_text = key.digest, key.text
         try:
             body = pack_body(cplan.plan, cplan.checks)
             payload = pickle.dumps((cplan.head, cplan.item_heads(), body), protocol=pickle.HIGHEST_PROTOCOL)

@@ -341,15 +341,26 @@ def conftest_module_name(path: Path) -> str:
     return f"planrun_conftest_{digest}"
 
 
+#: The module attribute holding the SHA-256 of the source a conftest was imported from.
+CONFTEST_DIGEST = "__planrun_sha256__"
+
+
 def _import_file(path: Path) -> ModuleType:
     """Import a conftest under a path-derived name (never as ``conftest``)."""
     modname = conftest_module_name(path)
     spec = importlib.util.spec_from_file_location(modname, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        raise PluginError(f"{path}: conftest cannot be read: {exc.strerror or exc}") from None
+    # The plan cache stamps a conftest by this digest: of the very bytes that ran, never of a later read.
+    module.__dict__[CONFTEST_DIGEST] = hashlib.sha256(source).hexdigest()
     sys.modules[modname] = module
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, os.fspath(path), "exec", dont_inherit=True), module.__dict__)  # noqa: S102
     except KeyboardInterrupt:
         del sys.modules[modname]
         raise

@@ -399,7 +399,7 @@ class Session:
             try:
                 scope = self.scope_for(path.parent)
                 key = cache.key_of(path, display, scope.hook)
-                cached = cache.load(*key) if key is not None else None
+                cached = cache.load(key.digest, key.text) if key is not None else None
                 if cached is not None:
                     cache.hits += 1
                     cplan = CollectedPlan.packed(real, display, scope, *cached)
@@ -416,8 +416,9 @@ class Session:
                 if cached is None:
                     source = plan._source
                     if isinstance(source, PlanSource) and source.text is not None:
+                        loaded = getattr(source._doc, "sha256", None)  # what the loader read, if it says
                         source.release()  # the marks are rebuilt from the text if an error needs them
-                        body = cache.store(*key, cplan, path) if key is not None else None
+                        body = cache.store(key, cplan, path, loaded) if key is not None else None
                         if body is not None:
                             cplan.pack(body)  # held packed until it runs
             except PlanError as exc:

@@ -7,6 +7,8 @@ import hmac
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import planrun
 from planrun import ExitCode
 from planrun.plancache import MAGIC, key_path
+from planrun.pluginmanager import conftest_module_name
 from planrun.testing import Planrunner
 
 PLAN = """\
@@ -122,6 +125,93 @@ def test_a_warm_run_does_not_call_the_collection_hooks(planrunner: Planrunner) -
     assert len((planrunner.path / "collected.log").read_text().splitlines()) == 1  # parsed once, not twice
 
 
+@pytest.mark.parametrize("swap", ["another criterion", "another task", "same size"])
+def test_a_plan_that_changes_while_it_is_read_is_not_cached_under_the_old_content(
+    planrunner: Planrunner, swap: str
+) -> None:
+    """The cache key hashes one read of the file, the loader parses another: the entry must name what was parsed.
+
+    A conftest rewrites the plan file after the key's read and before the
+    loader's. Put back as it was, the old content must be collected afresh,
+    never served the compiled new one under the old content's key.
+    """
+    project(planrunner)
+    old = PLAN
+    new = {
+        "another criterion": PLAN.replace("      - file_exists: a.txt\n", "      - file_exists: b.txt\n"),
+        "another task": PLAN.replace("  - id: two\n    name: Two\n", "  - id: three\n    name: Three\n"),
+        "same size": PLAN.replace("'^hello'", "'^HELLO'"),
+    }[swap]
+    assert new != old and (swap != "same size" or len(new) == len(old))
+    planrunner.makefile("new.yaml", new)
+    planrunner.makeconftest(
+        """
+        import os, pathlib
+        import pluggy
+
+        @pluggy.HookimplMarker("planrun")(hookwrapper=True, tryfirst=True)
+        def planrun_collect_file(file_path):
+            here = pathlib.Path(file_path).parent
+            if (here / "swap").exists():  # between the cache key's read and the loader's
+                pathlib.Path(file_path).write_bytes((here / "new.yaml").read_bytes())
+            yield
+        """
+    )
+    (planrunner.path / "swap").write_text("")
+    swapped, first = run(planrunner)
+    assert first.misses == 1 and first.stores == 0, swapped  # what it parsed is not what its key names
+    (planrunner.path / "swap").unlink()
+    planrunner.makeplan("p", old)
+    again, second = run(planrunner)
+    cold, third = run(planrunner, "--cache-clear")
+    assert (second.hits, second.misses) == (0, 1), again
+    assert second.locations == third.locations  # the old plan, as a run without a cache collects it
+    assert [line for line in again.outstr.splitlines() if "::" in line] == [
+        line for line in cold.outstr.splitlines() if "::" in line
+    ]
+    assert run(planrunner)[1].hits == 1  # stored now, under the content it was parsed from
+
+
+_READY = """
+import pathlib
+
+KIND = {kind!r}
+
+def planrun_compile_criterion(text):
+    if text.endswith(" is ready"):
+        return {{KIND: text.split("`")[1]}}
+{then}
+"""
+
+
+def test_a_conftest_that_changes_after_its_import_is_stamped_as_it_ran(planrunner: Planrunner) -> None:
+    """The stamp in the key is of the source that was imported, not of the file read again later.
+
+    The conftest that runs compiles "`a.txt` is ready" to file_exists and, as
+    it is imported, rewrites itself to compile it to file_absent. The next run
+    (a new process: one process imports a conftest once) imports the rewritten
+    one: its entry cannot be the first run's.
+    """
+    planrunner.makefile("w/a.txt", "hello\n")
+    planrunner.makeplan(
+        "p", "plan: p\nworkdir: w\ntasks:\n  - id: t\n    name: T\n    criteria: ['`a.txt` is ready']\n"
+    )
+    later = _READY.format(kind="file_absent", then="")
+    planrunner.makeconftest(_READY.format(kind="file_exists", then=f"pathlib.Path(__file__).write_text({later!r})\n"))
+
+    def cli() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "planrun", "--verify-only", "-v", "p.plan.yaml"]
+        return subprocess.run(command, cwd=planrunner.path, capture_output=True, text=True, timeout=120)
+
+    first = cli()
+    assert first.returncode == ExitCode.OK, first
+    assert (planrunner.path / "conftest.py").read_text() == later
+    for _ in range(2):  # collected afresh, then from the entry the rewritten conftest made
+        again = cli()
+        assert again.returncode == ExitCode.TESTS_FAILED, again
+        assert "exists but should not: a.txt" in again.stdout, again
+
+
 @pytest.mark.parametrize(
     "change",
     ["plan", "conftest", "max-plan-bytes", "plugin object"],
@@ -135,7 +225,9 @@ def test_what_changes_compilation_rebuilds_the_entry(planrunner: Planrunner, cha
     if change == "plan":
         planrunner.makeplan("p", PLAN.replace("'^hello'", "'^bye'"))
     elif change == "conftest":
-        planrunner.makeconftest("X = 2\n")
+        path = planrunner.makeconftest("X = 2\n")
+        # As the next process would: one process imports a conftest once, and is stamped by what it imported.
+        del sys.modules[conftest_module_name(path)]
     elif change == "max-plan-bytes":
         args = ["--max-plan-bytes", "100000"]
     else:
