@@ -853,8 +853,9 @@ class CheckContext(_Context):
         fd, _ = self._open_fd(root, rel)
         return os.fdopen(fd, "rb")
 
-    def _open_fd(self, root: str, rel: str) -> tuple[int, int]:
-        """``(fd, size)``: ``rel`` open for reading, verified as :meth:`open` says (recorded with --evidence).
+    def _open_fd(self, root: str, rel: str, *, record: bool = True) -> tuple[int, int]:
+        """``(fd, size)``: ``rel`` open for reading, verified as :meth:`open` says (recorded with --evidence,
+        unless ``record`` is false: a caller that reads it whole records the bytes it read).
 
         Where the kernel can (``O_PATH`` and ``/proc``), nothing is opened for
         reading before it is known to be a regular file inside the workdir: an
@@ -911,13 +912,17 @@ class CheckContext(_Context):
                     fail(f"{rel} cannot be opened: {exc.strerror or exc}")
                 os.close(fd)
                 fd = opened
-            if self.record is not None:
-                digest, size = _hash_fd(fd)
-                self.record["files"][rel] = {"path": rel, "type": "file", "size": size, "sha256": digest}
+            if record and self.record is not None:
+                self._record_fd(rel, fd)
             return fd, st.st_size
         except BaseException:
             os.close(fd)
             raise
+
+    def _record_fd(self, rel: str, fd: int) -> None:
+        """Evidence of a file a check streams: the hash of all it holds as opened."""
+        digest, size = _hash_fd(fd)
+        self.record["files"][rel] = {"path": rel, "type": "file", "size": size, "sha256": digest}  # type: ignore[index]
 
     def read(self, f: BinaryIO, rel: str, limit: int | None = None) -> bytes:
         """The rest of ``f`` (from :meth:`open`, named ``rel``); fails beyond ``limit`` bytes.
@@ -938,12 +943,18 @@ class CheckContext(_Context):
             if self.record is not None:
                 self._record_kept(rel, entry)
             return entry
-        fd, size = self._open_fd(root, rel)
+        fd, size = self._open_fd(root, rel, record=False)
         try:
             entry = _Content(_read_fd(fd, rel, size, limit))
+        except CheckFailed:  # over the limit: what it holds is evidence all the same
+            if self.record is not None:
+                self._record_fd(rel, fd)
+            raise
         finally:
             os.close(fd)
         _keep(key, entry)
+        if self.record is not None:
+            self._record_kept(rel, entry)  # the hash of the very bytes the check judges
         return entry
 
     def _record_kept(self, rel: str, entry: _Content) -> None:
@@ -992,7 +1003,7 @@ class CheckContext(_Context):
             if self.record is not None:
                 self._record_kept(rel, entry)
             return entry.data
-        fd, size = self._open_fd(root, rel)
+        fd, size = self._open_fd(root, rel, record=False)
         try:
             cap = min(self.file_limit, _CONTENT_FILE_MAX)
             if size <= cap:
@@ -1003,7 +1014,11 @@ class CheckContext(_Context):
                 else:
                     os.close(fd)
                     _keep(key, entry)
+                    if self.record is not None:
+                        self._record_kept(rel, entry)  # the hash of the very bytes the check judges
                     return entry.data
+            if self.record is not None:
+                self._record_fd(rel, fd)
             return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)

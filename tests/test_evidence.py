@@ -690,3 +690,32 @@ def test_an_http_check_records_each_request_and_what_came_back(planrunner: Planr
     assert (second["url"], second["status"], second["sha256"]) == (f"{url}/new", 200, sha(body))
     assert second["bytes"] == len(body) and second["tail"] == "x" * 4096
     assert verify(planrunner).ret == ExitCode.OK  # a record with requests verifies (they are not repeated)
+
+
+@pytest.mark.parametrize("check", ["file_contains", "file_not_contains", "data"])
+def test_the_hash_recorded_is_of_the_bytes_the_check_judged(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch, check: str
+) -> None:
+    """A file rewritten in place while a check reads it: the record's hash is of what the check read, not of
+    another read of the file (a writer is stood in for by rewriting it just before the check's read)."""
+    from planrun import types
+
+    planrunner.makefile("a.json", '{"k": "old"}\n')
+    criterion = {
+        "file_contains": "file_contains: {path: a.json, text: new}",
+        "file_not_contains": "file_not_contains: {path: a.json, text: old}",
+        "data": "data: {file: a.json, path: k, equals: new}",
+    }[check]
+    planrunner.makeplan("p", f"plan: p\ntasks:\n  - id: t\n    name: T\n    criteria:\n      - {criterion}\n")
+    new = b'{"k": "new"}\n'  # the same size: a stat would not tell
+    read_fd = types._read_fd
+
+    def rewritten_first(fd: int, *args: Any) -> bytes:
+        with open(planrunner.path / "a.json", "r+b") as f:
+            f.write(new)
+        return read_fd(fd, *args)
+
+    monkeypatch.setattr(types, "_read_fd", rewritten_first)
+    doc = run_evidence(planrunner)  # passes: the check judged the new bytes
+    (judged,) = criteria(doc)
+    assert judged["record"]["files"] == [{"path": "a.json", "type": "file", "size": len(new), "sha256": sha(new)}]
