@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from functools import lru_cache
+from json.encoder import encode_basestring, encode_basestring_ascii  # what json.dumps does with a str
 from typing import Any
 
 from pydantic import model_validator
@@ -136,6 +137,10 @@ def _show(value: Any) -> str:
     """
     if value is MISSING:
         return "(missing)"
+    kind = value.__class__
+    if kind is str or kind is int or value is None or kind is bool:  # a scalar, as walk() shows it
+        shown = _quote(value[: _WIDTH + 1]) if kind is str else _int_text(value) if kind is int else _CONSTANTS[value]
+        return shown if len(shown) <= _WIDTH else shown[: _WIDTH - 3] + "..."
     out: list[str] = []
     room = [_WIDTH + 1]
 
@@ -178,9 +183,13 @@ def _show(value: Any) -> str:
     return "".join(out)
 
 
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 def _quote(text: str) -> str:
-    shown = json.dumps(text, ensure_ascii=False)
-    return shown if shown.isprintable() else json.dumps(text)
+    """``text`` as a JSON string: as it is if that prints, else with ``\\u`` escapes (``json.dumps`` of a str)."""
+    shown = encode_basestring(text)
+    return shown if shown.isprintable() else encode_basestring_ascii(text)
 
 
 def _int_text(value: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from planrun import ExitCode
@@ -88,3 +90,46 @@ def test_data_rejects_unknown_file_types_at_compile_time(check: CheckRun) -> Non
     result.stdout.fnmatch_lines(
         ["c.plan.yaml:6:15: data: file 'notes.txt': data files are .json, .yaml, .yml or .toml"]
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -7,
+        10**40,
+        "",
+        "plain",
+        "é ü",
+        "tab\there",
+        "\x00nul",
+        "\u2028",
+        "\ud800",
+        'q"uote',
+        "a" * 150,
+    ],
+)
+def test_a_scalar_is_shown_as_inside_a_list(value: object) -> None:
+    """Scalars take a short path through _show; shown inside a list they take the general one: the same text."""
+    from planrun.plugins.data import _quote, _show
+
+    assert _show(value) == _show([value])[1:-1]
+    if isinstance(value, str):
+        assert _quote(value) == (
+            json.dumps(value, ensure_ascii=False)
+            if json.dumps(value, ensure_ascii=False).isprintable()
+            else json.dumps(value)
+        )
+
+
+@pytest.mark.parametrize("value", ["a" * 199, "a" * 198, "a" * 300, "é" * 300, 10**250])
+def test_a_long_scalar_is_cut_as_a_long_list_is(value: object) -> None:
+    from planrun.plugins.data import _WIDTH, _show
+
+    shown = _show(value)
+    assert len(shown) <= _WIDTH
+    text = str(value) if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
+    assert shown == (text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "...")
