@@ -51,3 +51,16 @@ class PlanError(PlanrunError):
 
 class CompileError(PlanError):
     """A criterion that does not compile into a check (a collection error, exit 2)."""
+
+
+def one_file(arg: str) -> Path:
+    """``arg``, the one file a command reads (``planrun review PLAN``, ``planrun import SOURCE``), as a path.
+
+    A usage check only: whatever reads the file opens it and verifies what it opened.
+
+    :raises UsageError: ``ARG: no such file`` or ``ARG: not a regular file``.
+    """
+    path = Path(arg)
+    if not path.is_file():
+        raise UsageError(f"{arg}: no such file" if not path.exists() else f"{arg}: not a regular file")
+    return path

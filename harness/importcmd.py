@@ -17,7 +17,7 @@ import yaml
 
 from planrun.atomic import write_atomic
 from planrun.config import ExitCode, ParserExit
-from planrun.errors import PlanError, PlanrunError
+from planrun.errors import PlanError, PlanrunError, one_file
 from planrun.model import Plan
 from planrun.reports import printable
 
@@ -92,9 +92,7 @@ def main(args: list[str], plugins: list[object] | None = None) -> int:
         sources = list(config.option.paths)
         if len(sources) != 1:
             return _usage("planrun import takes one SOURCE file" + (f", got {len(sources)}" if sources else ""))
-        source = Path(sources[0])
-        if not source.is_file():
-            return _usage(f"{sources[0]}: no such file" if not source.exists() else f"{sources[0]}: not a regular file")
+        source = one_file(sources[0])
         target = None if out is None or out == "-" else Path(out)
         if target is not None and (target.exists() or target.is_symlink()) and not force:
             return _usage(f"{out}: exists; pass --force to overwrite it")

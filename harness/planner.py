@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from planrun import llm, planprompt
 from planrun.atomic import ignored_folder, write_atomic
 from planrun.config import ExitCode, ParserExit
-from planrun.errors import PlanrunError, UsageError
+from planrun.errors import PlanrunError, UsageError, one_file
 from planrun.planprompt import FINDINGS_TOOL, READ_TOOLS, submit_tool, tool_list
 from planrun.planreview import PlanReview, Problem, json_type, parse_dotted
 from planrun.reports import human, money, printable
@@ -665,9 +665,7 @@ def _review(opts: _Args, config: Config, keep: Callable[[PlanReview], PlanReview
     paths = list(config.option.paths)
     if len(paths) != 1:
         raise UsageError("planrun review takes one PLAN file" + (f", got {len(paths)}" if paths else ""))
-    plan_path = Path(paths[0])
-    if not plan_path.is_file():
-        raise UsageError(f"{paths[0]}: no such file" if not plan_path.exists() else f"{paths[0]}: not a file")
+    plan_path = one_file(paths[0])
     if opts.out is not None and not opts.fix:
         raise UsageError("-o OUT goes with --fix (review never changes a file otherwise)")
     out = _check_out(opts.out, opts.force) if opts.fix else None

@@ -420,6 +420,7 @@ def test_huge_file_over_max_plan_bytes(planrunner: Planrunner) -> None:
     [
         (["import"], "usage: planrun import*"),
         (["import", "missing.md"], "ERROR: missing.md: no such file"),
+        (["import", "sub"], "ERROR: sub: not a regular file"),
         (["import", "a.md", "b.md"], "ERROR: planrun import takes one SOURCE file, got 2"),
         (["import", "PLAN.md", "-o"], "ERROR: -o needs a file name (or - for stdout)"),
         (["import", "PLAN.md", "--bogus"], "ERROR: *--bogus*"),
@@ -430,6 +431,7 @@ def test_usage_errors(planrunner: Planrunner, args: list[str], message: str) -> 
     planrunner.makefile("PLAN.md", JWT_PLAN)
     planrunner.makefile("a.md", JWT_PLAN)
     planrunner.makefile("b.md", JWT_PLAN)
+    planrunner.makefile("sub/c.md", JWT_PLAN)
     result = planrunner.run(*args)
     assert result.ret == ExitCode.USAGE_ERROR, result
     result.stderr.fnmatch_lines([message])

@@ -147,7 +147,7 @@ def test_a_plan_that_does_not_load_is_exit_2(project: Planrunner, text: str, lin
     [
         ((), "ERROR: planrun review takes one PLAN file"),
         (("nope.plan.yaml",), "ERROR: nope.plan.yaml: no such file"),
-        (("plans",), "ERROR: plans: not a file"),
+        (("plans",), "ERROR: plans: not a regular file"),
         ((PLAN, "-o", FIXED), "ERROR: -o OUT goes with --fix (review never changes a file otherwise)"),
         ((PLAN, "--fix"), "ERROR: -o OUT is required: the plan file to write (plans/NAME.plan.yaml)"),
         (
@@ -246,7 +246,7 @@ def test_gap_findings_are_shown_on_one_line_escaped(modelled: Planrunner, openai
 
 @pytest.mark.parametrize(
     ("kind", "message"),
-    [("fifo", f"ERROR: {PLAN}: not a file"), ("too-big", f"ERROR: {PLAN}: over 1000 bytes (--max-plan-bytes)")],
+    [("fifo", f"ERROR: {PLAN}: not a regular file"), ("too-big", f"ERROR: {PLAN}: over 1000 bytes (--max-plan-bytes)")],
 )
 def test_a_plan_that_is_not_a_readable_file_is_refused(
     modelled: Planrunner, openai_server: ScriptedOpenAI, kind: str, message: str
