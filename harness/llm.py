@@ -197,6 +197,24 @@ def setting_number(value: Any, ini: dict[str, Any], key: str, default: float | N
     return value
 
 
+def spent(
+    turns: int, tokens: int, cost: float | None, max_turns: int, max_tokens: int, max_cost: float | None
+) -> tuple[str, str, str] | None:
+    """The first budget a model conversation has reached: ``(what was spent, the limit's name, the limit)``.
+
+    ``("12 turns", "turns", "12")``, ``("5000 tokens", "tokens", "4000")``,
+    ``("cost 0.0123", "cost", "0.01")``; ``None`` while within all three (no
+    known price: no cost limit). Each command words it for its own options.
+    """
+    if turns >= max_turns:
+        return f"{turns} turns", "turns", str(max_turns)
+    if tokens >= max_tokens:
+        return f"{tokens} tokens", "tokens", str(max_tokens)
+    if max_cost is not None and cost is not None and cost >= max_cost:
+        return f"cost {cost:.4f}", "cost", f"{max_cost:g}"
+    return None
+
+
 def price_of(prices: Any, model: str | None) -> tuple[float, float] | None:
     """(input, output) in currency per million tokens for ``model`` from ``[tool.planrun.prices]``; None if unknown."""
     if prices is None:

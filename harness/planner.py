@@ -230,13 +230,12 @@ class PlannerLoop:
 
     def _check_budget(self) -> None:
         b = self.budget
-        if self.turns >= b.max_turns:
-            raise _Stop(f"budget spent: {self.turns} turns (--max-turns {b.max_turns})")
-        tokens = self.tokens_in + self.tokens_out
-        if tokens >= b.max_tokens:
-            raise _Stop(f"budget spent: {tokens} tokens (--max-tokens {b.max_tokens})")
-        if b.max_cost is not None and self.cost is not None and self.cost >= b.max_cost:
-            raise _Stop(f"budget spent: cost {self.cost:.4f} (--max-cost {b.max_cost:g})")
+        reached = llm.spent(
+            self.turns, self.tokens_in + self.tokens_out, self.cost, b.max_turns, b.max_tokens, b.max_cost
+        )
+        if reached is not None:
+            what, name, limit = reached
+            raise _Stop(f"budget spent: {what} (--max-{name} {limit})")
 
     def _account(self, reply: llm.Turn) -> None:
         self.tokens_in += reply.tokens_in

@@ -294,13 +294,12 @@ class OpenAIExecutor(Executor):
 
     def _check_budget(self, conv: _Conversation) -> None:
         s = self.settings
-        if conv.turns >= s.max_turns:
-            raise ExecutorError(f"budget exceeded: {conv.turns} turns (max_turns {s.max_turns})")
-        tokens = conv.tokens_in + conv.tokens_out
-        if tokens >= s.max_tokens:
-            raise ExecutorError(f"budget exceeded: {tokens} tokens (max_tokens {s.max_tokens})")
-        if s.max_cost is not None and conv.cost is not None and conv.cost >= s.max_cost:
-            raise ExecutorError(f"budget exceeded: cost {conv.cost:.4f} (max_cost {s.max_cost:g})")
+        reached = llm.spent(
+            conv.turns, conv.tokens_in + conv.tokens_out, conv.cost, s.max_turns, s.max_tokens, s.max_cost
+        )
+        if reached is not None:
+            what, name, limit = reached
+            raise ExecutorError(f"budget exceeded: {what} (max_{name} {limit})")
 
     def _account(self, conv: _Conversation, usage: _AttemptUsage, reply: llm.Turn) -> None:
         conv.tokens_in += reply.tokens_in
