@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from planrun.errors import UsageError
+from planrun.statestore import relative_below
 
 if TYPE_CHECKING:
     from planrun.pluginmanager import PlanrunPluginManager
@@ -374,8 +375,5 @@ class Config:
 
     def display_path(self, path: Path) -> str:
         """A plan path as reports show it: relative to the rootdir when inside it."""
-        absolute = Path(os.path.abspath(path))
-        try:
-            return absolute.relative_to(self.rootdir).as_posix()
-        except ValueError:
-            return str(path)
+        found = relative_below(os.path.abspath(path), os.fspath(self.rootdir))
+        return found if found is not None else str(path)

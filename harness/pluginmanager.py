@@ -34,6 +34,7 @@ class PlanrunPluginManager(pluggy.PluginManager):
         self.builtin_names: list[str] = []
         self.loaded_names: list[str] = []  # what the header lists: entry points, -p modules, conftests
         self._conftests: dict[Path, ModuleType | None] = {}
+        self._conftests_for: dict[tuple[Path, Path, int], list[Path]] = {}
         self._listed: set[str] = set()  # built-ins listed for --version, not imported
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
@@ -237,12 +238,16 @@ class PlanrunPluginManager(pluggy.PluginManager):
 
     def conftests_for(self, folder: Path, rootdir: Path) -> list[Path]:
         """The ``conftest.py`` files imported for plans in ``folder`` (with planrun hooks or not), rootdir first."""
-        folder = folder.resolve()
-        return [
-            path
-            for path, module in self._conftests.items()
-            if module is not None and (path.parent == rootdir or path.parent == folder or path.parent in folder.parents)
-        ]
+        memo = (folder, rootdir, len(self._conftests))  # plans share folders; a conftest loaded since counts
+        found = self._conftests_for.get(memo)
+        if found is None:
+            real = folder.resolve()
+            found = self._conftests_for[memo] = [
+                path
+                for path, module in self._conftests.items()
+                if module is not None and (path.parent == rootdir or path.parent == real or path.parent in real.parents)
+            ]
+        return list(found)
 
     def check_pending_plugins(self) -> None:
         """A misspelt ``planrun_`` hook in any plugin (objects handed to ``main`` too) is an error."""

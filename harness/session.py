@@ -135,6 +135,8 @@ class Scope:
         self._executors: ExecutorRegistry | None = None
         self._compiler: Compiler | None = None
         self._instances: dict[str, Executor] = {}
+        # (plan folder, the plans' workdir) -> its real path, when first resolved (plans share folders)
+        self.workdirs: dict[tuple[str, str], Path] = {}
 
     @property
     def registry(self) -> CheckRegistry:
@@ -312,7 +314,11 @@ class CollectedPlan:
         if self.head.workdir is None:
             return rootdir
         if self._base is None:  # resolved once: where the plan runs is decided at collection
-            self._base = Path(os.path.realpath(self.path.parent / self.head.workdir))  # never raises on a loop
+            key = (os.fspath(self.path.parent), self.head.workdir)
+            base = self.scope.workdirs.get(key)
+            if base is None:  # never raises on a loop
+                base = self.scope.workdirs[key] = Path(os.path.realpath(os.path.join(*key)))
+            self._base = base
         return self._base
 
 
@@ -338,6 +344,7 @@ class Session:
         self.duration = 0.0
         self._scopes: dict[tuple[int, ...], Scope] = {}
         self._rootdir_real: Path | None = None
+        self._workdirs_seen: dict[Path, tuple[bool, bool]] = {}  # real workdir -> (inside the rootdir, a folder)
         self._scope_of_folder: dict[str, Scope] = {}
         #: The parsed-plan cache of this session (:class:`planrun.plancache.PlanCache`), set by :meth:`collect`.
         self.plancache: Any = None
@@ -448,13 +455,17 @@ class Session:
             # A plan names a tree inside the rootdir; another tree is the caller's choice (--workdir).
             root = self._real_rootdir()
             base = cplan.base_workdir(root)
-            if not base.is_relative_to(root):  # compares components
+            found = self._workdirs_seen.get(base)
+            if found is None:  # plans share workdirs: each is judged once
+                found = self._workdirs_seen[base] = (base.is_relative_to(root), base.is_dir())  # by components
+            inside, is_dir = found
+            if not inside:
                 raise cplan.source.error(
                     ("workdir",),
                     f"workdir {head.workdir!r} resolves outside the rootdir {root}"
                     " (to run against another tree pass --workdir PATH)",
                 )
-            if head.workspace != "temp" and not base.is_dir():
+            if head.workspace != "temp" and not is_dir:
                 raise cplan.source.error(("workdir",), f"workdir {head.workdir!r} is not a directory")
         names = {self.executor_name_for(item) for item in cplan.items} - {None}
         executors = cplan.scope.executors

@@ -59,11 +59,26 @@ _DECODER = json.JSONDecoder()
 
 def plan_key(path: os.PathLike[str] | str, rootdir: os.PathLike[str] | str) -> str:
     """The key of a plan in the store: its path relative to the rootdir (POSIX), else absolute."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        return absolute.relative_to(os.path.abspath(rootdir)).as_posix()
-    except ValueError:
-        return absolute.as_posix()
+    absolute = os.path.abspath(path)
+    found = relative_below(absolute, os.path.abspath(rootdir))
+    return found if found is not None else Path(absolute).as_posix()
+
+
+def relative_below(absolute: str, root: str) -> str | None:
+    """``absolute`` relative to ``root`` (POSIX, ``.`` for ``root`` itself) when it is ``root`` or below it.
+
+    What ``PurePath(absolute).relative_to(root)`` gives, compared by
+    components, for an ``absolute`` that :func:`os.path.abspath` made
+    (normalized); else ``None``.
+    """
+    root = os.fspath(Path(root)) if root.endswith(os.sep) or "//" in root else root  # as a Path spells it
+    if absolute == root:
+        return "."
+    prefix = root if root.endswith(os.sep) else root + os.sep  # "/" is its own prefix
+    if not absolute.startswith(prefix):
+        return None
+    rest = absolute[len(prefix) :]
+    return rest if os.sep == "/" else rest.replace(os.sep, "/")
 
 
 def state_file_name(key: str) -> str:

@@ -775,3 +775,18 @@ def test_a_whole_run_drops_rows_of_items_the_plan_no_longer_has(planrunner: Plan
     planrunner.makeplan("v0", VERIFY_PLAN.format(n=0).split("  - id: b")[0])  # task b removed
     assert planrunner.run("--verify-only").ret == ExitCode.OK
     assert outcomes(record("v0.plan.yaml")) == {"a": ("verified", "passed")}
+
+
+@pytest.mark.parametrize("absolute", ["/a/b/c", "/a/b", "/a/bc", "/a", "/", "/a/b/c/d.yaml", "/ab/c"])
+@pytest.mark.parametrize("root", ["/a/b", "/a/b/", "/", "/a", "/a//b", "/ab", "/a/b/.."])
+def test_a_path_below_the_rootdir_is_keyed_as_pathlib_relates_it(absolute: str, root: str) -> None:
+    """statestore.relative_below (plan keys, displayed paths) compares components, as PurePath.relative_to."""
+    from pathlib import PurePosixPath
+
+    from planrun.statestore import relative_below
+
+    try:
+        expected: str | None = PurePosixPath(absolute).relative_to(root).as_posix()
+    except ValueError:
+        expected = None
+    assert relative_below(absolute, root) == expected
