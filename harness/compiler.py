@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class CommonKeys(BaseModel):
     """Keys any criterion may carry besides its check kind."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     name: StrictStr | None = None
     timeout: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)

@@ -60,7 +60,7 @@ Criterion = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
 
 
 class Task(_Model):
@@ -193,6 +193,3 @@ def _replace_criterion(node: Any) -> Any:
     if isinstance(node, list):
         return [_replace_criterion(v) for v in node]
     return node
-
-
-Plan.model_rebuild()

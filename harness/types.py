@@ -558,7 +558,7 @@ def _lookup(root: str, plain: _Plain, pattern: str) -> tuple[list[str], list[str
 class ArgsModel(BaseModel):
     """Base for check argument models: unknown keys are errors, types strict."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     #: :func:`compile_regex`: for validators of regex arguments (every failure a located error).
     compile_regex = staticmethod(compile_regex)
