@@ -209,6 +209,9 @@ class CollectedPlan:
         #: The file the plan was read from: ``path``, or its copy at a git ref (``--plans-from-ref``, see
         #: :attr:`Session.mirror`; ``path`` may then not exist). Removed at the end of the session.
         self.source_file: Path = path
+        #: The SHA-256 of the plan file's bytes this plan was loaded from (from the loader, or the cache key an
+        #: entry was found by); ``None`` when the collector does not say.
+        self.sha256: str | None = None
 
     @classmethod
     def packed(
@@ -410,6 +413,7 @@ class Session:
                 if cached is not None:
                     cache.hits += 1
                     cplan = CollectedPlan.packed(real, display, scope, *cached)
+                    cplan.sha256 = key.content if key is not None else None  # an entry is made from these bytes
                 else:
                     cache.misses += 1
                     plan = scope.hook.planrun_collect_file(file_path=str(path), config=config)
@@ -418,14 +422,14 @@ class Session:
                     checks = scope.compiler.compile_plan(plan)
                     cplan = CollectedPlan(real, display, plan, checks, scope)
                     cplan.build_items()
+                    cplan.sha256 = getattr(getattr(plan._source, "_doc", None), "sha256", None)  # what was parsed
                 cplan.source_file = path
                 self._check_plan(cplan)
                 if cached is None:
                     source = plan._source
                     if isinstance(source, PlanSource) and source.text is not None:
-                        loaded = getattr(source._doc, "sha256", None)  # what the loader read, if it says
                         source.release()  # the marks are rebuilt from the text if an error needs them
-                        body = cache.store(key, cplan, path, loaded) if key is not None else None
+                        body = cache.store(key, cplan, path, cplan.sha256) if key is not None else None
                         if body is not None:
                             cplan.pack(body)  # held packed until it runs
             except PlanError as exc:

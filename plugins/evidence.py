@@ -85,8 +85,12 @@ class EvidenceWriter:
     @hookimpl
     def planrun_collection_finish(self, session: Any) -> None:
         for cplan in session.plans:
+            # The plan that runs: the bytes it was loaded from (the file may have changed since), else the file read.
+            if cplan.sha256 is not None:
+                self.hashes[id(cplan)] = cplan.sha256
+                continue
             try:
-                self.hashes[id(cplan)] = sha256_of(cplan.path)
+                self.hashes[id(cplan)] = sha256_of(cplan.source_file)
             except OSError:
                 self.hashes[id(cplan)] = None
         last = {id(item.cplan): item for item in session.items}

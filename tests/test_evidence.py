@@ -719,3 +719,29 @@ def test_the_hash_recorded_is_of_the_bytes_the_check_judged(
     doc = run_evidence(planrunner)  # passes: the check judged the new bytes
     (judged,) = criteria(doc)
     assert judged["record"]["files"] == [{"path": "a.json", "type": "file", "size": len(new), "sha256": sha(new)}]
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_the_plan_recorded_is_the_plan_that_ran(planrunner: Planrunner, cache: str) -> None:
+    """The plan file rewritten after it was collected: the record names the bytes that ran (from the loader, or
+    the cache key its entry was found by), so verification flags the edit instead of vouching for it."""
+    project(planrunner)
+    ran = (planrunner.path / "p.plan.yaml").read_bytes()
+    if cache == "warm":
+        run_evidence(planrunner)  # the next run collects the plan from the cache
+    planrunner.makeconftest(
+        """
+        import pathlib
+
+        def planrun_collection_modifyitems(session):
+            plan = pathlib.Path("p.plan.yaml")
+            plan.write_text(plan.read_text().replace("exit_code: 3", "exit_code: 0"))
+        """
+    )
+    doc = run_evidence(planrunner)  # the plan as collected: its command criterion expects exit code 3
+    assert doc["plans"][0]["sha256"] == sha(ran)
+    assert (planrunner.path / "p.plan.yaml").read_bytes() != ran
+    (planrunner.path / "conftest.py").unlink()
+    result = verify(planrunner)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    result.stdout.fnmatch_lines(["MISMATCH*plan file p.plan.yaml changed*"])
