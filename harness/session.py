@@ -754,8 +754,14 @@ def _settle() -> None:
     as the session grows). The young collection first frees the cycles just made,
     so nothing collectable is frozen. :func:`wrap_session` unfreezes at the end.
     """
+    global _SETTLED
     gc.collect(1)
     gc.freeze()
+    _SETTLED += 1
+
+
+# How often :func:`_settle` froze (a count of our own: ``gc.get_freeze_count`` walks every frozen object).
+_SETTLED = 0
 
 
 def _check_node_ids(cplan: CollectedPlan, ids: set[str]) -> None:
@@ -811,7 +817,7 @@ def wrap_session(config: Config) -> int:
 
     session = Session(config)
     started = False
-    frozen = gc.get_freeze_count()
+    settled = _SETTLED
     with _signals_interrupt(), alarm_handler():
         make_subreaper()  # escaped descendants re-parent to us, so they can be killed
         children = child_pids()
@@ -855,7 +861,7 @@ def wrap_session(config: Config) -> int:
             except BaseException:
                 traceback.print_exc()
                 session.exitstatus = ExitCode.INTERNAL_ERROR
-        if gc.get_freeze_count() > frozen:
+        if _SETTLED > settled:
             gc.unfreeze()  # what the session kept is the collector's again
         try:
             reap_new_children(children)  # whatever the session started and left: nothing outlives it
