@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from planrun.outcomes import CheckFailed, Skipped, fail, skip
     from planrun.planfile import find_cycle, read_plan
     from planrun.planref import Change, RefPlans, plans_from_ref
-    from planrun.reports import CriterionResult, ItemReport, human, money, outcome_counts, printable
+    from planrun.reports import CriterionResult, ItemReport, human, lines_of, money, outcome_counts, printable
     from planrun.statestore import RunLock, StateStore
     from planrun.types import (
         ArgsModel,
@@ -81,7 +81,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "planrun.outcomes": ("CheckFailed", "Skipped", "fail", "skip"),
     "planrun.planfile": ("find_cycle", "read_plan"),
     "planrun.planref": ("Change", "RefPlans", "plans_from_ref"),
-    "planrun.reports": ("CriterionResult", "ItemReport", "human", "money", "outcome_counts", "printable"),
+    "planrun.reports": ("CriterionResult", "ItemReport", "human", "lines_of", "money", "outcome_counts", "printable"),
     "planrun.statestore": ("RunLock", "StateStore"),
     "planrun.types": (
         "ArgsModel",
@@ -181,6 +181,7 @@ __all__ = [
     "plans_from_ref",
     "outcome_counts",
     "printable",
+    "lines_of",
     "set_recording",
     "sha256_of",
     "read_plan",

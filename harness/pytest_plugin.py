@@ -28,9 +28,26 @@ import pytest
 
 from planrun.errors import PlanError, PlanrunError
 from planrun.hookspecs import hookimpl
-from planrun.reports import ItemReport, printable
+from planrun.reports import ItemReport, lines_of
+from planrun.reports import printable as _printable
 from planrun.session import PLAN_SUFFIXES
 from planrun.types import RUNNING_ENV
+
+
+def shown(text: str) -> str:
+    """``text`` fit for pytest to print: :func:`planrun.printable`, and under GitHub Actions no workflow command.
+
+    Here pytest owns the output, so planrun's guard on the streams is off
+    (plugins/github.py): what a plan's steps or files wrote, shown in a
+    failure, a skip reason or a collection error, is neutralised here instead.
+    """
+    text = _printable(text)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from planrun.plugins.github import neutralised
+
+        text = neutralised(text)
+    return text
+
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -153,12 +170,12 @@ class _PlanrunState:
         try:
             session.collect()
         except PlanError as exc:
-            raise pytest.Collector.CollectError(printable(str(exc))) from None
+            raise pytest.Collector.CollectError(shown(str(exc))) from None
         except PlanrunError as exc:
-            raise pytest.Collector.CollectError(f"{path}: {printable(str(exc))}") from None
+            raise pytest.Collector.CollectError(f"{path}: {shown(str(exc))}") from None
         new = session.collection_errors[errors:]
         if new:
-            raise pytest.Collector.CollectError("\n".join(printable(str(e)) for e in new))
+            raise pytest.Collector.CollectError("\n".join(shown(str(e)) for e in new))
         return session.plans[-1] if len(session.plans) > plans else None
 
     def collection_finish(self, psession: pytest.Session) -> None:
@@ -166,7 +183,7 @@ class _PlanrunState:
         try:
             self.config.hook.planrun_collection_finish(session=self.session)
         except PlanrunError as exc:  # e.g. an agent executor that is not configured
-            raise pytest.UsageError(f"planrun: {printable(str(exc))}") from None
+            raise pytest.UsageError(f"planrun: {shown(str(exc))}") from None
 
     def result(self, item: PlanItem) -> tuple[ItemReport | None, list[ItemReport]]:
         """The report of ``item`` (running its plan first), and extra reports to show on the plan's last item."""
@@ -233,7 +250,7 @@ def render(report: ItemReport) -> str:
     lines: list[str] = []
 
     def block(text: str, indent: str = "  ") -> None:
-        lines.extend(indent + line for line in text.splitlines())
+        lines.extend(indent + line for line in lines_of(text))
 
     if report.message:
         block(report.message, indent="")
@@ -248,7 +265,7 @@ def render(report: ItemReport) -> str:
         if c.evidence:
             block(c.evidence)
         lines.append(f"  {c.location}")
-    return printable("\n".join(lines))
+    return shown("\n".join(lines))
 
 
 class PlanFile(pytest.File):
@@ -258,7 +275,7 @@ class PlanFile(pytest.File):
         try:
             state = _state(self.config)
         except PlanrunError as exc:  # a bad [tool.planrun] or PLANRUN_ADDOPTS
-            raise pytest.Collector.CollectError(f"planrun: {printable(str(exc))}") from None
+            raise pytest.Collector.CollectError(f"planrun: {shown(str(exc))}") from None
         cplan = state.collect(self.path)
         if cplan is None:
             return []
@@ -279,15 +296,15 @@ class PlanItem(pytest.Item):
         failed = report is not None and report.outcome in ("failed", "error", "blocked")
         if failed or extra:
             texts = [render(report)] if failed and report is not None else []
-            texts += [f"{r.nodeid} ({r.name}):\n{render(r)}" for r in extra]
+            texts += [f"{shown(f'{r.nodeid} ({r.name}):')}\n{render(r)}" for r in extra]
             raise PlanFailed("\n\n".join(texts))
         if report is None:
             reason = _state(self.config).session.shouldstop or "not run"
             raise pytest.skip.Exception(
-                f"not run: {reason}" if reason != "not run" else reason, _use_item_location=True
+                shown(f"not run: {reason}" if reason != "not run" else reason), _use_item_location=True
             )
         if report.outcome == "skipped":
-            raise pytest.skip.Exception(printable(report.short_reason or "skipped"), _use_item_location=True)
+            raise pytest.skip.Exception(shown(report.short_reason or "skipped"), _use_item_location=True)
         if report.outcome == "interrupted":
             raise KeyboardInterrupt
 

@@ -53,6 +53,21 @@ def printable(text: str) -> str:
     return _SUSPECT.sub(lambda m: _shown(m.group()), text)
 
 
+def lines_of(text: str) -> list[str]:
+    """The lines of ``text`` as a reader sees them once :func:`printable` is applied: split at ``\\n`` only.
+
+    ``str.splitlines`` also breaks at ``\\r``, form feeds, ``\\x1c``-``\\x1e``, NEL
+    and U+2028/U+2029: a line a file or a process wrote could then start a
+    line of planrun's own report. Here they stay inside their line, for
+    :func:`printable` to show escaped. A final newline ends the last line
+    rather than starting an empty one, as with ``splitlines``.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def human(n: int) -> str:
     """A count as a person reads it: ``950``, ``12.3k``, ``123k``, ``1.2M``."""
     if n < 1000:

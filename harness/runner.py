@@ -11,7 +11,7 @@ from planrun.compiler import Check
 from planrun.errors import PlanrunError
 from planrun.hookspecs import hookimpl
 from planrun.outcomes import CheckFailed, Skipped
-from planrun.reports import CriterionResult, ItemReport, Outcome
+from planrun.reports import CriterionResult, ItemReport, Outcome, lines_of
 from planrun.types import (
     CheckContext,
     ExecutionContext,
@@ -468,7 +468,7 @@ def failure_feedback(results: list[CriterionResult], attempt: int, max_attempts:
         lines.append(f"- criterion {n}: {r.name}: {r.outcome}: {r.message}")
         if r.evidence:
             tail = r.evidence if len(r.evidence) <= 2000 else "..." + r.evidence[-2000:]
-            lines.extend("    " + line for line in tail.splitlines())
+            lines.extend("    " + line for line in lines_of(tail))
     return "\n".join(lines)
 
 

@@ -142,6 +142,11 @@ class CommandGuard:
         return getattr(self.stream, name)
 
 
+def neutralised(text: str) -> str:
+    """``text``, read as starting a line, with nothing in it that the runner would take for a workflow command."""
+    return CommandGuard(sys.stdout).neutralise(text)  # a new guard's state: at the start of a line
+
+
 def _install_guards() -> CommandGuard:
     """``sys.stdout`` and ``sys.stderr`` behind a :class:`CommandGuard` each; returns stdout's."""
     if not isinstance(sys.stderr, CommandGuard):

@@ -18,6 +18,7 @@ from planrun import (
     __version__,
     hookimpl,
     human,
+    lines_of,
     money,
     outcome_counts,
     printable,
@@ -399,12 +400,13 @@ class TerminalReporter:
         """Write the lines of ``text`` indented, each cut to fit: evidence to the width, messages to LONG_LINE."""
         limit = LONG_LINE if not evidence or self.verbosity >= 2 else self.width
         limit = max(limit - len(indent), 20)
-        lines = [indent + cut(line, limit) for line in text.splitlines()]
+        lines = [indent + cut(line, limit) for line in lines_of(text)]
         if lines:
             self.write_line("\n".join(lines), style)
 
     def write_sep(self, char: str, title: str | None = None, style: str | None = None) -> None:
         if title:
+            title = printable(title)  # measured as it is shown (an escape is wider than its character)
             n = max((self.width - len(title) - 2) // (2 * len(char)), 1)
             line = f"{char * n} {title} {char * n}"
             if len(line) < self.width:

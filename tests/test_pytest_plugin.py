@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from planrun.reports import printable
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -241,3 +243,53 @@ def test_workdir_text_in_a_failure_is_shown_escaped(pytester: pytest.Pytester) -
 def test_keyword_matches_task_names(failing: pytest.Pytester) -> None:
     run(failing, "failing.plan.yaml", "-k", "greeting").assert_outcomes(failed=1, skipped=1, deselected=1)
     run(failing, "failing.plan.yaml", "-k", "Independent").assert_outcomes(passed=1, deselected=2)
+
+
+COMMANDS = "::error file=x.py,line=1::forged\n  ::stop-commands::abc\nmid ##[error]forged\n\u200b::warning::w\n"
+
+
+@pytest.mark.parametrize("on_actions", [True, False])
+def test_under_github_actions_step_output_in_a_failure_is_no_workflow_command(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, on_actions: bool
+) -> None:
+    pytester.makefile(".py", emit=f"import sys\nsys.stdout.write({COMMANDS!r})\nsys.exit(1)\n")
+    pytester.makefile(
+        ".plan.yaml",
+        p="""
+        plan: p
+        tasks:
+          - id: t
+            name: "T ##[group]x"
+            criteria: [{command: python3 emit.py}]
+          - id: s
+            name: S
+            depends_on: [t]
+            criteria: [{file_exists: emit.py}]
+        """,
+    )
+    if on_actions:
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    else:
+        monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    result = run(pytester, "p.plan.yaml", "-rA")
+    result.assert_outcomes(failed=1, skipped=1)
+    out = result.stdout.str()
+    assert "forged" in out, out  # the output is shown
+    commands = [line for line in out.split("\n") if line.lstrip(" \u200b").startswith("::") or "##[" in line]
+    if on_actions:
+        assert not commands, out
+    else:
+        assert commands, out  # the same lines, as they were, where no runner reads them
+
+
+def test_no_line_break_but_newline_splits_step_output_under_pytest(pytester: pytest.Pytester) -> None:
+    breaks = ["\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"]
+    payload = "".join(f"before{ch}FORGED {n}\n" for n, ch in enumerate(breaks))
+    pytester.makefile(".py", emit=f"import sys\nsys.stdout.write({payload!r})\nsys.exit(1)\n")
+    pytester.makefile(".plan.yaml", p="plan: p\ntasks:\n  - {id: t, name: T, criteria: [{command: python3 emit.py}]}\n")
+    result = run(pytester, "p.plan.yaml")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert not [line for line in out.split("\n") if line.lstrip().startswith("FORGED")], out
+    for n, ch in enumerate(breaks):
+        assert f"before{printable(ch)}FORGED {n}" in out, (n, out)

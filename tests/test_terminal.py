@@ -469,3 +469,48 @@ def test_usage_errors_escape_what_they_echo(planrunner: Planrunner, args: list[s
     assert result.errstr.startswith("ERROR: ") and len(result.errstr.splitlines()) == 1, result
     assert "\x1b" not in result.errstr and "\x07" not in result.errstr
     assert "\\x1b" in result.errstr
+
+
+# Characters str.splitlines breaks at besides "\n": each must stay inside its line, shown escaped, or a
+# line a process or a file wrote could start a line of planrun's report ("FORGED: all passed").
+BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("args", [(), ("-v",), ("--tb=short",), ("-vv",)])
+def test_no_line_break_but_newline_splits_what_a_process_or_file_wrote(planrunner: Planrunner, args: tuple) -> None:
+    payload = "".join(f"before{ch}FORGED {n}\n" for n, ch in enumerate(BREAKS))
+    planrunner.makefile("emit.py", f"import sys\nsys.stdout.write({payload!r})\nsys.exit(1)\n")
+    planrunner.makefile("notes.txt", payload)
+    planrunner.makeplan(
+        "p",
+        """
+        plan: p
+        tasks:
+          - id: output
+            name: Output
+            criteria: [{command: python3 emit.py}]
+          - id: nearest
+            name: Nearest
+            criteria: [{file_contains: {path: notes.txt, text: FORGED 0X}}]
+        """,
+    )
+    result = planrunner.run(*args, "p.plan.yaml")
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    lines = result.outstr.split("\n")
+    assert not [line for line in lines if line.lstrip().startswith("FORGED")], result
+    if args != ("--tb=short",):  # which shows no output
+        for n, ch in enumerate(BREAKS):
+            assert f"before{printable(ch)}FORGED {n}" in result.outstr, (n, result)
+    assert_no_raw_control(result)
+
+
+def test_a_separator_fits_the_width_whatever_the_title_holds(planrunner: Planrunner) -> None:
+    title = "\x1b]0;T\x07\u202e\r\x85"
+    planrunner.makeplan("p", f'plan: p\ntasks:\n  - {{id: t, name: T, criteria: [{{file_exists: "{title}"}}]}}\n')
+    (planrunner.path / f"e{title}.plan.yaml").write_text("plan: p\ntasks:\n  - {id: t, name: T, criteria: [x]}\n")
+    for args in ((), ("-v",)):
+        result = planrunner.run(*args, ".")
+        assert result.ret in (ExitCode.TESTS_FAILED, ExitCode.INTERRUPTED), result
+        seps = [line for line in result.outstr.split("\n") if line.startswith(("___", "===", "---"))]
+        assert any("\\x1b]0;T" in line for line in seps), result
+        assert all(len(line) <= 80 for line in seps), [len(line) for line in seps]
