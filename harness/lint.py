@@ -175,17 +175,21 @@ def _one_line(text: str) -> str:
 
 
 def _report(fmt: str, findings: list[Finding], nplans: int, broken: int = 0) -> None:
+    from planrun.plugins.github import write_commands, write_data
+
     if fmt == "json":
-        print(json.dumps([f.as_dict() for f in findings], indent=2))
+        write_data(json.dumps([f.as_dict() for f in findings], indent=2) + "\n", json_text=True)
         return
-    for f in findings:
-        if fmt == "github":
+    if fmt == "github":
+        commands = []
+        for f in findings:
             props = f"file={_esc_prop(f.path)},line={f.line},col={f.col},title={_esc_prop(f.code)}"
             level = "error" if f.code in ("PR001", "PR002") else "warning"
-            print(f"::{level} {props}::{_esc_data(f'{f.message} (hint: {f.hint})')}")
-        else:
-            where = f"{f.path}:{f.line}:{f.col}" if f.line else f.path
-            print(f"{_one_line(where)}: {f.code} {_one_line(f.message)} (hint: {_one_line(f.hint)})")
+            commands.append(f"::{level} {props}::{_esc_data(f'{f.message} (hint: {f.hint})')}")
+        write_commands(commands)
+    for f in findings if fmt == "text" else ():
+        where = f"{f.path}:{f.line}:{f.col}" if f.line else f.path
+        print(f"{_one_line(where)}: {f.code} {_one_line(f.message)} (hint: {_one_line(f.hint)})")
     total = nplans + broken
     plans = f"{total} plan" + ("" if total == 1 else "s") + (f" ({broken} did not load)" if broken else "")
     if fmt == "text":

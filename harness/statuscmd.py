@@ -179,7 +179,9 @@ def graph(args: list[str], plugins: list[object] | None = None) -> int:
             entry = record["items"].get(task.id)
             if entry is not None:
                 outcomes[task.id] = entry["outcome"] or entry["status"]
-    sys.stdout.write(mermaid(plan, outcomes))
+    from planrun.plugins.github import write_data
+
+    write_data(mermaid(plan, outcomes))
     for warning in config.warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)
     return ExitCode.OK

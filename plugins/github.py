@@ -147,6 +147,60 @@ def neutralised(text: str) -> str:
     return CommandGuard(sys.stdout).neutralise(text)  # a new guard's state: at the start of a line
 
 
+def _regular_file(stream: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+# Line breaks that JSON leaves raw (it escapes every other control character), as JSON escapes.
+_JSON_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def write_data(text: str, *, json_text: bool = False) -> None:
+    """Write ``text``, data for a program (JSON, YAML, a graph), to stdout: exact wherever the runner cannot read it.
+
+    Unguarded (not on GitHub Actions), or into a regular file (``> out.json``:
+    the runner reads only the step's pipe), it goes as it is. JSON anywhere
+    else goes with ``##[`` written ``##\\u005b`` and the line breaks JSON
+    leaves raw escaped: the same JSON, and no workflow command in it. Any
+    other text goes through the guard, and if the guard changed a line a
+    warning on stderr says to write to a file for the exact text.
+    """
+    out = sys.stdout
+    if not isinstance(out, CommandGuard):
+        out.write(text)
+        return
+    if _regular_file(out.stream):
+        out.flush()
+        out.stream.write(text)
+        out.stream.flush()
+        return
+    if json_text:
+        safe = text.replace("##[", "##\\u005b").translate(_JSON_BREAKS)
+        if neutralised(safe) == safe:  # what the escapes promise, checked before anything goes out raw
+            out.raw_write(safe)
+            return
+        text = safe
+    if neutralised(text) != text:
+        print(
+            "warning: lines that GitHub Actions would take for workflow commands were altered;"
+            " redirect the output to a file for the exact text",
+            file=sys.stderr,
+        )
+    out.write(text)
+
+
+def write_commands(lines: list[str]) -> None:
+    """Print workflow commands planrun made (their values escaped): as they are, past the guard, when it is on."""
+    out = sys.stdout
+    if isinstance(out, CommandGuard):
+        out.raw_write("".join(line + "\n" for line in lines))
+    else:
+        out.write("".join(line + "\n" for line in lines))
+
+
 def _install_guards() -> CommandGuard:
     """``sys.stdout`` and ``sys.stderr`` behind a :class:`CommandGuard` each; returns stdout's."""
     if not isinstance(sys.stderr, CommandGuard):

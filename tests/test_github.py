@@ -682,3 +682,83 @@ def test_the_guards_are_taken_off_after_the_run(planrunner: Planrunner, summary:
     assert seen == [("CommandGuard", "CommandGuard")]
     assert after == (out, err)
     assert processed(out.getvalue())[0].startswith("::error file=a.plan.yaml,")
+
+
+# -- subcommands whose output is data: exact where the runner cannot read it, never a command where it can ----
+
+HOSTILE_PLAN = 'plan: p\ntasks:\n  - {id: t, name: "T ::error::a", criteria: ["::error::x ##[group] is done"]}\n'
+
+
+def _subcommand(planrunner: Planrunner, args: list[str], *, actions: bool, into_file: bool) -> tuple[str, str]:
+    """(stdout, stderr) of ``python -m planrun ARGS``, stdout a pipe or a regular file, on Actions or not."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
+    if actions:
+        env["GITHUB_ACTIONS"] = "true"
+    out_file = planrunner.path / "stdout.txt"
+    with open(out_file, "w") as sink:
+        done = subprocess.run(
+            [sys.executable, "-m", "planrun", *args],
+            cwd=planrunner.path,
+            env=env,
+            stdout=sink if into_file else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    return (out_file.read_text() if into_file else done.stdout), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["lint", "--format=json", "p.plan.yaml"], ["schema"]],
+    ids=["lint-json", "schema"],
+)
+def test_json_output_on_actions_is_the_same_json_and_holds_no_command(planrunner: Planrunner, args: list[str]) -> None:
+    import json
+
+    planrunner.makeplan("p", HOSTILE_PLAN)
+    plain, _ = _subcommand(planrunner, args, actions=False, into_file=False)
+    assert "##[group]" in plain or args == ["schema"], plain  # the finding quotes the criterion
+    piped, err = _subcommand(planrunner, args, actions=True, into_file=False)
+    assert json.loads(piped) == json.loads(plain), piped
+    assert commands(piped) == [] and "warning" not in err, piped
+    filed, _ = _subcommand(planrunner, args, actions=True, into_file=True)
+    assert filed == plain  # a file the runner never reads: the very text
+
+
+def test_lint_github_format_on_actions_prints_real_annotations(planrunner: Planrunner) -> None:
+    planrunner.makeplan("p", HOSTILE_PLAN)
+    out, _ = _subcommand(planrunner, ["lint", "--format=github", "p.plan.yaml"], actions=True, into_file=False)
+    found = commands(out)
+    assert found and all(line.startswith("::error file=p.plan.yaml,line=3,") for line in found), out
+    assert processed(out) == found  # acted on, and nothing else in the output is a command
+    assert [parse(line, REGISTERED)[0] for line in found] == ["error"] * len(found)  # type: ignore[index]
+
+
+def test_imported_yaml_on_actions_is_exact_into_a_file_and_guarded_with_a_warning_into_a_pipe(
+    planrunner: Planrunner,
+) -> None:
+    planrunner.makefile(
+        "plan.md",
+        "# Plan: P\n\n## Overview\nFirst line.\n::error::from the overview ##[group]x\n\n## Tasks\n\n"
+        "### Task 1: One\n- id: one\n\n**Success criteria:**\n- `one.txt` exists\n",
+    )
+    args = ["import", "plan.md"]
+    plain, _ = _subcommand(planrunner, args, actions=False, into_file=False)
+    assert commands(plain), plain  # the hostile text is in the data, a line of its own
+    filed, err = _subcommand(planrunner, args, actions=True, into_file=True)
+    assert filed == plain and "warning" not in err
+    piped, err = _subcommand(planrunner, args, actions=True, into_file=False)
+    assert commands(piped) == [], piped
+    assert "redirect the output to a file for the exact text" in err, err
+
+
+def test_a_graph_on_actions_is_the_same_graph(planrunner: Planrunner) -> None:
+    planrunner.makeplan("p", 'plan: p\ntasks:\n  - {id: t, name: "::error::a ##[group]b", criteria: [x.txt exists]}\n')
+    plain, _ = _subcommand(planrunner, ["graph", "p.plan.yaml"], actions=False, into_file=False)
+    for into_file in (False, True):
+        shown, err = _subcommand(planrunner, ["graph", "p.plan.yaml"], actions=True, into_file=into_file)
+        assert shown == plain and commands(shown) == [] and "warning" not in err, shown
