@@ -62,11 +62,31 @@ _O_PATH: int = getattr(os, "O_PATH", 0)
 _USE_PATH = bool(_O_PATH) and _PROC_FD
 
 
+def _resolve(path: str) -> str | None:
+    """``os.path.realpath(path)``, or ``None`` when the path changed under it.
+
+    Python's realpath raises when a component it saw as a symlink stops being
+    one (or starts being one) before it reads the link: a tree being changed
+    while a check looks. Callers take ``None`` as "does not exist".
+    """
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return None
+
+
+def _must_resolve(path: str, what: str) -> str:
+    real = _resolve(path)
+    if real is not None:
+        return real
+    raise CheckFailed(f"{what} changed while it was resolved; nothing can be said", "")
+
+
 def _realdir(path: str) -> str:
     try:
         return _REALDIRS[path]
     except KeyError:
-        real = _REALDIRS[path] = os.path.realpath(path)
+        real = _REALDIRS[path] = _must_resolve(path, path)
         return real
 
 
@@ -81,7 +101,7 @@ def _pin_root(workdir: str) -> str:
     try:
         return _ROOTS[workdir]
     except KeyError:
-        first = _ROOTS[workdir] = os.path.realpath(workdir)
+        first = _ROOTS[workdir] = _must_resolve(workdir, f"the workdir {workdir}")
         return first
 
 
@@ -245,7 +265,9 @@ def _fd_realpath(fd: int, path: str) -> str | None:
 
 def _realpath_by_inode(fd: int, path: str) -> str | None:
     """The realpath of ``path``, if it still names the inode open as ``fd`` (where /proc is missing)."""
-    real = os.path.realpath(path)
+    real = _resolve(path)
+    if real is None:
+        return None
     try:
         st, rst = os.fstat(fd), os.stat(real)
     except OSError:
@@ -341,6 +363,7 @@ class _Matcher:
         self.found: list[str] = []
         self.outside: list[str] = []
         self.truncated = False  # a folder was not searched: it lies deeper than _MAX_DEPTH
+        self.unseen: tuple[str, str] | None = None  # the first path not looked at, and why (cannot be read...)
 
     def expand(self, fd: int, real: str, rel: str, parts: list[str], depth: int) -> None:
         if not parts:
@@ -352,7 +375,7 @@ class _Matcher:
                 self.expand(fd, real, rel, rest, depth)
             elif rel:
                 self.found.append(rel)
-            for name, is_dir, _ in self._entries(fd, "*"):
+            for name, is_dir, _ in self._entries(fd, "*", rel):
                 if not rest:
                     self._final(fd, real, rel, name)
                 if is_dir and self._may_descend(depth):
@@ -361,18 +384,24 @@ class _Matcher:
         if not _GLOB_CHARS.search(head):
             try:
                 st = os.lstat(head, dir_fd=fd)
-            except OSError:
+            except OSError as exc:
+                if not _absent(exc):
+                    self._unseen(rel or ".", "cannot be read")
                 return
             if not rest:
                 self._final(fd, real, rel, head, st)
             elif stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 self._descend(fd, real, rel, head, rest, depth, follow=True, literal=True)
             return
-        for name, is_dir, is_link in self._entries(fd, head):
+        for name, is_dir, is_link in self._entries(fd, head, rel):
             if not rest:
                 self._final(fd, real, rel, name)
             elif (is_dir or is_link) and self._may_descend(depth):
                 self._descend(fd, real, rel, name, rest, depth, follow=True)
+
+    def _unseen(self, path: str, why: str) -> None:
+        if self.unseen is None:
+            self.unseen = (path, why)
 
     def _may_descend(self, depth: int) -> bool:
         if depth < _MAX_DEPTH:
@@ -380,8 +409,8 @@ class _Matcher:
         self.truncated = True
         return False
 
-    def _entries(self, fd: int, part: str) -> list[tuple[str, bool, bool]]:
-        """Names in folder ``fd`` matching glob component ``part``: (name, real folder, symlink)."""
+    def _entries(self, fd: int, part: str, rel: str) -> list[tuple[str, bool, bool]]:
+        """Names in folder ``fd`` (``rel``) matching glob component ``part``: (name, real folder, symlink)."""
         regex = _component_regex(part)
         hidden = part.startswith(".")
         try:
@@ -391,7 +420,9 @@ class _Matcher:
                     for e in it
                     if (hidden or not e.name.startswith(".")) and regex.match(e.name)
                 ]
-        except OSError:
+        except OSError as exc:
+            if not _absent(exc):
+                self._unseen(rel or ".", "cannot be read")
             return []
         return sorted(entries)
 
@@ -399,10 +430,15 @@ class _Matcher:
         path = _join(rel, name)
         try:
             st = st or os.lstat(name, dir_fd=fd)
-        except OSError:
+        except OSError as exc:
+            if not _absent(exc):
+                self._unseen(path, "cannot be read")
             return
         if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(os.path.join(real, name))
+            target = _resolve(os.path.join(real, name))
+            if target is None:
+                self._unseen(path, "changed while it was looked at")
+                return
             if not _inside(target, self.root):
                 self.outside.append(path)
                 return
@@ -428,14 +464,21 @@ class _Matcher:
         try:
             child = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             child_real = os.path.join(real, name)
+        except PermissionError:
+            self._unseen(path, "cannot be read")  # a real folder (a symlink fails with ELOOP or ENOTDIR)
+            return
         except OSError:
             if not follow:
                 return
             try:
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError:
-                if literal and not _inside(os.path.realpath(os.path.join(real, name)), self.root):
-                    self.outside.append(path)
+            except OSError as exc:
+                target = _resolve(os.path.join(real, name))
+                if target is not None and not _inside(target, self.root):
+                    if literal:
+                        self.outside.append(path)
+                elif not _absent(exc):
+                    self._unseen(path, "cannot be read")
                 return
             resolved = _fd_realpath(child, os.path.join(real, name))
             if resolved is None or not _inside(resolved, self.root):
@@ -460,7 +503,7 @@ def _walk(root: str, pattern: str) -> tuple[list[str], list[str]]:
     parts = [p for i, p in enumerate(parts) if not (p == "**" and parts[i + 1 : i + 2] == ["**"])]  # **/** is **
     if os.path.isabs(pattern) or ".." in parts:
         return [], [pattern]
-    matcher = _Matcher(root, dirs_only=pattern.endswith("/"))
+    matcher = _Matcher(root, dirs_only=_wants_folder(pattern))
     try:
         fd = os.open(root, _DIR_FLAGS)
     except OSError as exc:
@@ -473,6 +516,8 @@ def _walk(root: str, pattern: str) -> tuple[list[str], list[str]]:
         return [], [pattern]  # a plain path: name it as written
     if matcher.truncated and not matcher.found and not matcher.outside:
         fail(f"{pattern}: folders deeper than {_MAX_DEPTH} levels were not searched, so nothing can be said")
+    if matcher.unseen and not matcher.found and not matcher.outside:
+        fail(f"{pattern}: {matcher.unseen[0]} {matcher.unseen[1]}, so nothing can be said")
     return list(dict.fromkeys(matcher.found)), list(dict.fromkeys(matcher.outside))
 
 
@@ -493,13 +538,20 @@ def _plain(pattern: str) -> _Plain | None:
     parts = [p for p in pattern.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
         return None
-    return _Plain("/".join(parts[:-1]), parts[-1], "/".join(parts), pattern.endswith("/"))
+    return _Plain("/".join(parts[:-1]), parts[-1], "/".join(parts), _wants_folder(pattern))
+
+
+def _wants_folder(pattern: str) -> bool:
+    """``pattern`` names a folder only: it ends with ``/`` or ``/.`` (as the OS reads ``file.txt/.``: not a folder)."""
+    stripped = pattern.rstrip("/")
+    return stripped != pattern or stripped.endswith("/.")
 
 
 def _folder(root: str, folder: str, *, fail_unreadable: bool = False) -> tuple[int, str] | str:
     """``(descriptor, real path)`` of ``folder`` (relative) below real workdir ``root``, opened and verified once
-    per generation; else why not: ``"missing"`` (or not a folder, or not searchable), ``"outside"`` (it resolves
-    outside the workdir) or ``"unreadable"`` (the workdir itself cannot be opened).
+    per generation; else why not: ``"missing"`` (not there, or not a folder), ``"outside"`` (it resolves
+    outside the workdir) or ``"unreadable"`` (it is there but cannot be searched; a folder that can be searched
+    but not listed is opened ``O_PATH``, good for looking a name up in it).
     """
     key = (root, folder)
     cached = _DIRS.get(key)
@@ -509,11 +561,17 @@ def _folder(root: str, folder: str, *, fail_unreadable: bool = False) -> tuple[i
     try:
         fd = os.open(path, _DIR_FLAGS)
     except OSError as exc:
-        if not folder:
+        real = _resolve(path) if folder else root
+        if real is not None and not _inside(real, root):
+            return "outside"
+        if _absent(exc):
+            return "missing"
+        # Not listable is not absent: a name can still be looked up where the folder can be searched.
+        fd = _search_only(path)
+        if fd < 0:
             if fail_unreadable:
-                fail(f"the workdir cannot be read: {exc.strerror or exc}")
+                fail(f"{'the workdir' if not folder else folder} cannot be read: {exc.strerror or exc}")
             return "unreadable"
-        return "missing" if _inside(os.path.realpath(path), root) else "outside"
     real = _fd_realpath(fd, path) if folder else root
     if real is None or not _inside(real, root):
         os.close(fd)
@@ -522,6 +580,21 @@ def _folder(root: str, folder: str, *, fail_unreadable: bool = False) -> tuple[i
         _close_dirs()
     cached = _DIRS[key] = (fd, real)
     return cached
+
+
+def _absent(exc: OSError) -> bool:
+    """An error that says the thing is not there (as opposed to: it cannot be read)."""
+    return isinstance(exc, (FileNotFoundError, NotADirectoryError))
+
+
+def _search_only(path: str) -> int:
+    """A descriptor of folder ``path`` good for lookups in it (``O_PATH``: no read permission needed), or -1."""
+    if not _O_PATH:
+        return -1
+    try:
+        return os.open(path, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
 
 
 def _lookup(root: str, plain: _Plain, pattern: str) -> tuple[list[str], list[str]]:
@@ -541,11 +614,15 @@ def _lookup(root: str, plain: _Plain, pattern: str) -> tuple[list[str], list[str
     fd, real = cached
     try:
         st = os.lstat(plain.name, dir_fd=fd)
-    except OSError:
-        return [], []
+    except OSError as exc:
+        if _absent(exc):
+            return [], []
+        fail(f"{pattern} cannot be looked up ({exc.strerror or exc}), so nothing can be said")
     mode = st.st_mode
     if stat.S_ISLNK(mode):
-        target = os.path.realpath(os.path.join(real, plain.name))
+        target = _resolve(os.path.join(real, plain.name))
+        if target is None:
+            raise CheckFailed(f"{pattern} changed while it was looked at, so nothing can be said", "")
         if not _inside(target, root):
             return [], [pattern]
         if plain.dirs_only and not os.path.isdir(target):
@@ -818,7 +895,7 @@ class CheckContext(_Context):
         base = _realdir(os.path.join(root, head)) if head else root
         full = os.path.join(base, tail) if tail else base
         if tail and os.path.islink(full):
-            full = os.path.realpath(full)
+            full = _must_resolve(full, rel)
         if not _inside(full, root):
             fail(f"{rel} resolves outside the workdir")
         return Path(full)
@@ -890,7 +967,8 @@ class CheckContext(_Context):
             try:
                 fd = os.open(full, flags)
             except OSError as exc:
-                if not _inside(os.path.realpath(full), root):
+                real = _resolve(full)
+                if real is not None and not _inside(real, root):
                     fail(f"{rel} resolves outside the workdir")
                 if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                     fail(f"{rel} does not exist")

@@ -141,3 +141,68 @@ def test_excerpts_end_at_the_last_line_of_the_file(check: CheckRun, criterion: s
     assert result.ret == ExitCode.TESTS_FAILED
     shown = [int(m[1]) for line in result.stdout.lines if (m := re.match(r"^\s*>?\s*(\d+) \| ", line))]
     assert shown and max(shown) == 4, result  # the file has 4 lines, the last one ends with a newline
+
+
+# -- "name/." names a folder, as the OS reads it -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "{file_exists: a.txt/.}",
+        "{file_exists: a.txt/./}",
+        "{file_exists: 'a.*/.'}",
+        "{file_contains: {path: a.txt/., text: hello}}",
+        "{file_not_contains: {path: a.txt/., text: nope}}",
+    ],
+)
+def test_a_file_followed_by_dot_is_not_found(check: CheckRun, criterion: str) -> None:
+    os.mkdir("sub")
+    result = check(criterion, {"a.txt": "hello\n"})
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "not found" in result.outstr or "does not exist" in result.outstr, result
+
+
+@pytest.mark.parametrize("criterion", ["{file_exists: sub/.}", "{file_exists: sub/./}", "{file_absent: a.txt/.}"])
+def test_a_folder_followed_by_dot_is_the_folder(check: CheckRun, criterion: str) -> None:
+    os.mkdir("sub")
+    check("{file_exists: a.txt}", {"a.txt": "hello\n"}).assert_outcomes(passed=1)
+    check(criterion).assert_outcomes(passed=1)
+
+
+# -- a tree that changes while a check resolves it: a failed criterion, never a crash -------------------
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "{file_exists: racy/f}",
+        "{file_exists: 'racy/*'}",
+        "{file_absent: link}",
+        "{file_absent: 'l*'}",
+        "{file_contains: {path: racy/f, text: x}}",
+        "{data: {file: racy/f.json, path: x, exists: true}}",
+        "{file_exists: link}",
+    ],
+)
+@pytest.mark.parametrize("error", [FileNotFoundError(2, "gone"), OSError(22, "Invalid argument")])
+def test_a_path_that_changes_while_it_is_resolved_fails_the_criterion(
+    check: CheckRun, monkeypatch: pytest.MonkeyPatch, criterion: str, error: OSError
+) -> None:
+    # What Python's realpath raises when a component stops (or starts) being a symlink between its
+    # lstat and its readlink: stood in for here, as the race itself cannot be timed.
+    os.makedirs("racy")
+    os.symlink("racy", "link")
+    real = os.path.realpath
+
+    def racing(path: str | os.PathLike[str], *args: object, **kw: object) -> str:
+        if "racy" in os.fspath(path) or os.fspath(path).endswith("link"):
+            raise error
+        return real(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os.path, "realpath", racing)
+    result = check(criterion)
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert "crashed" not in result.outstr and "Traceback" not in result.outstr, result
+    if "link" in criterion or "l*" in criterion:
+        assert "changed while it was looked at, so nothing can be said" in result.outstr, result
