@@ -217,6 +217,7 @@ KNOWN_INI_KEYS = {
     "plugins",
     "max_attempts",
     "timeout",
+    "passenv",
     "addopts",
     # agent executors (issue 7): the role prompt, the key's variable, prices, agent CLIs, scope
     "executor_prompt",
@@ -359,6 +360,12 @@ class Config:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:
                 raise UsageError(f"[tool.planrun] timeout must be a positive number of seconds, got {timeout!r}")
             option.timeout = float(timeout)
+        passenv = inicfg.get("passenv", [])
+        if not isinstance(passenv, list) or not all(isinstance(p, str) and p and "=" not in p for p in passenv):
+            raise UsageError(f"[tool.planrun] passenv must be a list of variable names or patterns, got {passenv!r}")
+        from planrun.types import set_passenv
+
+        set_passenv(passenv)
         executor = inicfg.get("executor")
         if executor is not None and not isinstance(executor, str):
             raise UsageError(f"[tool.planrun] executor must be a string, got {executor!r}")

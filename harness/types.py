@@ -760,6 +760,49 @@ class ExecutorError(PlanrunError):
 RUNNING_ENV = "PLANRUN_RUNNING"
 
 
+# What a step, a command criterion or a test run sees of planrun's environment: what tools need to
+# run (as tox passes by default), never an API key or token. ``[tool.planrun] passenv`` adds more.
+COMMAND_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS", "LINES",
+        "TMPDIR", "TEMP", "TMP", "CI", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "SOURCE_DATE_EPOCH",
+        "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONWARNINGS",
+        "LD_LIBRARY_PATH", "PKG_CONFIG_PATH", "CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS",
+        "JAVA_HOME", "GOPATH", "GOROOT", "GOCACHE", "CARGO_HOME", "RUSTUP_HOME", "NVM_DIR",
+        "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+        "GIT_SSL_CAINFO", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    }
+)  # fmt: skip
+_COMMAND_ENV_PREFIXES = ("LC_",)
+_PASSENV: tuple[str, ...] = ()
+
+
+def set_passenv(patterns: Sequence[str]) -> None:
+    """The run's ``passenv``: more variable names (or ``fnmatch`` patterns) that commands see."""
+    global _PASSENV
+    _PASSENV = tuple(patterns)
+
+
+def command_environment() -> dict[str, str]:
+    """The environment of a step, a command criterion or a test run: :data:`COMMAND_ENV`, ``LC_*``, ``passenv``.
+
+    Built from an allowlist, never from everything planrun was given: what an
+    agent wrote runs under these (a test suite, a build), and an API key or a
+    token in planrun's environment must not reach it, or its output and the
+    reports. A plugin that needs the whole environment (an agent CLI that
+    reads its own key) passes ``env=`` itself.
+    """
+    env = {k: v for k, v in os.environ.items() if k in COMMAND_ENV or k.startswith(_COMMAND_ENV_PREFIXES)}
+    for pattern in _PASSENV:
+        if _GLOB_CHARS.search(pattern):
+            env.update((k, v) for k, v in os.environ.items() if fnmatch.fnmatchcase(k, pattern))
+        elif pattern in os.environ:
+            env[pattern] = os.environ[pattern]
+    return env
+
+
 class _Context:
     workdir: Path
     timeout: float
@@ -781,12 +824,13 @@ class _Context:
         ``watch_stdout``/``watch_stderr``: strings to look for in the whole
         streams, past the output cap (the result's ``stdout_seen``/``stderr_seen``).
         Cached realpaths are forgotten afterwards: the command may have changed the tree.
+        ``env`` defaults to :func:`command_environment` (an allowlist, no secrets).
         """
         from planrun.process import run_process
 
         _pin_root(os.fspath(self.workdir))  # before anything runs that could swap the workdir
         # Marked as run by planrun: a `pytest` it starts does not collect plans again (no recursion).
-        child_env = {**(os.environ if env is None else env), RUNNING_ENV: "1"}
+        child_env = {**(command_environment() if env is None else env), RUNNING_ENV: "1"}
         record = self.record
         try:
             result = run_process(

@@ -602,7 +602,8 @@ class AgentCliExecutor(Executor):
                 )
             context.progress(tool=label)
             try:
-                proc = context.run(argv, timeout=context.timeout)
+                # The agent CLI reads its own API key from planrun's environment: it gets all of it.
+                proc = context.run(argv, timeout=context.timeout, env=dict(os.environ))
             except OSError as exc:
                 hint = " (the argument list is too long: use {prompt_file})" if exc.errno == errno.E2BIG else ""
                 return ExecutionResult(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
+from planrun.types import command_environment
 
 
 class CommandArgs(ArgsModel):
@@ -41,7 +41,7 @@ class CommandArgs(ArgsModel):
 
 
 def command(args: CommandArgs, ctx: CheckContext) -> None:
-    env = {**os.environ, **args.env} if args.env else None
+    env = {**command_environment(), **args.env} if args.env else None
     if args.cwd is not None:
         try:
             is_dir = ctx.path(args.cwd).is_dir()  # ctx.path fails a symlink out of the workdir
