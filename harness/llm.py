@@ -10,6 +10,7 @@ imported only when a :class:`ChatModel` is made.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -36,6 +37,33 @@ RETRY_AFTER_CAP = 30.0
 STOP_UNREACHABLE = "stopping: the model endpoint is unreachable"
 STOP_REFUSED = "stopping: the model endpoint refused the API key"
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """``text`` from a model with every lone surrogate made U+FFFD: what can be sent back, written and printed.
+
+    JSON lets a reply carry ``"\\ud800"``; Python decodes it into a string that
+    no UTF-8 encoder takes (the SDK's next request, a transcript, the state).
+    """
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def loads(text: str) -> Any:
+    """A tool call's arguments (JSON) with every string :func:`clean`: an escaped ``\\ud800`` is one too."""
+    return _clean_deep(json.loads(text))
+
+
+def _clean_deep(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, list):
+        return [_clean_deep(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: _clean_deep(v) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -67,9 +95,12 @@ class Turn:
     def from_record(cls, data: dict[str, Any]) -> Turn:
         usage = data.get("usage") or {}
         return cls(
-            str(data.get("content") or ""),
-            [Call(str(c["id"]), str(c["name"]), str(c["arguments"])) for c in data.get("tool_calls") or []],
-            str(data.get("finish_reason") or "stop"),
+            clean(str(data.get("content") or "")),
+            [
+                Call(clean(str(c["id"])), clean(str(c["name"])), clean(str(c["arguments"])))
+                for c in data.get("tool_calls") or []
+            ],
+            clean(str(data.get("finish_reason") or "stop")),
             int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0),
         )
@@ -341,12 +372,12 @@ class ChatModel:
             function = getattr(tc, "function", None)
             if function is None:
                 continue  # a custom tool call: none was offered
-            calls.append(Call(tc.id or f"call_{n}", function.name or "", function.arguments or ""))
+            calls.append(Call(clean(tc.id or f"call_{n}"), clean(function.name or ""), clean(function.arguments or "")))
         usage = response.usage
         return Turn(
-            message.content or "",
+            clean(message.content or ""),
             calls,
-            choice.finish_reason or "stop",
+            clean(choice.finish_reason or "stop"),
             int(getattr(usage, "prompt_tokens", 0) or 0),
             int(getattr(usage, "completion_tokens", 0) or 0),
         )

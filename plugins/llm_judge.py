@@ -306,7 +306,7 @@ def parse_verdict(turn: llm.Turn, lines: set[str]) -> Verdict:
         names = ", ".join(sorted({llm.one_line(c.name, 40) for c in turn.calls}))
         raise JudgeError(f"the judge must make exactly one verdict call, it made {len(turn.calls)} ({names})")
     try:
-        args = json.loads(calls[0].arguments)
+        args = llm.loads(calls[0].arguments)
     except ValueError:
         raise JudgeError(
             f"the judge's verdict call has malformed arguments: {llm.one_line(calls[0].arguments, 120)!r}"

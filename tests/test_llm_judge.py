@@ -668,3 +668,22 @@ def test_an_endpoint_that_never_answers_well_is_an_error(
     assert crit.message.startswith(expected), crit.message
     assert result.ret == ExitCode.TESTS_FAILED
     assert cache_files(project) == []
+
+
+@pytest.mark.parametrize("verdict_word", ["pass", "fail"])
+@pytest.mark.parametrize("where", ["reason", "content", "cited"])
+def test_a_lone_surrogate_in_the_reply_is_replaced_never_a_crash(
+    project: Planrunner, openai_server: ScriptedOpenAI, verdict_word: str, where: str
+) -> None:
+    bad = "bad \ud800 and \udfff"
+    reason = bad if where == "reason" else "User is defined"
+    cited = ["class User:", bad] if where == "cited" else ["class User:"]
+    openai_server.add(verdict(verdict_word, reason, cited, content=bad if where == "content" else ""))
+    result, reports = run(project, "--tb=long")
+    crit = reports.items["t"].criteria[0]
+    assert "crashed" not in crit.message and "UnicodeEncodeError" not in crit.message + crit.evidence, crit
+    assert "\ud800" not in crit.message + crit.evidence
+    if where == "reason":
+        assert "bad \ufffd and \ufffd" in crit.message or crit.outcome == "passed", crit
+    for path in cache_files(project):
+        path.read_text(encoding="utf-8")  # the verdict cache is written, as UTF-8
