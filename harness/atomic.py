@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 #: Temp files carry this suffix, so a crashed writer's leftovers can be found and removed.
 TEMP_SUFFIX = ".planrun-tmp"
+
+
+def opened(fd: int) -> tuple[BinaryIO | None, os.stat_result]:
+    """``(file, status)`` of open descriptor ``fd``: a binary file when it is a regular file, else ``None`` (closed).
+
+    What was opened is checked before it is wrapped: ``open(fd)`` itself
+    refuses a directory (``IsADirectoryError``) before any check could say
+    "not a regular file".
+    """
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None, st
+    return open(fd, "rb"), st
 
 
 def write_atomic(

@@ -174,7 +174,25 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
         module, _, function = SUBCOMMANDS[args[0]].partition(":")
         command = getattr(importlib.import_module(module), function)
-        return int(command(args[1:], plugins))
+        try:
+            return int(command(args[1:], plugins))
+        except PlanrunError as exc:  # a subcommand's own one-line error it did not catch itself
+            from planrun.reports import printable
+
+            print(f"ERROR: {printable(str(exc))}", file=sys.stderr)
+            return ExitCode.USAGE_ERROR
+        except KeyboardInterrupt:
+            print(f"ERROR: planrun {args[0]} interrupted", file=sys.stderr)
+            return ExitCode.INTERRUPTED
+        except Exception:  # planrun's bug: shown, as the session shows one (BrokenPipeError: see console_main)
+            if isinstance(sys.exc_info()[1], BrokenPipeError):
+                raise
+            traceback.print_exc()
+            print(
+                f"INTERNAL ERROR: planrun {args[0]} crashed; please report this with the traceback above.",
+                file=sys.stderr,
+            )
+            return ExitCode.INTERNAL_ERROR
     try:
         try:
             line = _CommandLine(args)

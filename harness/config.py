@@ -360,6 +360,9 @@ class Config:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 10**7:
                 raise UsageError(f"[tool.planrun] timeout must be a positive number of seconds, got {timeout!r}")
             option.timeout = float(timeout)
+        attempts = inicfg.get("max_attempts")
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
+            raise UsageError(f"[tool.planrun] max_attempts must be a whole number of at least 1, got {attempts!r}")
         passenv = inicfg.get("passenv", [])
         if not isinstance(passenv, list) or not all(isinstance(p, str) and p and "=" not in p for p in passenv):
             raise UsageError(f"[tool.planrun] passenv must be a list of variable names or patterns, got {passenv!r}")

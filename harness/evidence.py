@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from planrun.atomic import opened
 from planrun.gitenv import run_git
 from planrun.outcomes import CheckFailed
 from planrun.reports import printable
@@ -188,9 +188,10 @@ def _tree_changes(top: str, old: str, new: str) -> list[str]:
 def sha256_of(path: os.PathLike[str] | str) -> str:
     """SHA-256 (hex) of the regular file ``path``; a FIFO or device is never read (:exc:`OSError`)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "not a regular file")
+    f, _ = opened(fd)
+    if f is None:
+        raise OSError(0, "not a regular file")
+    with f:
         return _hash_stream(f)[0]
 
 
@@ -331,10 +332,10 @@ def load_evidence(path: str) -> dict[str, Any]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         raise Malformed(f"cannot be read: {exc.strerror or exc}") from None
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise Malformed("not a regular file")
+    f, st = opened(fd)
+    if f is None:
+        raise Malformed("not a regular file")
+    with f:
         if st.st_size > _MAX_EVIDENCE_BYTES:
             raise Malformed(f"{st.st_size} bytes, more than the {_MAX_EVIDENCE_BYTES}-byte limit")
         try:

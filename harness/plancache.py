@@ -514,12 +514,14 @@ def _read_plan_bytes(path: Path, limit: int) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        data = os.read(fd, limit + 1)
-        while len(data) <= limit:
-            more = os.read(fd, limit + 1 - len(data))
-            if not more:
+        chunks, left = [], limit + 1  # in chunks: a read asks for no more than it may get
+        while left > 0:
+            chunk = os.read(fd, min(left, st.st_size + 1, 1 << 20))
+            if not chunk:
                 break
-            data += more
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
         return data if len(data) <= limit else None
     except OSError:
         return None

@@ -452,7 +452,14 @@ def _read_plan_text(path: Path, limit: int) -> str:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise UsageError(f"{path}: not a regular file")
-        data = f.read(limit + 1)
+        chunks, left = [], limit + 1  # in chunks: a huge --max-plan-bytes asks for no huge buffer
+        while left > 0:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
     if len(data) > limit:
         raise UsageError(f"{path}: over {limit} bytes (--max-plan-bytes)")
     return data.decode("utf-8", "replace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planrun.atomic import opened
 from planrun.datapath import MISSING
 from planrun.errors import PlanError, UsageError
 from planrun.gitenv import run_git
@@ -245,9 +245,10 @@ def _read_limited(path: Path) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+    f, _ = opened(fd)
+    if f is None:
+        return None
+    with f:
         return f.read(_COPY_LIMIT)
 
 

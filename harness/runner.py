@@ -19,6 +19,7 @@ from planrun.types import (
     Executor,
     ExecutorError,
     StepTimeout,
+    _TimeLimitExceeded,
     finish_record,
     forget_paths,
     is_recording,
@@ -57,6 +58,10 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
                 check.function(check.args, ctx)
         except Exception as exc:
             _failed(result, exc, strict)
+        except BaseException as exc:  # sys.exit() in a check, GeneratorExit: the check's crash; Ctrl-C goes on
+            if not _a_crash(exc):
+                raise
+            _failed(result, exc, strict)
         result.duration = time.monotonic() - start
         return result
     deadline = start + (check.retry_for if retry else 0.0)
@@ -68,6 +73,10 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
                 check.function(check.args, ctx)
             result.outcome, result.message, result.evidence = "passed", "", ""
         except Exception as exc:
+            _failed(result, exc, strict)
+        except BaseException as exc:
+            if not _a_crash(exc):
+                raise
             _failed(result, exc, strict)
         finally:
             if not check.inprocess:
@@ -108,7 +117,7 @@ def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) ->
             timeout = limiter.timed_out(exc)
             if timeout is not None:
                 exc = timeout
-            elif not isinstance(exc, Exception):
+            elif not isinstance(exc, Exception) and not _a_crash(exc):
                 raise
             _failed(result, exc, strict)
         result.duration = time.monotonic() - start
@@ -116,7 +125,13 @@ def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) ->
     return results
 
 
-def _failed(result: CriterionResult, exc: Exception, strict: bool) -> None:
+def _a_crash(exc: BaseException) -> bool:
+    """A BaseException a check raised that is its own crash (``sys.exit()``, ``GeneratorExit``, a plugin's own),
+    not Ctrl-C or SIGTERM (:class:`KeyboardInterrupt`) nor another check's time limit, which stop the run."""
+    return not isinstance(exc, KeyboardInterrupt) and not isinstance(exc, _TimeLimitExceeded)
+
+
+def _failed(result: CriterionResult, exc: BaseException, strict: bool) -> None:
     """The outcome, message and evidence of an attempt that raised ``exc`` (called in its ``except``)."""
     if isinstance(exc, CheckFailed):
         result.outcome, result.message, result.evidence = "failed", exc.message, exc.evidence

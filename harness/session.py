@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from planrun.atomic import opened
 from planrun.compiler import Check, Compiler
 from planrun.config import ExitCode, ini_args
 from planrun.errors import PlanError, PlanrunError, UsageError
@@ -710,10 +711,10 @@ def _copy_data(src: int, dst: int, size: int) -> None:
 def _copy_file(source: str, target: Path) -> None:
     """Copy one regular file, checking what was opened (it may have been swapped for a FIFO or a link)."""
     fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb"):  # closes fd
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(0, file_kind(st.st_mode))
+    f, st = opened(fd)
+    if f is None:
+        raise OSError(0, file_kind(st.st_mode))
+    with f:  # closes fd
         with open(target, "xb") as out:
             _copy_data(fd, out.fileno(), st.st_size)
         os.chmod(target, stat.S_IMODE(st.st_mode))

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun.atomic import TEMP_SUFFIX, ignored_folder, remove_stale_temps, write_atomic
+from planrun.atomic import TEMP_SUFFIX, ignored_folder, opened, remove_stale_temps, write_atomic
 from planrun.errors import UsageError
 
 if TYPE_CHECKING:
@@ -480,14 +480,15 @@ class StateStore:
             reason = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
             self._corrupt(path, reason, None)
             return None
-        with open(fd, "rb") as f:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                reason = "not a regular file"
-            elif st.st_size > _MAX_STATE_BYTES:
-                reason = f"larger than {_MAX_STATE_BYTES} bytes"
-            else:
-                return f.read(_MAX_STATE_BYTES + 1), (st.st_dev, st.st_ino)
+        f, st = opened(fd)
+        if f is None:
+            reason = "not a regular file"
+        else:
+            with f:
+                if st.st_size > _MAX_STATE_BYTES:
+                    reason = f"larger than {_MAX_STATE_BYTES} bytes"
+                else:
+                    return f.read(_MAX_STATE_BYTES + 1), (st.st_dev, st.st_ino)
         self._corrupt(path, reason, (st.st_dev, st.st_ino))
         return None
 

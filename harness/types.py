@@ -286,7 +286,14 @@ def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
     size = os.fstat(f.fileno()).st_size
     if size > limit:
         fail(f"{rel} is {size} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
-    data = f.read(limit + 1)
+    chunks, left = [], limit + 1  # in chunks: a read asks for no buffer bigger than the file
+    while left > 0:
+        chunk = f.read(min(left, size + 1, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
     if len(data) > limit:
         fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
     return data

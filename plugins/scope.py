@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from planrun import ExecutionResult, Executor, UsageError, hookimpl, printable
 from planrun import run_git as _run_git
+from planrun.atomic import opened
 
 if TYPE_CHECKING:
     import argparse
@@ -158,9 +159,11 @@ def _hash_file(path: str, limit: int) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+    f, st = opened(fd)
+    if f is None:
+        return None
+    with f:
+        if st.st_size > limit:
             return None
         digest = hashlib.sha256()
         while chunk := f.read(1 << 16):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import stat
 import tempfile
 import xml.parsers.expat
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from planrun import ArgsModel, CheckContext, CheckFailed, CheckKind, StepTimeout, fail, hookimpl
+from planrun.atomic import opened
 
 MAX_XML_BYTES = 32 << 20
 """The largest JUnit XML read; a bigger one fails the criterion."""
@@ -182,9 +182,10 @@ def _read_xml(path: str) -> bytes:
         fail("the command wrote no JUnit XML (is {junit} passed where the runner writes its report?)")
     except OSError as exc:
         fail(f"the JUnit XML cannot be opened: {exc.strerror or exc}")
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            fail("the JUnit XML is not a regular file")
+    f, _ = opened(fd)
+    if f is None:
+        fail("the JUnit XML is not a regular file")
+    with f:
         data = f.read(MAX_XML_BYTES + 1)
     if len(data) > MAX_XML_BYTES:
         fail(f"the JUnit XML is larger than {MAX_XML_BYTES} bytes")
