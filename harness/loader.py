@@ -53,7 +53,7 @@ _COMPOSE_SAFE_DEPTH = 1000 if _WITH_LIBYAML else 200
 _STR: str = Resolver.DEFAULT_SCALAR_TAG  # the very object the resolver hands out: == is an identity check
 _VALUE = "tag:yaml.org,2002:value"
 _MERGE = "tag:yaml.org,2002:merge"
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
 _LEAD_LIMIT = 200
 _DEEP_LEAD = re.compile(rf"\n[ \t?:-]{{{_LEAD_LIMIT}}}")
 _DEEP_FIRST_LEAD = re.compile(rf"[ \t?:-]{{{_LEAD_LIMIT}}}")

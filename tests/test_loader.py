@@ -398,11 +398,31 @@ def test_scalars_their_tag_cannot_read_are_located(tmp_path: Path, text: str, me
         ('plan: p\ntasks: ["ok", "\\u007f"]\n', "2:15", "007F"),
         ('plan: p\n"k\\e": v\n', "2:1", "001B"),  # in a key
         ('plan: p\nx: [{y: "\\0"}]\n', "2:9", "0000"),
+        ('plan: "a\\rb"\n', "1:7", "000D"),  # a carriage return: it rewrites a terminal line
+        ('plan: p\nname: "x\\N"\n', "2:7", "0085"),  # NEL, a C1 line break
+        ('plan: p\nname: "\\x9b2J"\n', "2:7", "009B"),  # C1 CSI, an escape sequence on its own
+        ('plan: p\nname: "\\x80"\n', "2:7", "0080"),
+        ('plan: p\nsteps: ["printf \\x0b"]\n', "2:9", "000B"),
     ],
 )
 def test_control_characters_from_escapes(tmp_path: Path, text: str, where: str, code: str) -> None:
     path, err = load_error(tmp_path, text)
     assert str(err) == f"{path}:{where}: control character U+{code} in value"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plan: p\nrun: |\n  echo one\n  echo two\n",  # newlines in a block
+        "plan: p\nid: a\r\nname: b\r\n",  # CRLF line ends: the parser's, not the values'
+        'plan: "tab\\there"\n',
+        "plan: p\nname: x\u00a0y \u00e9\n",  # no-break space and letters past C1
+    ],
+)
+def test_tabs_newlines_and_what_follows_c1_are_values(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "ok.plan.yaml"
+    path.write_bytes(text.encode("utf-8"))
+    load_yaml(path)
 
 
 def test_raw_control_characters(tmp_path: Path) -> None:
