@@ -13,6 +13,19 @@ from typing import BinaryIO
 TEMP_SUFFIX = ".planrun-tmp"
 
 
+def temp_name(name: str) -> str:
+    """A hidden temporary name beside ``name`` (``.NAME.RANDOM.planrun-tmp``), within the 255 bytes a name may have.
+
+    ``name`` is cut to 200 bytes of its encoding (whole characters), not 200
+    characters: a name of 127 ``é`` is 254 bytes and valid, and so must its
+    temporary name be.
+    """
+    head = name
+    while len(head.encode("utf-8", "surrogateescape")) > 200:
+        head = head[:-1]
+    return f".{head}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
 def opened(fd: int) -> tuple[BinaryIO | None, os.stat_result]:
     """``(file, status)`` of open descriptor ``fd``: a binary file when it is a regular file, else ``None`` (closed).
 
@@ -58,7 +71,7 @@ def write_atomic(
         chunks = [data]
     else:
         chunks = data
-    tmp = target.parent / f".{target.name[:200]}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    tmp = target.parent / temp_name(target.name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         for chunk in chunks:

@@ -189,8 +189,28 @@ def _kind(data: bytes) -> str:
 _COUNTS = ("tests", "failures", "errors", "skipped")
 
 
+_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+
+
 def _element(node: Any) -> XmlElement:
-    """A parsed ElementTree element as an :data:`XmlElement` (whitespace between elements dropped)."""
+    """A parsed ElementTree element as an :data:`XmlElement` (whitespace between elements dropped).
+
+    ElementTree names a namespaced element or attribute ``{uri}local``; it goes
+    back out as ``nsN:local`` with ``xmlns:nsN="uri"`` declared on the element
+    that uses it (``xml:`` names as they are), so what is written is what was read.
+    """
+    prefixes: dict[str, str] = {}
+
+    def qualified(name: str, declared: dict[str, str]) -> str:
+        if not name.startswith("{"):
+            return name
+        uri, _, local = name[1:].partition("}")
+        if uri == _XML_NAMESPACE:
+            return f"xml:{local}"
+        prefix = prefixes.setdefault(uri, f"ns{len(prefixes)}")
+        declared[f"xmlns:{prefix}"] = uri
+        return f"{prefix}:{local}"
+
     converted: dict[int, XmlElement] = {}
     order = list(node.iter())
     for el in reversed(order):  # children before parents, without recursion
@@ -198,7 +218,10 @@ def _element(node: Any) -> XmlElement:
         text = el.text or ""
         if children and not text.strip():
             text = ""
-        converted[id(el)] = (el.tag, dict(el.attrib), text, children)
+        declared: dict[str, str] = {}
+        tag = qualified(el.tag, declared)
+        attrs = {qualified(k, declared): v for k, v in el.attrib.items()}
+        converted[id(el)] = (tag, {**attrs, **declared}, text, children)
     return converted[id(node)]
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from planrun import hookimpl
 
 _CMD = r"`(?P<cmd>[^`]+)`"
-_PATH = r"`?(?P<path>[^\s`]+)`?"
+# A path, bare or in matching backticks or quotes (the quotes are not part of it).
+_PATH = r"""(?P<q>[`"']?)(?P<path>[^\s`"']+)(?P=q)"""
 # In "PATH exists", "PATH contains `X`" and "PATH is deleted" a bare word is a
 # path (LICENSE, Makefile), unless it is one of the words prose starts with.
 _LOOKS_LIKE_PATH = re.compile(r"^(?:\.?/)?[\w.*?\[\]-]+(?:/[\w.*?\[\]-]*)*$")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from planrun.agenttools import PROTECTED_PATTERNS, TOOL_SCHEMAS, Toolbox, ToolError, sandbox_name, schemas
+from planrun.atomic import write_atomic
 from planrun.errors import UsageError
 from planrun.process import descendants
 
@@ -902,3 +903,18 @@ def test_sandbox_has_no_network(work: Path, sandbox: str) -> None:
     else:
         assert out.startswith("exit code 1") and "connected" not in out.splitlines()[-1]
         assert server.accepted == 0
+
+
+@pytest.mark.parametrize("name", ["é" * 127, "😀" * 63, "a" * 255, "日本" * 42, "x" * 199 + "é" * 28])
+def test_a_long_valid_name_is_written_and_edited(tb: Toolbox, work: Path, name: str) -> None:
+    assert len(name.encode()) <= 255
+    assert tb.call("write_file", {"path": name, "content": "one\n"}).startswith("created ")
+    assert tb.call("edit_file", {"path": name, "old": "one", "new": "two"}).startswith("edited ")
+    assert (work / name).read_text() == "two\n"
+    assert not [p for p in work.iterdir() if p.name.endswith(".planrun-tmp")]
+
+
+@pytest.mark.parametrize("name", ["é" * 127, "😀" * 63, "z" * 255])
+def test_write_atomic_keeps_a_long_name_within_the_limit(tmp_path: Path, name: str) -> None:
+    write_atomic(tmp_path / name, "data")
+    assert (tmp_path / name).read_text() == "data"

@@ -243,3 +243,31 @@ def test_plan_order_key_is_the_session_walk(planrunner: Planrunner, paths: list[
     walked = [s.get("name") for s in ET.parse(planrunner.path / "r.xml").getroot().iter("testsuite")]
     assert walked == order
     assert sorted(paths, key=plan_order_key) == order
+
+
+NAMESPACED = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites>
+ <testsuite name="plans/a.plan.yaml" tests="1" failures="0" errors="0" skipped="0" time="0.1"
+   xmlns:x="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:noNamespaceSchemaLocation="junit.xsd">
+  <testcase classname="plans.a" name="t" x:note="hi" xml:lang="en" time="0.1"><x:extra>v</x:extra></testcase>
+ </testsuite>
+</testsuites>
+"""
+
+
+def test_namespaced_names_are_written_back_well_formed(suite: Planrunner) -> None:
+    import xml.etree.ElementTree as ET
+
+    suite.makefile("a.xml", NAMESPACED)
+    suite.run("--junitxml", "b.xml", "b.plan.yaml")
+    result = suite.run("merge-reports", "-o", "m.xml", "a.xml", "b.xml")
+    assert result.ret == ExitCode.OK, result
+    merged = ET.parse(suite.path / "m.xml").getroot()  # well formed
+    original = ET.fromstring(NAMESPACED.encode())
+    case = merged.find("./testsuite[@name='plans/a.plan.yaml']/testcase")
+    assert case is not None
+    assert case.get("{urn:x}note") == "hi" and case.get(f"{{{'http://www.w3.org/XML/1998/namespace'}}}lang") == "en"
+    assert case.find("{urn:x}extra") is not None and case.find("{urn:x}extra").text == "v"  # type: ignore[union-attr]
+    suite_el = merged.find("./testsuite[@name='plans/a.plan.yaml']")
+    schema = "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation"
+    assert suite_el is not None and suite_el.get(schema) == original[0].get(schema) == "junit.xsd"

@@ -28,6 +28,10 @@ from planrun.testing import Planrunner
         ),
         ("old/legacy.py is deleted", {"file_absent": "old/legacy.py"}),
         ("tmp.log does not exist", {"file_absent": "tmp.log"}),
+        ('File "src/x.py" exists', {"file_exists": "src/x.py"}),  # quotes are not part of the path
+        ("File 'src/x.py' exists", {"file_exists": "src/x.py"}),
+        ('"src/x.py" contains `def f`', {"file_contains": {"path": "src/x.py", "text": "def f"}}),
+        ("'old.py' is deleted", {"file_absent": "old.py"}),
         (
             "HTTP GET http://127.0.0.1:3000/health returns 200",
             {"http": {"method": "GET", "url": "http://127.0.0.1:3000/health", "status": 200}},
@@ -49,6 +53,9 @@ def test_sentence_compiles(sentence: str, compiled: dict[str, object]) -> None:
         "Everything exists",  # prose: not a path, though a bare word can be one
         "Users can log in",
         "`unterminated passes",
+        'File "src/x.py exists',  # a quote not closed
+        "File `src/x.py' exists",  # quotes that do not match
+        "File `src/x.py exists",
     ],
 )
 def test_other_sentences_do_not_compile(sentence: str) -> None:
@@ -235,3 +242,10 @@ def test_a_plugin_compiler_s_forms_are_offered_too(planrunner: Planrunner) -> No
     result.stdout.fnmatch_lines(
         ["s.plan.yaml:5:16: criterion 'notes.md is tidy' is not machine-checkable; write it as 'PATH is tidy', *"]
     )
+
+
+def test_a_quoted_path_that_escapes_is_a_compile_error(planrunner: Planrunner) -> None:
+    planrunner.makeplan("q", """plan: q\ntasks:\n  - {id: t, name: T, criteria: ['File "../x" exists']}\n""")
+    result = planrunner.run("--co", "q.plan.yaml")
+    assert result.ret == ExitCode.INTERRUPTED, result
+    assert "escapes the workdir" in result.outstr, result

@@ -7,7 +7,6 @@ Reads open, then verify what was opened; writes walk every folder with
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import unicodedata
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 from planrun.agenttools.messages import ToolError, _shown, _strerror
+from planrun.atomic import temp_name
 from planrun.types import forget_paths
 
 
@@ -370,7 +370,7 @@ class _Confined:
 
     def _replace(self, fd: int, name: str, rel: str, data: bytes, old: os.stat_result | None) -> None:
         """Put ``data`` at ``name`` in folder ``fd``: a new file, renamed over the old one (never opened)."""
-        tmp = f".{name[:200]}.{secrets.token_hex(4)}.planrun-tmp"
+        tmp = temp_name(name)
         try:
             tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
         except OSError as exc:
