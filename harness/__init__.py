@@ -14,7 +14,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from planrun.atomic import ignored_folder, write_atomic
+    from planrun.atomic import ignored_folder, opened, write_atomic
+    from planrun.commandguard import CommandGuard, neutralised, write_commands, write_data
     from planrun.config import ExitCode, whole_number
     from planrun.datapath import MISSING, lookup, parse_path
     from planrun.errors import CompileError, PlanError, PlanrunError, PluginError, UsageError
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         Location,
         RelPath,
         StepTimeout,
+        command_environment,
         set_recording,
     )
 
@@ -58,7 +60,8 @@ __version__ = "0.1.0"
 
 #: module -> the public names it defines, imported by ``__getattr__`` when first asked for.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "planrun.atomic": ("ignored_folder", "write_atomic"),
+    "planrun.atomic": ("ignored_folder", "opened", "write_atomic"),
+    "planrun.commandguard": ("CommandGuard", "neutralised", "write_commands", "write_data"),
     "planrun.config": ("ExitCode", "whole_number"),
     "planrun.datapath": ("MISSING", "lookup", "parse_path"),
     "planrun.errors": ("CompileError", "PlanError", "PlanrunError", "PluginError", "UsageError"),
@@ -95,6 +98,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Location",
         "RelPath",
         "StepTimeout",
+        "command_environment",
         "set_recording",
     ),
 }
@@ -182,6 +186,12 @@ __all__ = [
     "outcome_counts",
     "printable",
     "lines_of",
+    "opened",
+    "CommandGuard",
+    "neutralised",
+    "write_commands",
+    "write_data",
+    "command_environment",
     "set_recording",
     "sha256_of",
     "read_plan",

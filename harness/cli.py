@@ -271,7 +271,7 @@ def _schema(args: list[str], plugins: list[object] | None = None) -> int:
     with warnings.catch_warnings():  # a default such as MISSING is left out of the schema, as it should be
         warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
         checks = {k.name: k.args.model_json_schema() for k in kinds}
-    from planrun.plugins.github import write_data
+    from planrun.commandguard import write_data
 
     write_data(json.dumps(json_schema(checks), indent=2) + "\n", json_text=True)
     return ExitCode.OK

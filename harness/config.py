@@ -366,9 +366,8 @@ class Config:
         passenv = inicfg.get("passenv", [])
         if not isinstance(passenv, list) or not all(isinstance(p, str) and p and "=" not in p for p in passenv):
             raise UsageError(f"[tool.planrun] passenv must be a list of variable names or patterns, got {passenv!r}")
-        from planrun.types import set_passenv
-
-        set_passenv(passenv)
+        #: ``[tool.planrun] passenv``: more of planrun's environment for steps and commands (see a session's start).
+        self.passenv: list[str] = passenv
         executor = inicfg.get("executor")
         if executor is not None and not isinstance(executor, str):
             raise UsageError(f"[tool.planrun] executor must be a string, got {executor!r}")

@@ -110,7 +110,7 @@ def main(args: list[str], plugins: list[object] | None = None) -> int:
     where = target.resolve().parent if target is not None else Path.cwd()
     text = plan_yaml(plan, os.path.relpath(schema_file, where))
     if target is None:
-        from planrun.plugins.github import write_data
+        from planrun.commandguard import write_data
 
         write_data(text)
         return ExitCode.OK

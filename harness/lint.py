@@ -175,7 +175,7 @@ def _one_line(text: str) -> str:
 
 
 def _report(fmt: str, findings: list[Finding], nplans: int, broken: int = 0) -> None:
-    from planrun.plugins.github import write_commands, write_data
+    from planrun.commandguard import write_commands, write_data
 
     if fmt == "json":
         write_data(json.dumps([f.as_dict() for f in findings], indent=2) + "\n", json_text=True)

@@ -259,7 +259,7 @@ class PlannerLoop:
     def _dispatch(self, call: llm.Call) -> str:
         name = call.name
         try:
-            args = llm.loads(call.arguments) if call.arguments.strip() else {}
+            args = json.loads(call.arguments) if call.arguments.strip() else {}
         except ValueError as exc:
             self.show(f"  {llm.one_line(name, 40)}: malformed arguments")
             return f"error: the arguments of {llm.one_line(name, 60)} are not valid JSON ({exc}); send a JSON object"

@@ -43,7 +43,7 @@ def shown(text: str) -> str:
     """
     text = _printable(text)
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        from planrun.plugins.github import neutralised
+        from planrun.commandguard import neutralised
 
         text = neutralised(text)
     return text

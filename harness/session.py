@@ -29,7 +29,7 @@ from planrun.loader import file_kind
 from planrun.planfile import PlanSource, dependency_order, read_plan
 from planrun.registry import CheckRegistry, ExecutorRegistry
 from planrun.reports import ItemReport, printable
-from planrun.types import Executor, Location, alarm_handler, set_max_file_bytes
+from planrun.types import Executor, Location, alarm_handler, set_max_file_bytes, set_passenv
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -335,6 +335,7 @@ class Session:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        set_passenv(getattr(config, "passenv", ()))  # what this session's steps and commands see besides the allowlist
         self.plans: list[CollectedPlan] = []
         self.items: list[Item] = []
         self.deselected: list[Item] = []

@@ -179,7 +179,7 @@ def graph(args: list[str], plugins: list[object] | None = None) -> int:
             entry = record["items"].get(task.id)
             if entry is not None:
                 outcomes[task.id] = entry["outcome"] or entry["status"]
-    from planrun.plugins.github import write_data
+    from planrun.commandguard import write_data
 
     write_data(mermaid(plan, outcomes))
     for warning in config.warnings:

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, fail, hookimpl
-from planrun.types import command_environment
+from planrun import ArgsModel, CheckContext, CheckKind, RelPath, StepTimeout, command_environment, fail, hookimpl
 
 
 class CommandArgs(ArgsModel):

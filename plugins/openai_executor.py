@@ -379,7 +379,7 @@ class OpenAIExecutor(Executor):
 def _arguments(call: llm.Call) -> tuple[dict[str, Any], str]:
     """The call's arguments as a dict, or an error message for the model."""
     try:
-        args = llm.loads(call.arguments) if call.arguments.strip() else {}
+        args = json.loads(call.arguments) if call.arguments.strip() else {}
     except ValueError as exc:
         return {}, f"error: the arguments of {call.name} are not valid JSON ({exc}); send a JSON object"
     if not isinstance(args, dict):

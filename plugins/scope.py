@@ -26,9 +26,8 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ExecutionResult, Executor, UsageError, hookimpl, printable
+from planrun import ExecutionResult, Executor, UsageError, hookimpl, opened, printable
 from planrun import run_git as _run_git
-from planrun.atomic import opened
 
 if TYPE_CHECKING:
     import argparse

@@ -29,8 +29,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from planrun import ArgsModel, CheckContext, CheckFailed, CheckKind, StepTimeout, fail, hookimpl
-from planrun.atomic import opened
+from planrun import ArgsModel, CheckContext, CheckFailed, CheckKind, StepTimeout, fail, hookimpl, opened
 
 MAX_XML_BYTES = 32 << 20
 """The largest JUnit XML read; a bigger one fails the criterion."""

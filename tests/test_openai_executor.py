@@ -712,22 +712,24 @@ def test_transcripts_leave_git_status_clean(project: Planrunner, openai_server: 
 
 
 @pytest.mark.parametrize("where", ["content", "arguments"])
-def test_a_lone_surrogate_in_a_reply_is_replaced_and_the_loop_goes_on(
+def test_a_lone_surrogate_in_a_reply_is_replaced_or_refused_and_the_loop_goes_on(
     project: Planrunner, openai_server: ScriptedOpenAI, where: str
 ) -> None:
     bad = "ok \ud800 \udc00"
-    if where == "content":
+    if where == "content":  # the reply's text: made U+FFFD, so it can be sent back and written
         openai_server.add(tool_turn(WRITE, content=bad))
-    else:
+    else:  # in a tool's arguments: the tool says so, and the model writes again
         openai_server.add(tool_turn(("write_file", {"path": "a.txt", "content": f"hello\n{bad}\n"})))
+        openai_server.add(tool_turn(WRITE))
     openai_server.add(tool_turn(FINISH, content=bad))
     project.makeplan("single", ONE_TASK)
     result, reports = run(project, "--max-attempts", "1", "single.plan.yaml")
     assert_one_clean_line(result)
     assert result.ret == ExitCode.OK, result
     assert reports.items["t"].outcome == "passed"
-    assert len(openai_server.requests) == 2  # the history with the cleaned reply was sent again
-    transcripts = list((project.path / ".planrun").rglob("*transcript*"))
-    assert transcripts and all("\ufffd" in p.read_text(encoding="utf-8") for p in transcripts if p.is_file())
+    assert (project.path / "a.txt").read_text(encoding="utf-8") == "hello\n"
+    transcripts = [p for p in (project.path / ".planrun").rglob("*") if p.is_file() and "transcript" in str(p)]
+    assert transcripts and all("\ud800" not in p.read_text(encoding="utf-8") for p in transcripts)
     if where == "arguments":
-        assert (project.path / "a.txt").read_text(encoding="utf-8") == "hello\nok \ufffd \ufffd\n"
+        tool_answer = json.dumps(openai_server.requests[1].messages[-1])
+        assert "surrogate" in tool_answer, tool_answer
