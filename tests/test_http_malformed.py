@@ -300,11 +300,12 @@ def _plan(planrunner: Planrunner, criterion: str) -> RunResult:
         ("http: 'http://[::1/'", "10:15", "http: url: 'http://[[]::1/': Invalid IPv6 URL"),
         ("http: 'http://u:p@127.0.0.1/'", "10:15", "http: url: *: credentials in the URL are not sent*"),
         ("http: {url: 'http://127.0.0.1:99999/'}", "10:21", "http: url: *: the port must be *"),
-        (
+        (  # a carriage return is refused by the loader already, as any control character in a value
             'http: {url: "http://127.0.0.1/", headers: {X-A: "v\\r\\nInjected: 1"}}',
             "10:57",
-            "http: headers.X-A: the value 'v\\r\\nInjected: 1' contains a line break or control character",
+            "control character U+000D in value",
         ),
+
         (
             'http: {url: "http://127.0.0.1/", headers: {X-A: "v\\nInjected: 1"}}',
             "10:57",

@@ -86,13 +86,13 @@ def test_escapes_in_nearest_lines_command_output_and_shell_output(planrunner: Pl
 
 def test_escapes_in_a_criterion_name_and_a_plan_file_name(planrunner: Planrunner) -> None:
     evil = planrunner.path / f"a{EVIL}.plan.yaml"
-    evil.write_text('plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: x, name: "n\\x9b2J\u202eman"}]}\n')
+    evil.write_text('plan: p\ntasks:\n  - {id: t, name: T, criteria: [{file_exists: x, name: "n\u20662J\u202eman"}]}\n')
     for args in ((), ("-v",), ("--tb=line",), ("--co",), ("-rA",)):
         result = planrunner.run(*args, ".")
         assert_no_raw_control(result)
         assert "a\\x1b]0;TITLE\\x07\\x1b[2J.plan.yaml" in result.outstr, result
     result = planrunner.run(".")
-    result.stdout.fnmatch_lines(["criterion 1/1  n\\x9b2J\\u202eman"])
+    result.stdout.fnmatch_lines(["criterion 1/1  n\\u20662J\\u202eman"])
 
 
 class Picky(ArgsModel):
@@ -112,13 +112,13 @@ class PickyPlugin:
 
 def test_escapes_in_a_collection_error_that_quotes_plan_content(planrunner: Planrunner) -> None:
     planrunner.makeplan(
-        "p", 'plan: p\ntasks:\n  - {id: t, name: T, run: touch ran, criteria: [{picky: {word: "w\\x9b2J\u202ex"}}]}\n'
+        "p", 'plan: p\ntasks:\n  - {id: t, name: T, run: touch ran, criteria: [{picky: {word: "w\u20662J\u202ex"}}]}\n'
     )
     for args in ((), ("-q",), ("--co",), ("--tb=line",)):
         result = planrunner.run(*args, "p.plan.yaml", plugins=[PickyPlugin()])
         assert result.ret == ExitCode.INTERRUPTED, result
         assert_no_raw_control(result)
-        result.stdout.fnmatch_lines(["*p.plan.yaml:3:*: picky: word: cannot use w\\x9b2J\\u202ex"])
+        result.stdout.fnmatch_lines(["*p.plan.yaml:3:*: picky: word: cannot use w\\u20662J\\u202ex"])
     assert not Path("ran").exists()
 
 
