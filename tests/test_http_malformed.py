@@ -305,7 +305,6 @@ def _plan(planrunner: Planrunner, criterion: str) -> RunResult:
             "10:57",
             "control character U+000D in value",
         ),
-
         (
             'http: {url: "http://127.0.0.1/", headers: {X-A: "v\\nInjected: 1"}}',
             "10:57",
