@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 # The process behind a check has its own timeout; the alarm around the whole
 # check is the backstop for checks that have none, so it fires a little later.
 _BACKSTOP = 5.0
+# A check that runs in planrun's process has no other limit: its own timeout is its limit. The grace
+# lets a limit of its own (``ctx.search``'s, armed as it starts) fire first, with the message it has.
+_GRACE = 0.25
+
+
+def _limit(check: Check) -> float:
+    """How long ``check`` may run before its alarm (it is said to have run longer than its timeout)."""
+    return check.timeout + (_GRACE if check.inprocess else _BACKSTOP)
 
 
 def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = False) -> CriterionResult:
@@ -50,11 +58,11 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
         return result
     ctx = CheckContext(workdir, check.timeout, check.location)
     start = time.monotonic()
-    limit = check.timeout + _BACKSTOP
+    limit = _limit(check)
     if check.inprocess and not (retry and check.retry_for) and not is_recording():
         # The common case, kept lean: one attempt of a reading check, nothing recorded, nothing to forget.
         try:
-            with time_limit(limit, f"check {check.name!r}"):
+            with time_limit(limit, f"check {check.name!r}", said=check.timeout):
                 check.function(check.args, ctx)
         except Exception as exc:
             _failed(result, exc, strict)
@@ -69,7 +77,7 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
     while True:
         ctx.record = new_record()  # --evidence: what this attempt reads and runs (None when off)
         try:
-            with time_limit(limit, f"check {check.name!r}"):
+            with time_limit(limit, f"check {check.name!r}", said=check.timeout):
                 check.function(check.args, ctx)
             result.outcome, result.message, result.evidence = "passed", "", ""
         except Exception as exc:
@@ -109,7 +117,7 @@ def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) ->
         result = CriterionResult(check.name, check.kind, "passed", check.location)
         start = 0.0
         try:
-            start = limiter.aim(check.timeout + _BACKSTOP, check.name)
+            start = limiter.aim(_limit(check), check.name, check.timeout)
             check.function(check.args, CheckContext(workdir, check.timeout, check.location))
             limiter.disarm()
         except BaseException as exc:

@@ -1271,11 +1271,12 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
     and restored after it.
     """
 
-    __slots__ = ("seconds", "what", "_armed", "_outer_left", "_started", "_old", "_deadline")
+    __slots__ = ("seconds", "what", "said", "_armed", "_outer_left", "_started", "_old", "_deadline")
 
-    def __init__(self, seconds: float, what: str) -> None:
+    def __init__(self, seconds: float, what: str, said: float | None = None) -> None:
         self.seconds = seconds
         self.what = what
+        self.said = seconds if said is None else said  # the limit the message names (a grace may follow it)
         self._armed = False
         self._outer_left = 0.0
         self._old: Any = None
@@ -1321,7 +1322,7 @@ class time_limit:  # noqa: N801 - used like a function: ``with time_limit(5, "wh
                     left = self._outer_left - (time.monotonic() - self._started)
                     _signal.setitimer(_ITIMER_REAL, max(left, 0.001))
         if isinstance(exc, _TimeLimitExceeded) and exc.owner is self:
-            raise StepTimeout(f"{self.what} ran longer than {self.seconds:g}s") from None
+            raise StepTimeout(f"{self.what} ran longer than {self.said:g}s") from None
 
 
 class _Reaimed(time_limit):
@@ -1329,10 +1330,11 @@ class _Reaimed(time_limit):
 
     __slots__ = ()
 
-    def aim(self, seconds: float, name: str) -> float:
-        """Arm for ``seconds`` from now for the check ``name``; returns the clock read."""
+    def aim(self, seconds: float, name: str, said: float | None = None) -> float:
+        """Arm for ``seconds`` from now for check ``name`` (its message names ``said``); returns the clock read."""
         now = time.monotonic()
         self.seconds = seconds
+        self.said = seconds if said is None else said
         self.what = name
         self._deadline = deadline = now + seconds
         _ARMED.append(self)
@@ -1352,7 +1354,7 @@ class _Reaimed(time_limit):
     def timed_out(self, exc: BaseException) -> StepTimeout | None:
         """The :class:`StepTimeout` of this limit if ``exc`` is its alarm, else ``None``."""
         if isinstance(exc, _TimeLimitExceeded) and exc.owner is self:
-            return StepTimeout(f"check {self.what!r} ran longer than {self.seconds:g}s")
+            return StepTimeout(f"check {self.what!r} ran longer than {self.said:g}s")
         return None
 
 

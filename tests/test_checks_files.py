@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import re
 
 import pytest
@@ -206,3 +207,16 @@ def test_a_path_that_changes_while_it_is_resolved_fails_the_criterion(
     assert "crashed" not in result.outstr and "Traceback" not in result.outstr, result
     if "link" in criterion or "l*" in criterion:
         assert "changed while it was looked at, so nothing can be said" in result.outstr, result
+
+
+@pytest.mark.parametrize("timeout", [1, 2])
+def test_a_reading_check_is_stopped_at_its_own_timeout(check: CheckRun, timeout: int) -> None:
+    # A 200 GB sparse file: a literal search reads it at disk speed, far longer than the timeout.
+    with open("huge.txt", "wb") as f:
+        f.truncate(200 << 30)
+    start = time.monotonic()
+    result = check(f"{{file_contains: {{path: huge.txt, text: needle}}, timeout: {timeout}}}")
+    took = time.monotonic() - start
+    assert result.ret == ExitCode.TESTS_FAILED, result
+    assert f"ran longer than {timeout}s" in result.outstr, result
+    assert took < timeout + 3, took  # not timeout + the 5 s backstop of checks that run a process

@@ -53,6 +53,7 @@ class _Naps:
 def no_backstop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A check's limit is its timeout (not timeout + 5 s), so an overrun shows in a fraction of a second."""
     monkeypatch.setattr(runner_module, "_BACKSTOP", 0.0)
+    monkeypatch.setattr(runner_module, "_GRACE", 0.0)
 
 
 def _plan(*criteria: str) -> str:
