@@ -86,6 +86,14 @@ PROTECTED_PATTERNS: tuple[Protection, ...] = (
     Protection(".windsurfrules", "agent instructions", True),
     Protection(".aider*", "agent configuration", True),
     Protection(".github/copilot-instructions.md", "agent instructions", True),
+    Protection(".github/instructions", "agent instructions", True),
+    Protection(".github/prompts", "agent instructions", True),
+    Protection(".mcp.json", "agent configuration", True),  # the MCP servers an agent starts: commands
+    Protection(".clinerules", "agent instructions", True),
+    Protection(".roo", "agent configuration", True),
+    Protection(".continue", "agent configuration", True),
+    Protection(".zed", "editor configuration", True),
+    Protection(".envrc", "shell configuration", True),  # direnv runs it in whoever enters the folder
 )
 
 #: Names the ``.env.*`` pattern lets through: templates that hold no secret by convention.
