@@ -4,13 +4,8 @@ On when ``GITHUB_ACTIONS`` is exactly ``true`` (the runner sets it), or with
 ``--gha-annotations``; ``--no-gha-annotations`` turns the annotations and the
 summary off.
 
-How the runner reads a step's output (actions/runner,
-``src/Runner.Common/ActionCommand.cs`` and ``src/Runner.Worker/ActionCommandManager.cs``):
-every line of stdout *and* stderr (split at ``\\n``, ``\\r`` and ``\\r\\n``) is a
-command when, after ``TrimStart()`` (any Unicode white space), it starts with
-``::`` and the name before the next space or ``::`` is a registered command
-(``TryParseV2``), or when it holds ``##[NAME`` *anywhere* (the legacy
-``TryParse``: ``IndexOf("##[")``). ``::stop-commands::TOKEN`` makes the runner
+How the runner reads a step's output, and so what a line must not hold, is
+in :mod:`planrun.commandguard`. ``::stop-commands::TOKEN`` makes the runner
 ignore every command until a line ``::TOKEN::``; the two streams are read
 by separate threads and drained stderr first, so their lines interleave in no
 fixed order.
