@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from planrun.errors import CompileError
-from planrun.planfile import PlanSource, did_you_mean, fields_at, shown
+from planrun.planfile import PlanSource, did_you_mean, fields_at, not_a_name, shown
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
 
@@ -150,6 +150,10 @@ class Compiler:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             sub = tuple(err["loc"])
+            if err["type"] == "invalid_key" and origin is not None:  # a key YAML reads as a date, number, ...
+                source, loc = origin
+                key = err.get("input")
+                raise not_a_name(source, (*loc, name, *sub[:-1], key), key, f"{name}: ", CompileError) from None
             msg = f"{name}: {_message(err)}"
             if err["type"] == "extra_forbidden":
                 hint = did_you_mean(str(sub[-1]), fields_at(tuple(p for p in sub[:-1] if not _is_tag(p)), kind.args))

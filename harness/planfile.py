@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,10 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
         if hint:
             msg += f"; did you mean {hint!r}?"
         return source.error(loc, msg, key=True)
+    if kind == "invalid_key":  # a key YAML reads as a date, a number, a boolean or null
+        key, owner = err.get("input"), _data_loc(loc[:-1], source)
+        where = f"{_dotted(owner)}: " if owner else ""
+        return not_a_name(source, (*owner, key), key, where)
     if kind == "missing":  # located at the mapping that lacks the key
         owner = _data_loc(loc[:-1], source)
         return source.error(owner, f"{_dotted(owner)}: required key {shown(loc[-1])} missing")
@@ -218,6 +223,37 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     elif kind == "string_pattern_mismatch":
         msg = f"{value!r} does not match {err['ctx']['pattern']}"
     return source.error(loc, f"{where}: {msg}")
+
+
+def not_a_name(
+    source: PlanSource, loc: tuple[Any, ...], key: Any, where: str, error: type[PlanError] = PlanError
+) -> PlanError:
+    """The error of a mapping key at ``loc`` that YAML read as something else than a string: located, as written."""
+    what = (
+        "empty (null)"
+        if key is None
+        else "a boolean"
+        if isinstance(key, bool)
+        else "a date"
+        if isinstance(key, datetime.date)
+        else "a number"
+        if isinstance(key, (int, float))
+        else f"a {type(key).__name__}"
+    )
+    at = source.locate(loc, key=True)
+    written = _written_at(source, at.line, at.col) or str(key)
+    message = f"{where}the key {written!r} is {what} to YAML, not a name; quote it"
+    return error(message, at.path, at.line or None, at.col or None)
+
+
+def _written_at(source: PlanSource, line: int | None, col: int | None) -> str:
+    """The plain scalar written at 1-based ``line``:``col`` of the plan's text (up to ``:``, ``,`` or ``}``)."""
+    if not source.text or not line or not col:
+        return ""
+    lines = source.text.split("\n")
+    if line > len(lines):
+        return ""
+    return re.split(r"[:,}\]]", lines[line - 1][col - 1 :], maxsplit=1)[0].strip()[:80]
 
 
 def _data_loc(loc: tuple[Any, ...], source: PlanSource) -> tuple[Any, ...]:
