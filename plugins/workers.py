@@ -510,24 +510,44 @@ class Pool:
         self._replay_known()
 
     def _shutdown(self) -> None:
+        """Every worker ended and reaped. One still running (the run ends on an error) is asked first (SIGTERM:
+        it kills its steps and removes its temporary workspace and files), and killed only after the grace."""
+        running = []
         for worker in self.workers:
+            for fd in (worker.tasks, worker.reader.fd):  # nothing more is read: a report it writes fails at once
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             if worker.exited is None:
                 try:
                     pid, status = os.waitpid(worker.pid, os.WNOHANG)
                 except ChildProcessError:
                     pid, status = worker.pid, 0
                 if pid == 0:
+                    _signal(worker.pid, signal.SIGTERM)
+                    running.append(worker)
+                else:
+                    worker.exited = status
+        deadline = time.monotonic() + GRACE
+        for worker in running:
+            status = 0
+            while True:
+                try:
+                    pid, status = os.waitpid(worker.pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid:
+                    break
+                if time.monotonic() > deadline:
                     _signal(worker.pid, signal.SIGKILL)
                     try:
                         _, status = os.waitpid(worker.pid, 0)
                     except ChildProcessError:
-                        status = 0
-                worker.exited = status
-            for fd in (worker.tasks, worker.reader.fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                        pass
+                    break
+                time.sleep(0.02)
+            worker.exited = status
 
 
 def units(session: Session, plans: list[Part]) -> list[list[int]]:

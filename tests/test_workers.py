@@ -201,6 +201,46 @@ def test_a_worker_that_dies_is_an_internal_error_naming_its_plan(planrunner: Pla
     assert "INTERNAL ERROR" in result.errstr
 
 
+def test_when_a_worker_dies_the_others_clean_up_before_they_end(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The surviving worker is asked to stop (SIGTERM), not killed at once: its step is gone, and so are its
+    temporary workspace and step script."""
+    import tempfile
+
+    temp = tmp_path_factory.mktemp("tmp")
+    marks = tmp_path_factory.mktemp("marks")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where workspaces and step scripts go, in every worker
+    planrunner.makeplan(
+        "plans/a_slow",
+        f"""
+        plan: slow
+        workspace: temp
+        tasks:
+          - {{id: slow, name: Slow, run: "echo $$ > {marks}/sleep.pid; exec sleep 60", criteria: [{{file_exists: x}}]}}
+        """,
+    )
+    planrunner.makeplan(
+        "plans/b_crash",
+        f"""
+        plan: crash
+        workspace: temp
+        tasks:
+          - id: wait
+            name: Wait for the other worker's step
+            run: "while [ ! -s {marks}/sleep.pid ]; do sleep 0.02; done; touch x"
+            criteria: [{{file_exists: x}}]
+          - {{id: crash, name: Crash, depends_on: [wait], run: "true", criteria: [{{file_exists: x}}]}}
+        """,
+    )
+    result = planrunner.run("-n", "2", "plans", plugins=[_Crash()])
+    assert result.ret == ExitCode.INTERNAL_ERROR, result
+    assert re.search(r"worker \d+ died while running b_crash.plan.yaml: exit code 7", result.errstr), result
+    assert_gone(int((marks / "sleep.pid").read_text()))
+    # The survivor left no workspace and no step script (the dead worker's own workspace it could not remove).
+    assert [p.name for p in temp.iterdir() if not p.name.startswith("planrun-b_crash-")] == []
+
+
 def _wait_for(path: Path, within: float = 30.0) -> int:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
