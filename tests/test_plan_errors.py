@@ -226,8 +226,16 @@ CASES = [
     ),
     # Keys YAML reads as something else than a name: located at the key, as written.
     ("date-key", "plan: p\n2024-01-01: 1\n" + T + "    criteria: [x exists]\n", "2:1: the key '2024-01-01' is a date"),
-    ("bool-key", "plan: p\n" + T + "    yes: 1\n    criteria: [x exists]\n", "6:5: tasks[0]: the key 'yes' is a boolean"),
-    ("float-key", "plan: p\n" + T + "    criteria: [x exists]\n    1.5: 2\n", "7:5: tasks[0]: the key '1.5' is a number"),
+    (
+        "bool-key",
+        "plan: p\n" + T + "    yes: 1\n    criteria: [x exists]\n",
+        "6:5: tasks[0]: the key 'yes' is a boolean",
+    ),
+    (
+        "float-key",
+        "plan: p\n" + T + "    criteria: [x exists]\n    1.5: 2\n",
+        "7:5: tasks[0]: the key '1.5' is a number",
+    ),
     ("null-key", "plan: p\n" + T + "    ~: 1\n    criteria: [x exists]\n", "6:5: tasks[0]: the key '~' is empty"),
     (
         "arg-key",
