@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from planrun.atomic import ignored_folder, opened, write_atomic
+    from planrun.atomic import ignored_folder, opened, read_upto, write_atomic
     from planrun.commandguard import CommandGuard, neutralised, write_commands, write_data
     from planrun.config import ExitCode, whole_number
     from planrun.datapath import MISSING, lookup, parse_path
@@ -60,7 +60,7 @@ __version__ = "0.1.0"
 
 #: module -> the public names it defines, imported by ``__getattr__`` when first asked for.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "planrun.atomic": ("ignored_folder", "opened", "write_atomic"),
+    "planrun.atomic": ("ignored_folder", "opened", "read_upto", "write_atomic"),
     "planrun.commandguard": ("CommandGuard", "neutralised", "write_commands", "write_data"),
     "planrun.config": ("ExitCode", "whole_number"),
     "planrun.datapath": ("MISSING", "lookup", "parse_path"),
@@ -187,6 +187,7 @@ __all__ = [
     "printable",
     "lines_of",
     "opened",
+    "read_upto",
     "CommandGuard",
     "neutralised",
     "write_commands",

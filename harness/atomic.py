@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +24,26 @@ def temp_name(name: str) -> str:
     while len(head.encode("utf-8", "surrogateescape")) > 200:
         head = head[:-1]
     return f".{head}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def read_upto(read: Callable[[int], bytes], limit: int, size: int | None = None) -> bytes:
+    """At most ``limit + 1`` bytes from ``read`` (``os.read`` of a descriptor, a file's ``read``), so a caller
+    sees whether there was more than ``limit``.
+
+    In chunks of at most 1 MiB (of ``size + 1``, the file's size, when known,
+    and 64 KiB at least: a file that reports no size may hold some): a read
+    asks for no buffer of the limit's size, so a huge ``--max-plan-bytes`` or
+    ``--max-file-bytes`` costs nothing.
+    """
+    step = 1 << 20 if size is None else min(1 << 20, max(size + 1, 1 << 16))
+    chunks, left = [], limit + 1
+    while left > 0:
+        chunk = read(min(left, step))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def opened(fd: int) -> tuple[BinaryIO | None, os.stat_result]:

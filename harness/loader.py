@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -30,6 +31,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
+from planrun.atomic import read_upto
 from planrun.errors import PlanError
 
 #: Plan files bigger than this are refused (``--max-plan-bytes`` raises it).
@@ -187,19 +189,12 @@ def load_yaml(path: str | os.PathLike[str], *, display: str | None = None, max_b
             raise PlanError(f"not a regular file ({file_kind(st.st_mode)})", name)
         if st.st_size > max_bytes:
             raise _too_big(name, st.st_size, max_bytes)
-        chunks: list[bytes] = []
-        left = max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_upto(functools.partial(os.read, fd), max_bytes, st.st_size)
     except OSError as exc:
         raise _unreadable(path, name, exc) from None
     finally:
         os.close(fd)
-    return load_yaml_text(b"".join(chunks), name, max_bytes=max_bytes)
+    return load_yaml_text(data, name, max_bytes=max_bytes)
 
 
 def _unreadable(path: str | os.PathLike[str], name: str, exc: OSError) -> PlanError:

@@ -24,6 +24,7 @@ collected plan is ignored and rebuilt. The pack is written with
 from __future__ import annotations
 
 import copyreg
+import functools
 import hashlib
 import hmac
 import io
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel
 
+from planrun.atomic import read_upto
 from planrun.compiler import Check
 from planrun.model import Plan
 from planrun.planfile import PlanSource
@@ -514,14 +516,7 @@ def _read_plan_bytes(path: Path, limit: int) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        chunks, left = [], limit + 1  # in chunks: a read asks for no more than it may get
-        while left > 0:
-            chunk = os.read(fd, min(left, st.st_size + 1, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = read_upto(functools.partial(os.read, fd), limit, st.st_size)
         return data if len(data) <= limit else None
     except OSError:
         return None

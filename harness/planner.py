@@ -443,23 +443,17 @@ def _parse(args: list[str], flags: set[str]) -> _Args:
 
 def _read_plan_text(path: Path, limit: int) -> str:
     """The plan file's text for the model: opened, then checked to be a regular file, at most ``limit`` bytes."""
-    import stat
+    from planrun.atomic import opened, read_upto
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise UsageError(f"{path}: not a regular file")
-        chunks, left = [], limit + 1  # in chunks: a huge --max-plan-bytes asks for no huge buffer
-        while left > 0:
-            chunk = f.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+    f, st = opened(fd)
+    if f is None:
+        raise UsageError(f"{path}: not a regular file")
+    with f:
+        data = read_upto(f.read, limit, st.st_size)
     if len(data) > limit:
         raise UsageError(f"{path}: over {limit} bytes (--max-plan-bytes)")
     return data.decode("utf-8", "replace")

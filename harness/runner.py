@@ -64,8 +64,6 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
         try:
             with time_limit(limit, f"check {check.name!r}", said=check.timeout):
                 check.function(check.args, ctx)
-        except Exception as exc:
-            _failed(result, exc, strict)
         except BaseException as exc:  # sys.exit() in a check, GeneratorExit: the check's crash; Ctrl-C goes on
             if not _a_crash(exc):
                 raise
@@ -80,8 +78,6 @@ def evaluate(check: Check, workdir: Path, *, retry: bool = True, strict: bool = 
             with time_limit(limit, f"check {check.name!r}", said=check.timeout):
                 check.function(check.args, ctx)
             result.outcome, result.message, result.evidence = "passed", "", ""
-        except Exception as exc:
-            _failed(result, exc, strict)
         except BaseException as exc:
             if not _a_crash(exc):
                 raise
@@ -125,7 +121,7 @@ def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) ->
             timeout = limiter.timed_out(exc)
             if timeout is not None:
                 exc = timeout
-            elif not isinstance(exc, Exception) and not _a_crash(exc):
+            elif not _a_crash(exc):
                 raise
             _failed(result, exc, strict)
         result.duration = time.monotonic() - start
@@ -134,8 +130,9 @@ def evaluate_all(checks: list[Check], workdir: Path, *, strict: bool = False) ->
 
 
 def _a_crash(exc: BaseException) -> bool:
-    """A BaseException a check raised that is its own crash (``sys.exit()``, ``GeneratorExit``, a plugin's own),
-    not Ctrl-C or SIGTERM (:class:`KeyboardInterrupt`) nor another check's time limit, which stop the run."""
+    """What a check raised is its own failure or crash (any Exception, ``sys.exit()``, ``GeneratorExit``, a
+    plugin's own BaseException), not Ctrl-C or SIGTERM (:class:`KeyboardInterrupt`) nor an enclosing time
+    limit, which stop the run."""
     return not isinstance(exc, KeyboardInterrupt) and not isinstance(exc, _TimeLimitExceeded)
 
 

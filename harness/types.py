@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from planrun.atomic import read_upto
 from planrun.errors import PlanrunError
 from planrun.outcomes import CheckFailed, fail
 
@@ -286,14 +287,7 @@ def _read_capped(f: BinaryIO, rel: str, limit: int) -> bytes:
     size = os.fstat(f.fileno()).st_size
     if size > limit:
         fail(f"{rel} is {size} bytes, over the {limit}-byte limit (raise it with --max-file-bytes)")
-    chunks, left = [], limit + 1  # in chunks: a read asks for no buffer bigger than the file
-    while left > 0:
-        chunk = f.read(min(left, size + 1, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    data = b"".join(chunks)
+    data = read_upto(f.read, limit, size)
     if len(data) > limit:
         fail(f"{rel} grew over the {limit}-byte limit while it was read (raise it with --max-file-bytes)")
     return data
@@ -1021,7 +1015,7 @@ class CheckContext(_Context):
                 real = _resolve(full)
                 if real is not None and not _inside(real, root):
                     fail(f"{rel} resolves outside the workdir")
-                if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                if _absent(exc):
                     fail(f"{rel} does not exist")
                 fail(f"{rel} cannot be opened: {exc.strerror or exc}")
             try:

@@ -8,6 +8,7 @@ loader still reads every other file. Errors are located in the source file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 import planrun
-from planrun import Location, Plan, PlanError, find_cycle
+from planrun import Location, Plan, PlanError, find_cycle, read_upto
 
 if TYPE_CHECKING:
     from planrun.config import Config
@@ -82,18 +83,11 @@ def read_text(path: Path, display: str, max_bytes: int) -> str:
             raise PlanError("not a regular file", display)
         if st.st_size > max_bytes:
             raise _too_big(display, st.st_size, max_bytes)
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_upto(functools.partial(os.read, fd), max_bytes, st.st_size)
     except OSError as exc:
         raise PlanError(f"cannot read the plan file: {exc.strerror}", display) from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise _too_big(display, len(data), max_bytes)
     try:
