@@ -349,6 +349,25 @@ _RUNNING_LOCK = threading.Lock()
 """Pids of the children :func:`run_process` calls are running now (in any thread): never strays."""
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process (a worker, a task performed beside others) when its parent dies.
+
+    ``kill -9`` of planrun must not leave it running.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call took effect
+        os._exit(3)
+
+
 def make_subreaper() -> bool:
     """Make this process the child subreaper (Linux): orphaned descendants re-parent to it, not to PID 1.
 

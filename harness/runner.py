@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from planrun.types import (
 if TYPE_CHECKING:
     from planrun.model import Task
     from planrun.session import CollectedPlan, Item, Session
+    from planrun.taskgroup import Job
 
 # The process behind a check has its own timeout; the alarm around the whole
 # check is the backstop for checks that have none, so it fires a little later.
@@ -187,6 +190,7 @@ class PlanRunner:
         self.prerequisites_failed = False
         self.strict = bool(self.config.option.strict)
         self.summaries: dict[str, str] = {}  # passed task id -> its executor's summary, for dependents
+        self.beside = max(1, getattr(session, "tasks_beside", 1))  # tasks performed side by side (-n)
 
     def run(self, items: list[Item], prerequisites: Item | None = None) -> None:
         """Run ``items`` in order; ``prerequisites``, not among them, are evaluated first and not reported.
@@ -201,9 +205,19 @@ class PlanRunner:
             self.prerequisites_failed = outcome_of(results) in ("failed", "error")
         last_task = max((i for i, item in enumerate(items) if item.kind == "task"), default=-1)
         changed = True  # what cached realpaths and documents may no longer hold
-        for index, item in enumerate(items):
+        index = 0
+        while index < len(items):
             if self.session.shouldstop:
                 return
+            group = self._group(items, index) if self.beside > 1 else []
+            if len(group) > 1:
+                self._run_group(group)
+                index += len(group)
+                changed = True
+                if index > last_task >= index - len(group) and not self.session.shouldstop:
+                    self._end_of_plan_regressions()
+                continue
+            item = items[index]
             start = time.monotonic()
             if changed:
                 forget_paths()
@@ -220,13 +234,115 @@ class PlanRunner:
                 self._log(report)
                 raise
             report.duration = time.monotonic() - start
-            if item.kind == "task":
-                self.states[item.item_id] = report.outcome
-                if report.outcome == "passed":
-                    self.passed.append(item)
-            self._log(report)
+            self._done(item, report)
             if index == last_task and not self.session.shouldstop:
                 self._end_of_plan_regressions()
+            index += 1
+
+    def _done(self, item: Item, report: ItemReport) -> None:
+        if item.kind == "task":
+            self.states[item.item_id] = report.outcome
+            if report.outcome == "passed":
+                self.passed.append(item)
+        self._log(report)
+
+    # -- tasks side by side (-n) -------------------------------------------------
+
+    def _group(self, items: list[Item], start: int) -> list[Item]:
+        """The tasks from ``items[start]`` on that may be performed side by side (:mod:`planrun.taskgroup`)."""
+        from planrun.taskgroup import overlap
+
+        group: list[Item] = []
+        sides: list[tuple[list[tuple[str, ...] | None], list[tuple[str, ...] | None]]] = []  # (files, reads) each
+        earlier: list[tuple[str, ...] | None] | None = None
+        in_run = {item.item_id for item in items if item.kind == "task"}
+        for item in items[start : start + self.beside]:
+            if not self._may_join(item, in_run):
+                break
+            files, reads = self._sides(item)
+            if any(overlap(files, f + r) or overlap(reads, f) for f, r in sides):
+                break
+            if group:  # it must not break what an earlier task's criteria read: that is blamed on the first
+                if earlier is None:
+                    earlier = [p for e in items[:start] if e.kind == "task" for p in self._sides(e)[1]]
+                if overlap(files, earlier):
+                    break
+            group.append(item)
+            sides.append((files, reads))
+        return group
+
+    def _may_join(self, item: Item, in_run: set[str]) -> bool:
+        """A task an executor performs now (not skipped, not verified first), that declares its files."""
+        if item.kind != "task" or item.task is None or not item.task.files or not item.checks:
+            return False
+        if self.prerequisites_failed or item.verify_first or self.session.executor_name_for(item) is None:
+            return False
+        return all(self.states.get(dep) == "passed" or dep not in in_run for dep in item.depends_on)
+
+    def _sides(self, item: Item) -> tuple[list[tuple[str, ...] | None], list[tuple[str, ...] | None]]:
+        """What ``item`` writes (its files) and what its criteria read, as :func:`planrun.taskgroup.prefix` gives."""
+        from planrun.plugins.scope import criteria_reads
+        from planrun.taskgroup import prefix
+
+        files = [prefix(f) for f in item.task.files] if item.task is not None else []
+        patterns, named = criteria_reads(item.checks, self.workdir)
+        return files, [prefix(p) for p in (*patterns, *named)]
+
+    def _run_group(self, group: list[Item]) -> None:
+        """Perform ``group`` side by side, then complete and report each task in plan order."""
+        from planrun.taskgroup import perform_beside
+
+        forget_paths()
+        baselines = [self._baseline(item) for item in group]
+        files = [[p for p in self._sides(item)[0] if p] for item in group]
+        jobs = [
+            self._job(item, baseline, ["/".join(p) for k, theirs in enumerate(files) if k != n for p in theirs if p])
+            for n, (item, baseline) in enumerate(zip(group, baselines))
+        ]
+        start = time.monotonic()
+        try:
+            answers = perform_beside(jobs)
+        except KeyboardInterrupt:
+            forget_paths()
+            self.session.log_start(group[0])
+            report = self._report(group[0], "interrupted", message="interrupted")
+            report.duration = time.monotonic() - start
+            self._log(report)
+            raise
+        forget_paths()
+        for n, (item, answer) in enumerate(zip(group, answers)):
+            if n and self.session.shouldstop:
+                return
+            self.session.log_start(item)
+            if isinstance(answer, str):
+                report = self._report(item, "error", message=answer.splitlines()[0], evidence=answer)
+                report.criteria.extend(self._regressions())
+                report.duration = time.monotonic() - start
+            else:
+                for attempt, status in answer.executed:
+                    self.session.log_executed(item, attempt, status)
+                self._performing(item)
+                report = self._finish(item, answer)
+                report.duration = answer.duration
+            self._done(item, report)
+
+    def _job(self, item: Item, baseline: list[bool], beside: list[str]) -> Job:
+        from planrun.taskgroup import Job
+
+        assert item.task is not None
+        task, name = item.task, self.session.executor_name_for(item)
+        assert name is not None
+
+        def perform() -> Performed:  # in the forked process
+            self.config.hook.planrun_task_progress = _quiet  # the live status is the main process's
+            start = time.monotonic()
+            executed: list[tuple[int, str]] = []
+            done = self._perform(item, task, name, baseline, lambda _, n, status: executed.append((n, status)), beside)
+            done.executed = executed
+            done.duration = time.monotonic() - start
+            return done
+
+        return Job(item.nodeid, perform)
 
     def _log(self, report: ItemReport) -> None:
         """Complete ``report`` where the item ran (``planrun_runtest_makereport``), then log it."""
@@ -283,8 +399,35 @@ class PlanRunner:
         return executor.max_attempts
 
     def _run_task(self, item: Item, task: Task, executor_name: str) -> ItemReport:
-        # Red before green: what already holds proves nothing about this task.
-        baseline = [evaluate(c, self.workdir, retry=False).outcome == "passed" for c in item.checks]
+        baseline = self._baseline(item)
+        self._performing(item)
+        done = self._perform(item, task, executor_name, baseline, self.session.log_executed)
+        return self._finish(item, done)
+
+    def _baseline(self, item: Item) -> list[bool]:
+        """Red before green: which criteria already hold (what already holds proves nothing about the task)."""
+        return [evaluate(c, self.workdir, retry=False).outcome == "passed" for c in item.checks]
+
+    def _performing(self, item: Item) -> None:
+        """``item`` is the next task an executor performs: the first after every task passed so far."""
+        for earlier in self.passed:
+            self.next_performed.setdefault(earlier.item_id, item.item_id)
+
+    def _perform(
+        self,
+        item: Item,
+        task: Task,
+        executor_name: str,
+        baseline: list[bool],
+        executed: Callable[[Item, int, str], None],
+        beside: list[str] | None = None,
+    ) -> Performed:
+        """Execute ``task`` and assert its criteria, attempt after attempt; what only the plan's state decides
+        (regressions of earlier tasks, a stop, a dependent's summary) is left to :meth:`_finish`.
+
+        It changes nothing of the runner's, so it can run in another process beside other tasks
+        (:mod:`planrun.taskgroup`); ``executed`` is told of each attempt the executor finished.
+        """
         executor = self.cplan.scope.executor(executor_name)
         context = ExecutionContext(
             workdir=self.workdir,
@@ -295,9 +438,8 @@ class PlanRunner:
             checks=list(item.checks),
             dependencies={dep: self.summaries.get(dep, "") for dep in task.depends_on},
             nodeid=item.nodeid,
+            beside=beside or [],
         )
-        for earlier in self.passed:
-            self.next_performed.setdefault(earlier.item_id, item.item_id)
         max_attempts = self._max_attempts(executor)
         usage = _Usage()
         results: list[CriterionResult] = []
@@ -309,58 +451,45 @@ class PlanRunner:
                 )
             except StepTimeout as exc:
                 forget_paths()  # the executor changed the tree
-                return self._report(
-                    item,
-                    "error",
-                    message=f"timed out: {exc}",
-                    criteria=self._regressions(),
-                    **usage.fields(executor_name, attempt),
-                )
+                fields = usage.fields(executor_name, attempt)
+                return Performed(self._report(item, "error", message=f"timed out: {exc}", **fields))
             except ExecutorError as exc:
                 forget_paths()
                 if exc.result is not None:
                     usage.add(exc.result)
-                if exc.stop:
-                    self.session.shouldstop = exc.stop
                 fields = usage.fields(executor_name, attempt)
-                return self._report(item, "error", message=str(exc), criteria=self._regressions(), **fields)
+                return Performed(self._report(item, "error", message=str(exc), **fields), stop=exc.stop)
             except Exception as exc:
                 evidence = traceback.format_exc(limit=-5)
                 forget_paths()
-                return self._report(
-                    item,
-                    "error",
-                    message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
-                    evidence=evidence,
-                    criteria=self._regressions(),
-                    **usage.fields(executor_name, attempt),
+                return Performed(
+                    self._report(
+                        item,
+                        "error",
+                        message=f"executor {executor_name} crashed: {type(exc).__name__}: {exc}",
+                        evidence=evidence,
+                        **usage.fields(executor_name, attempt),
+                    )
                 )
             except BaseException:
                 forget_paths()
                 raise
             forget_paths()
-            self.session.log_executed(item, attempt, result.status)
+            executed(item, attempt, result.status)
             usage.add(result)
             common = usage.fields(executor_name, attempt)
             # A step that failed, or an executor that gave up, may still have
             # changed the tree: what it broke is blamed on it, not on the next task.
             if result.status == "blocked":
-                return self._report(
-                    item, "blocked", message=f"blocked: {result.message}", criteria=self._regressions(), **common
-                )
+                return Performed(self._report(item, "blocked", message=f"blocked: {result.message}", **common))
             if result.status == "failed":
                 if result.retryable and attempt < max_attempts:
                     context.feedback = f"Attempt {attempt} of {max_attempts} was not accepted: {result.message}" + (
                         f"\n{result.evidence}" if result.evidence else ""
                     )
                     continue
-                return self._report(
-                    item,
-                    "failed",
-                    message=result.message,
-                    evidence=result.evidence,
-                    criteria=self._regressions(),
-                    **common,
+                return Performed(
+                    self._report(item, "failed", message=result.message, evidence=result.evidence, **common)
                 )
             results = evaluate_all(item.checks, self.workdir, strict=self.strict)
             if outcome_of(results) == "passed" or attempt == max_attempts:
@@ -372,10 +501,21 @@ class PlanRunner:
             if r.vacuous and self.config.option.strict:
                 r.outcome, r.message = "failed", "vacuous: it held before the task ran (--strict)"
         outcome = outcome_of(results)
-        if outcome == "passed":
-            self.summaries[task.id] = usage.summary
-        results.extend(self._regressions())
-        return self._report(item, outcome_of(results), criteria=results, **usage.fields(executor_name, attempt))
+        report = self._report(item, outcome, criteria=results, **usage.fields(executor_name, attempt))
+        return Performed(report, judged=True, summary=usage.summary if outcome == "passed" else None)
+
+    def _finish(self, item: Item, done: Performed) -> ItemReport:
+        """The report of a performed task, completed with what the plan's state decides: the regressions of
+        earlier tasks it caused, the stop its executor asked for, its summary for its dependents."""
+        if done.stop:
+            self.session.shouldstop = done.stop
+        if done.summary is not None and item.task is not None:
+            self.summaries[item.task.id] = done.summary
+        report = done.report
+        report.criteria.extend(self._regressions())
+        if done.judged:
+            report.outcome = outcome_of(report.criteria)
+        return report
 
     def _regressions(self) -> list[CriterionResult]:
         """In-process criteria of earlier passed tasks that the task just performed broke.
@@ -441,6 +581,22 @@ class PlanRunner:
         )
         report.duration = sum(r.duration for r in results)
         self._log(report)
+
+
+@dataclass
+class Performed:
+    """What performing a task gave (:meth:`PlanRunner._perform`), before :meth:`PlanRunner._finish` completes it."""
+
+    report: ItemReport
+    judged: bool = False  # its criteria were asserted: its outcome is theirs, regressions included
+    stop: str | None = None  # the executor asked to stop the run
+    summary: str | None = None  # it passed: its executor's summary, for its dependents
+    executed: list[tuple[int, str]] = field(default_factory=list)  # (attempt, status), when run beside others
+    duration: float = 0.0
+
+
+def _quiet(**_: Any) -> None:
+    """``planrun_task_progress`` in a task's own process: nothing to show there."""
 
 
 class _Usage:

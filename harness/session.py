@@ -342,6 +342,7 @@ class Session:
         self.collection_errors: list[PlanError] = []
         self.reports: list[ItemReport] = []
         self.shouldstop: str | None = None
+        self.tasks_beside = 1  # tasks of one plan performed side by side (-n sets it; see planrun.taskgroup)
         self.interrupted = False
         self.interrupt_reason = ""
         self.exitstatus: int = ExitCode.OK

@@ -1375,6 +1375,10 @@ class ExecutionContext(_Context):
     :param attempt: 1 for the first attempt; more when the runner retries.
     :param feedback: on a retry, the failure report of the previous attempt.
     :param nodeid: the item's node id, for progress reports.
+    :param beside: under ``-n``, the files of the tasks performed at the same time as this one
+        (:mod:`planrun.taskgroup`), as workdir-relative paths of files or folders: theirs, not this
+        task's to read or change (the scope guard leaves their changes to them, the agent's tools
+        refuse them).
     """
 
     workdir: Path
@@ -1388,6 +1392,7 @@ class ExecutionContext(_Context):
     dependencies: dict[str, str] = field(default_factory=dict)
     attempt: int = 1
     nodeid: str = ""
+    beside: list[str] = field(default_factory=list)
 
     def progress(self, **status: Any) -> None:
         """Tell reporters what the executor is doing (``turn=3, tool="write_file", tokens_in=...``)."""

@@ -180,7 +180,7 @@ class OpenAIExecutor(Executor):
             conv.messages.append({"role": "user", "content": self.redact(feedback)})
         model = self._replay_model(task, path, context) if settings.replay else self._live_model()
         toolbox = agenttools.Toolbox(
-            context.workdir, protected=_plan_files(context), timeout=min(60.0, context.timeout)
+            context.workdir, protected=(*_plan_files(context), *context.beside), timeout=min(60.0, context.timeout)
         )
         tools = list(agenttools.schemas())
         usage = _AttemptUsage()

@@ -528,6 +528,7 @@ class ScopeGuard:
         workdir = Path(context.workdir)
         mode = self.mode or default_mode(executor)
         declared = Globs(task.files)
+        theirs = Globs(_glob_escape(p) for p in context.beside)
         patterns, named = criteria_reads(context.checks, workdir)
         reads = Globs(patterns)
         # What existed before the task and a criterion reads: the files that judge it.
@@ -563,8 +564,8 @@ class ScopeGuard:
             if path.endswith(PLAN_SUFFIXES) or collected is not None:
                 plans.append(path)
                 continue
-            if declared.match(path):
-                continue
+            if declared.match(path) or theirs.match(path):
+                continue  # its own, or a file of a task performed beside it (that task's guard judges it)
             if judges.match(path):
                 judged.append(path)
                 continue

@@ -88,6 +88,8 @@ def planrun_runtestloop(session: Session) -> bool | None:
     if n <= 1 or not hasattr(os, "fork"):
         return None
     found = parts(session, session.plan_items(), n)
+    # The workers left over take tasks of a plan side by side (planrun.taskgroup): with one plan, all of them.
+    session.tasks_beside = max(1, n // max(1, len(found)))
     if len(found) <= 1:
         return None
     Pool(session, found, min(n, len(found))).run()
@@ -209,7 +211,7 @@ def _worker_main(session: Session, plans: list[Part], tasks: int, events: int) -
     from planrun import process
 
     process.make_subreaper()  # escapees of this worker's steps re-parent here, where the step's reaping finds them
-    _die_with_parent()
+    process.die_with_parent()
     config = session.config
     current = [-1]
     warned = [len(config.warnings)]
@@ -583,22 +585,6 @@ def units(session: Session, plans: list[Part]) -> list[list[int]]:
             groups[base] = [index]
             result.append(groups[base])
     return result
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this worker when the main process dies (``kill -9`` of planrun must not leave it running)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the call took effect
-        os._exit(3)
 
 
 def _signal(pid: int, signum: int) -> None:
