@@ -281,7 +281,7 @@ class PlanRunner:
 
     def _sides(self, item: Item) -> tuple[list[tuple[str, ...] | None], list[tuple[str, ...] | None]]:
         """What ``item`` writes (its files) and what its criteria read, as :func:`planrun.taskgroup.prefix` gives."""
-        from planrun.plugins.scope import criteria_reads
+        from planrun.reads import criteria_reads
         from planrun.taskgroup import prefix
 
         files = [prefix(f) for f in item.task.files] if item.task is not None else []
