@@ -101,6 +101,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "command_environment",
         "set_recording",
     ),
+    "planrun.reads": ("criteria_reads",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -136,6 +137,7 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
 
 
 __all__ = [
+    "criteria_reads",
     "EVIDENCE_FORMAT",
     "EVIDENCE_VERSION",
     "StateStore",

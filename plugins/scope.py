@@ -25,9 +25,8 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planrun import ExecutionResult, Executor, UsageError, hookimpl, opened, printable
+from planrun import ExecutionResult, Executor, UsageError, criteria_reads, hookimpl, opened, printable
 from planrun import run_git as _run_git
-from planrun.reads import criteria_reads
 
 if TYPE_CHECKING:
     import argparse
