@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from planrun.outcomes import CheckFailed, Skipped, fail, skip
     from planrun.planfile import find_cycle, read_plan
     from planrun.planref import Change, RefPlans, plans_from_ref
+    from planrun.reads import criteria_reads
     from planrun.reports import CriterionResult, ItemReport, human, lines_of, money, outcome_counts, printable
     from planrun.statestore import RunLock, StateStore
     from planrun.types import (
