@@ -162,8 +162,8 @@ def test_a_change_outside_the_tasks_files_is_warned_of_on_each_task_beside_it(pl
     """Side by side, planrun cannot tell which of them made it: each of them is told."""
     _plan(
         planrunner,
-        _task("a", ["a.txt"], run="echo a > a.txt; touch stray.txt"),
-        _task("b", ["b.txt"], run="sleep 0.2; echo b > b.txt"),
+        _task("a", ["a.txt"], run="until [ -e b.txt ]; do sleep 0.02; done; echo a > a.txt; touch stray.txt"),
+        _task("b", ["b.txt"], run="echo b > b.txt; sleep 0.5"),  # b looks before and after a's stray
     )
     result = planrunner.run("-n", "2", "plans")
     assert result.ret == ExitCode.OK
