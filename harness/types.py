@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -83,11 +83,37 @@ def _must_resolve(path: str, what: str) -> str:
     raise CheckFailed(f"{what} changed while it was resolved; nothing can be said", "")
 
 
+def _kernel_realdir(path: str) -> str | None:
+    """The real path of folder ``path`` as the kernel resolved it on opening it (``O_PATH``), or ``None``.
+
+    What ``os.path.realpath`` gives for a folder that exists, at one open
+    instead of an ``lstat`` per component: the name ``/proc/self/fd`` has for
+    the descriptor. ``None`` (the caller resolves it by realpath) where that
+    cannot be had: no ``O_PATH`` or ``/proc``, not a folder, not there, or
+    removed meanwhile.
+    """
+    if not _USE_PATH:
+        return None
+    try:
+        fd = os.open(path, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        return None
+    return real
+
+
 def _realdir(path: str) -> str:
     try:
         return _REALDIRS[path]
     except KeyError:
-        real = _REALDIRS[path] = _must_resolve(path, path)
+        real = _REALDIRS[path] = _kernel_realdir(path) or _must_resolve(path, path)
         return real
 
 
@@ -102,22 +128,39 @@ def _pin_root(workdir: str) -> str:
     try:
         return _ROOTS[workdir]
     except KeyError:
-        first = _ROOTS[workdir] = _must_resolve(workdir, f"the workdir {workdir}")
+        first = _ROOTS[workdir] = _kernel_realdir(workdir) or _must_resolve(workdir, f"the workdir {workdir}")
         return first
 
 
-def _workdir_root(workdir: str) -> str:
-    """The real path of ``workdir``; fails the check if it no longer is the folder it first was."""
-    first = _pin_root(workdir)
-    real = _realdir(workdir)
+# The last workdir :func:`_workdir_root` verified: [the object, the generation, its real path].
+_LAST_ROOT: list[Any] = [None, -1, ""]
+
+
+def _workdir_root(workdir: str | os.PathLike[str]) -> str:
+    """The real path of ``workdir``; fails the check if it no longer is the folder it first was.
+
+    Both are known for a generation once found (the realpath is kept until
+    :func:`forget_paths`, the first one forever): asked again for the same
+    workdir object (a ``str`` or ``Path``, never changed) in the same
+    generation, the answer is what it was.
+    """
+    last = _LAST_ROOT
+    if workdir is last[0] and last[1] == _GENERATION:
+        return last[2]  # type: ignore[no-any-return]
+    text = os.fspath(workdir)
+    first = _pin_root(text)
+    real = _realdir(text)
     if real != first:
-        fail(f"the workdir {workdir} was replaced: it now resolves to {real}, not {first}")
+        fail(f"the workdir {text} was replaced: it now resolves to {real}, not {first}")
+    if isinstance(workdir, (str, PurePath)):
+        last[0], last[1], last[2] = workdir, _GENERATION, real
     return real
 
 
 def forget_paths() -> None:
     """Drop cached realpaths, folders and file contents (the tree may have changed)."""
     global _GENERATION
+    _LAST_ROOT[0] = None
     _REALDIRS.clear()
     _CONTENTS.clear()
     _CONTENT_SIZE[0] = 0
@@ -531,9 +574,32 @@ class _Plain(NamedTuple):
     dirs_only: bool  # written with a trailing "/"
 
 
-@lru_cache(maxsize=4096)
+_SLASH_ONLY = os.sep == "/" and not os.altsep
+
+
 def _plain(pattern: str) -> _Plain | None:
-    """``pattern`` as a plain path below the workdir, or ``None`` (a glob, the workdir itself, absolute, ``..``)."""
+    """``pattern`` as a plain path below the workdir, or ``None`` (a glob, the workdir itself, absolute, ``..``).
+
+    A path written plainly (``a/b.txt``: no empty, ``.`` or ``..`` component,
+    nothing that starts with a dot) is taken as it is; any other goes
+    through :func:`_plain_parts`, which gives the same for it.
+    """
+    if (
+        pattern
+        and pattern[0] not in "/."
+        and pattern[-1] != "/"
+        and "//" not in pattern
+        and "/." not in pattern
+        and not _GLOB_CHARS.search(pattern)
+        and _SLASH_ONLY
+    ):
+        folder, _, name = pattern.rpartition("/")
+        return _Plain(folder, name, pattern, False)
+    return _plain_parts(pattern)
+
+
+@lru_cache(maxsize=4096)
+def _plain_parts(pattern: str) -> _Plain | None:
     if _GLOB_CHARS.search(pattern) or os.path.isabs(pattern):
         return None
     parts = [p for p in pattern.split("/") if p not in ("", ".")]
@@ -898,7 +964,7 @@ class CheckContext(_Context):
         as written), a wildcard folder leading outside is not searched, and
         ``**`` follows no symlinked folder.
         """
-        root = _workdir_root(os.fspath(self.workdir))
+        root = _workdir_root(self.workdir)
         plain = _plain(pattern)
         # A plain path: one lookup in its (verified) folder; a glob: the walk.
         found, outside = _walk(root, pattern) if plain is None else _lookup(root, plain, pattern)
@@ -935,7 +1001,7 @@ class CheckContext(_Context):
         (a symlink swapped in between). To read a file use :meth:`open`,
         :meth:`read_bytes` or :meth:`read_text`, which verify what they opened.
         """
-        root = _workdir_root(os.fspath(self.workdir))
+        root = _workdir_root(self.workdir)
         head, tail = os.path.split(rel)
         base = _realdir(os.path.join(root, head)) if head else root
         full = os.path.join(base, tail) if tail else base
@@ -971,7 +1037,7 @@ class CheckContext(_Context):
         workdir like any other: whoever made it could read its target already.
         Returns a binary file object: read from it, never reopen ``rel``.
         """
-        root = _workdir_root(os.fspath(self.workdir))
+        root = _workdir_root(self.workdir)
         fd, _ = self._open_fd(root, rel)
         return os.fdopen(fd, "rb")
 
@@ -1057,7 +1123,7 @@ class CheckContext(_Context):
     def _content(self, rel: str, limit: int | None) -> _Content:
         """``rel`` read whole (see :meth:`read_bytes`): kept for this generation, or from what was kept."""
         limit = self.file_limit if limit is None else limit
-        root = _workdir_root(os.fspath(self.workdir))
+        root = _workdir_root(self.workdir)
         key = (root, rel)
         entry = _CONTENTS.get(key)
         if entry is not None:
@@ -1119,7 +1185,7 @@ class CheckContext(_Context):
         open a small one again: search ``bytes`` in memory, read a file object
         in chunks (and close it).
         """
-        root = _workdir_root(os.fspath(self.workdir))
+        root = _workdir_root(self.workdir)
         key = (root, rel)
         entry = _CONTENTS.get(key)
         if entry is not None:
