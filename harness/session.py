@@ -439,7 +439,7 @@ class Session:
                 self.collection_errors.extend(getattr(exc, "errors", None) or [exc])
                 continue
             finally:
-                _settle()
+                _settle(unless_few=True)
             if ids is not None:
                 _check_node_ids(cplan, ids)
                 cplan.selected_ids = ids
@@ -447,6 +447,7 @@ class Session:
             self.items.extend(cplan.items)
         cache.save()
         cache.release()
+        _settle()  # what collection kept, all of it, before anything runs
         if not self.plans and not self.collection_errors and self._yaml_only:
             folders = ", ".join(sorted(self._yaml_only))
             config.warnings.append(
@@ -574,7 +575,7 @@ class Session:
         with self.workspace(cplan) as workdir:
             PlanRunner(self, cplan, workdir).run(items, prerequisites)
         cplan.release()  # packed again: what the session keeps of a plan that ran is its reports
-        _settle()  # its reports stay to the end: the collector need not scan them again
+        _settle(unless_few=True)  # its reports stay to the end: the collector need not scan them again
 
     @contextmanager
     def workspace(self, cplan: CollectedPlan) -> Iterator[Path]:
@@ -749,20 +750,31 @@ def _walk(root: Path, yaml_only: set[str] | None = None) -> list[Path]:
     return found
 
 
-def _settle() -> None:
+def _settle(*, unless_few: bool = False) -> None:
     """Collect the young generations, then freeze what survived (a plan just collected or run).
 
     What collection and the reports keep lives to the end of the session: frozen,
     the collector's full passes no longer rescan it (they would, again and again,
     as the session grows). The young collection first frees the cycles just made,
     so nothing collectable is frozen. :func:`wrap_session` unfreezes at the end.
+
+    ``unless_few``: not yet if what is young is fewer than :data:`_FEW` objects
+    that no collection has seen (a plan read from the cache, a small plan's
+    reports): they wait for the next plan's, at a pass for many plans, not one each.
     """
     global _SETTLED
+    if unless_few:
+        young, passes, _ = gc.get_count()
+        if young < _FEW and not passes:
+            return
     gc.collect(1)
     gc.freeze()
     _SETTLED += 1
 
 
+#: Young objects below which :func:`_settle` may wait (the collector's own first threshold, 700 by default,
+#: starts a pass of its own before that: its survivors always settle at the next plan).
+_FEW = 2000
 # How often :func:`_settle` froze (a count of our own: ``gc.get_freeze_count`` walks every frozen object).
 _SETTLED = 0
 

@@ -121,6 +121,28 @@ def test_collection_is_frozen_for_the_run_and_unfrozen_after(planrunner: Planrun
     assert gc.get_freeze_count() == before  # the session gave its objects back to the collector
 
 
+def test_small_cached_plans_settle_together_not_one_pass_each(planrunner: Planrunner) -> None:
+    planrunner.makefile("a.txt", "hi\n")
+    planrunner.makefile("d.json", '{"k": 1}')
+    for n in range(30):
+        planrunner.makeplan(f"p{n:02d}", plan(2))
+    assert planrunner.run("--verify-only").ret == ExitCode.OK  # fills the cache
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and info["generation"] >= 1:
+            passes.append(info["generation"])
+
+    probe = FreezeProbe()
+    gc.callbacks.append(count)
+    try:
+        assert planrunner.run("--verify-only", plugins=[probe]).ret == ExitCode.OK
+    finally:
+        gc.callbacks.remove(count)
+    assert len(probe.frozen) == 60 and all(n > 0 for n in probe.frozen)  # collection is frozen for the run
+    assert len(passes) < 30  # 30 plans read from the cache and run: not a pass after each, twice
+
+
 def test_the_marks_are_dropped_after_collection_and_come_back_exact(planrunner: Planrunner) -> None:
     planrunner.makefile("a.txt", "hi\n")
     planrunner.makefile("d.json", '{"k": 1}')
