@@ -18,6 +18,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +154,14 @@ class Stats:
     pending_in: int = 0
     pending_out: int = 0
     pending_cost: float | None = None
+    #: Called at the first request (then dropped): registers what adds the pending spend to item reports.
+    arm: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def spent(self, settings: llm.LLMSettings, tokens_in: int, tokens_out: int) -> None:
         """A request answered (usable or not): its tokens count."""
+        arm, self.arm = self.arm, None
+        if arm is not None:
+            arm()
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
         self.pending_in += tokens_in
@@ -480,7 +486,17 @@ def planrun_configure(config: Config) -> None:
     judge_enabled(config)  # a malformed setting is a usage error now
     _judge_model(config)
     stats = config.stash.setdefault(_STATS, Stats())
-    config.pluginmanager.register(Accounting(stats), "llm-judge-accounting")
+    pm = config.pluginmanager
+
+    def arm() -> None:
+        """The accounting, once something was spent: a run that asks no judge makes no report wait for it."""
+        if not pm.has_plugin(_ACCOUNTING):
+            pm.register(Accounting(stats), _ACCOUNTING)
+
+    stats.arm = arm
+
+
+_ACCOUNTING = "llm-judge-accounting"
 
 
 @hookimpl

@@ -109,6 +109,34 @@ def test_judge_tokens_and_cost_count_in_the_item(project: Planrunner, openai_ser
     assert (reports.items["t"].tokens_in, reports.items["t"].tokens_out, reports.items["t"].cost) == (0, 0, None)
 
 
+class AccountingProbe:
+    """Whether the judge's accounting was registered when the session ended."""
+
+    registered: bool | None = None
+
+    @hookimpl
+    def planrun_sessionfinish(self, session: Any, exitstatus: int) -> None:
+        self.registered = session.config.pluginmanager.has_plugin("llm-judge-accounting")
+
+
+def test_the_accounting_waits_on_reports_only_once_a_judge_was_asked(
+    project: Planrunner, openai_server: ScriptedOpenAI
+) -> None:
+    project.makeplan(
+        "plain", "plan: plain\ntasks:\n  - id: a\n    name: A\n    criteria:\n      - file_exists: src/models.py\n"
+    )
+    probe = AccountingProbe()
+    assert project.run("--verify-only", "plain.plan.yaml", plugins=[probe]).ret == ExitCode.OK
+    assert probe.registered is False  # no judge asked: no hook per report for it
+    openai_server.add(verdict(usage=(300, 30)))
+    project.makeplan("judged", JUDGE_PLAN)
+    probe, reports = AccountingProbe(), Reports()
+    result = project.run("--verify-only", "judged.plan.yaml", plugins=[probe, reports])
+    assert result.ret == ExitCode.OK, result
+    assert probe.registered is True
+    assert (reports.items["t"].tokens_in, reports.items["t"].tokens_out) == (300, 30)
+
+
 def test_an_unusable_answer_still_counts_its_tokens(project: Planrunner, openai_server: ScriptedOpenAI) -> None:
     openai_server.add(verdict("maybe", usage=(700, 70)))
     result, reports = run(project)
