@@ -243,9 +243,13 @@ def batch_lines(text: str) -> list[tuple[str, str]] | str:
     return out
 
 
+# What json.dumps(..., separators=(",", ":"), ensure_ascii=False) builds for each call, built once.
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def batch_line(key: str, raw: dict[str, Any]) -> str:
     """One plan's line of the batch file."""
-    return json.dumps({"key": key, **raw}, separators=(",", ":"), ensure_ascii=False)
+    return _LINE_ENCODER.encode({"key": key, **raw})
 
 
 def batch_record(key: str, raw: dict[str, Any]) -> dict[str, Any] | str:

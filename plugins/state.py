@@ -233,7 +233,7 @@ class Recorder:
             # Regressions are re-checked whenever the plan's tasks are performed: an old report would
             # make every --lf rerun the whole plan.
             record["items"].pop("regressions", None)
-            record["plan_hash"] = statestore.file_hash(cplan.path)
+            record["plan_hash"] = _plan_hash(cplan)
             record["run_id"] = self.run_id
             self.records[key] = record
             rows = self.lazy.pop(key, None)
@@ -266,7 +266,7 @@ class Recorder:
             if self.recording:
                 self.save(key)
         if self.lazy and self.recording:
-            updates = {key: (statestore.file_hash(self.cplans[key].path), rows) for key, rows in self.lazy.items()}
+            updates = {key: (_plan_hash(self.cplans[key]), rows) for key, rows in self.lazy.items()}
             complete = [key for key, rows in self.lazy.items() if len(rows) >= len(self.cplans[key].items)]
             self.lazy = {}
             try:
@@ -364,6 +364,19 @@ class Recorder:
         finally:
             if self.lock is not None:
                 self.lock.release()
+
+
+def _plan_hash(cplan: CollectedPlan) -> str | None:
+    """The SHA-256 of the plan file as this run read it: the bytes it was collected from, when they are known.
+
+    So the state names the version of the plan that ran, even if the file was
+    edited while it ran (``planrun status`` then says it changed). A plan read
+    from elsewhere (``--plans-from-ref``'s copy) or by a collector that does not
+    say what it read: the file as it is now.
+    """
+    if cplan.sha256 is not None and cplan.source_file == cplan.path:
+        return cplan.sha256
+    return statestore.file_hash(cplan.path)
 
 
 def _rows_record(record: dict[str, Any], rows: dict[str, list[Any]]) -> dict[str, Any]:

@@ -161,6 +161,32 @@ def test_verify_only_outcomes_are_written_once_at_the_end(planrunner: Planrunner
     }
 
 
+class EditsThePlan:
+    """Rewrites the plan file while its first item runs (an editor saving it mid-run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @hookimpl
+    def planrun_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.path.write_text(self.path.read_text() + "# edited while it ran\n")
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_plan_hash_is_of_the_version_that_ran(planrunner: Planrunner, cached: bool) -> None:
+    import hashlib
+
+    path = planrunner.makeplan("demo", PLAN)
+    ran = hashlib.sha256(path.read_bytes()).hexdigest()
+    if cached:
+        planrunner.run("--verify-only", "demo.plan.yaml")  # the next run reads it from the cache
+    planrunner.run("--verify-only", "demo.plan.yaml", plugins=[EditsThePlan(path)])
+    assert record()["plan_hash"] == ran != hashlib.sha256(path.read_bytes()).hexdigest()
+    result = planrunner.run("--verify-only", "-q", "demo.plan.yaml")  # the edited version, recorded as such
+    assert result.ret == ExitCode.TESTS_FAILED
+    assert record()["plan_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_a_verify_only_run_keeps_what_the_performing_run_knew(planrunner: Planrunner) -> None:
     planrunner.makeplan("demo", PLAN)
     planrunner.run("demo.plan.yaml")
