@@ -11,7 +11,8 @@ the files they check) under ``benchmarks/_generated/`` and prints one table:
   checks): what a perfect plan cache would leave;
 - cost per plan at 100 / 1,000 / 3,000 plans, and peak RSS (of that process alone);
 - ``planrun --version`` vs the import floor (``import yaml, pydantic, pluggy, rich.console``);
-- ``-n 1`` vs ``-n auto`` on a command-heavy suite of 10 plans, and on one plan of such commands (run in parts).
+- ``-n 1`` vs ``-n auto`` on a command-heavy suite of 10 plans, on one plan of such commands (run in parts),
+  and on one plan of 20 independent shell tasks that are performed (side by side).
 
 Each figure is the median of ``--repeat`` runs; the runs of a comparison are
 paired (run one after the other in each round), and each ratio is the median
@@ -191,6 +192,25 @@ def generate(plans: int, tasks: int) -> Path:
     return root
 
 
+def generate_performed(tasks: int) -> Path:
+    """One plan of ``tasks`` shell tasks, each writing its own file in 0.2 s: independent, so ``-n`` performs them side by side."""
+    root = GENERATED / f"performed-1x{tasks}"
+    if (root / "generated.json").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "plans").mkdir(parents=True)
+    body = "".join(
+        f"  - id: t{t}\n    name: T{t}\n    files: [out/t{t}.txt]\n"
+        f"    run: 'sleep 0.2; mkdir -p out; echo {t} > out/t{t}.txt'\n"
+        f"    criteria:\n      - file_contains: {{path: out/t{t}.txt, text: '{t}'}}\n"
+        for t in range(tasks)
+    )
+    (root / "plans" / "performed.plan.yaml").write_text(f"plan: Performed\ntasks:\n{body}")
+    (root / "pyproject.toml").write_text("[tool.planrun]\n")
+    (root / "generated.json").write_text("{}")
+    return root
+
+
 def generate_commands(plans: int, per_plan: int) -> Path:
     root = GENERATED / f"commands-{plans}x{per_plan}"
     if (root / "generated.json").exists():
@@ -355,6 +375,22 @@ def main() -> None:
             autos.append(measure(planrun_cmd("--verify-only", "-q", "-n", "auto", "plans"), croot)[0])
         one, auto = med(ones), med(autos)
         rows.append((f"{label}, -n auto", f"{auto:.2f} s", f"-n 1 {one:.2f} s", f"{ratio(ones, autos):.2f}x faster"))
+
+    proot = generate_performed(20)
+    ones, autos = [], []
+    for _ in range(args.repeat):  # performed (not --verify-only): each run writes the files again
+        shutil.rmtree(proot / "out", ignore_errors=True)
+        ones.append(measure(planrun_cmd("-q", "-n", "1", "plans"), proot)[0])
+        shutil.rmtree(proot / "out", ignore_errors=True)
+        autos.append(measure(planrun_cmd("-q", "-n", "auto", "plans"), proot)[0])
+    rows.append(
+        (
+            "1 plan of 20 performed tasks, -n auto",
+            f"{med(autos):.2f} s",
+            f"-n 1 {med(ones):.2f} s",
+            f"{ratio(ones, autos):.2f}x faster",
+        )
+    )
 
     widths = [max(len(r[k]) for r in rows + [("what", "planrun", "baseline (same run)", "ratio")]) for k in range(4)]
     head = ("what", "planrun", "baseline (same run)", "ratio")
