@@ -1,5 +1,5 @@
 """``python -m planrun``."""
 
-from planrun.cli import script
+from planrun.console import script
 
 script()

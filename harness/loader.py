@@ -355,6 +355,7 @@ def _build(loader: Any, text: str, display: str) -> YamlDoc:
     keys: dict[tuple[Any, ...], tuple[int, int]] = {}
     numbers: list[tuple[tuple[Any, ...], Any]] = []
     mark = event.start_mark
+    assert mark is not None  # the parser marks every event it makes
     values[()] = (mark.line + 1, mark.column + 1)
     root: dict[Any, Any] = {}
     # The open collections, innermost last: (container, its path, a mapping?)
@@ -732,7 +733,7 @@ def _yaml_error(exc: yaml.MarkedYAMLError, display: str, text: str) -> PlanError
     before, char = _around(text, mark)
     if exc.problem == "but found another document":  # get_single_node's
         message = _SECOND_DOCUMENT
-    elif "cannot start any token" in (exc.problem or "") and char in "`@":
+    elif "cannot start any token" in (exc.problem or "") and mark is not None and char and char in "`@":
         # The usual cause: - `pytest` passes, a sentence criterion left unquoted.
         message = f"a plain value cannot start with {char!r}; quote it"
         rest = _BREAK.split(text)[mark.line][mark.column :].split(" #")[0].strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,3 +185,43 @@ def test_console_script_interrupted_during_startup_exits_2(planrunner: Planrunne
         raise
     assert proc.returncode == ExitCode.INTERRUPTED, (proc.returncode, out, err)
     assert "Traceback" not in out + err
+
+
+# A SIGINT sent from inside the import of one module, before planrun has
+# installed any handler: the earliest a Ctrl-C can land.
+_HOOK = """
+import os, signal, sys
+class _Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {target!r}:
+            sys.meta_path.remove(self)
+            open('fired', 'w').close()
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, _Interrupt())
+sys.argv = ['planrun', 'p.plan.yaml']
+import runpy
+"""
+_ENTRIES = {
+    "console-script": "runpy.run_path({script!r}, run_name='__main__')",
+    "python-m": "runpy.run_module('planrun', run_name='__main__', alter_sys=True)",
+}
+
+
+@pytest.mark.parametrize("entry", sorted(_ENTRIES))
+@pytest.mark.parametrize("target", ["planrun.cli", "planrun.config", "planrun.pluginmanager", "pluggy", "argparse"])
+def test_a_ctrl_c_while_planrun_is_still_importing_exits_2_in_one_line(
+    planrunner: Planrunner, entry: str, target: str
+) -> None:
+    planrunner.makeplan(
+        "p", "plan: p\ntasks:\n  - {id: t, name: T, run: touch ran.txt, criteria: [{file_exists: ran.txt}]}\n"
+    )
+    script = Path(sys.executable).parent / "planrun"
+    code = _HOOK.format(target=target) + _ENTRIES[entry].format(script=str(script))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=planrunner.path, capture_output=True, text=True, timeout=60)
+    assert (planrunner.path / "fired").exists(), f"{target} was imported before the hook: nothing was tested"
+    assert proc.returncode == ExitCode.INTERRUPTED, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr == "planrun: interrupted while starting: nothing ran\n"
+    assert proc.stdout == ""
+    assert not (planrunner.path / "ran.txt").exists()
+    assert not (planrunner.path / ".planrun").exists()
