@@ -383,6 +383,32 @@ def make_subreaper() -> bool:
         return False
 
 
+def temp_for_child(prefix: str) -> str:
+    """A folder made here for a process about to be forked: its ``tempfile`` folder (:func:`use_temp`).
+
+    Whatever the child leaves there (a temporary workspace, a step script),
+    killed or not, the parent removes with the folder once it has reaped the
+    child (:func:`remove_temp`), so nothing is left behind a worker that died.
+    """
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def use_temp(folder: str) -> None:
+    """In the forked child: make ``folder`` (from :func:`temp_for_child`) where ``tempfile`` puts everything."""
+    import tempfile
+
+    tempfile.tempdir = folder
+
+
+def remove_temp(folder: str) -> None:
+    """Remove a child's temp folder (after it was reaped); ``rmtree`` follows no symlink out of it."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class _Proc:
     __slots__ = ("pid", "ppid", "pgid", "sid", "zombie")
 

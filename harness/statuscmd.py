@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planrun.config import ArgumentParser, ExitCode, ParserExit
-from planrun.errors import PlanError, PlanrunError
+from planrun.errors import PlanError, PlanrunError, one_file
 from planrun.graph import mermaid
 from planrun.reports import printable
 from planrun.statestore import StateStore, file_hash, plan_key
@@ -159,10 +159,7 @@ def graph(args: list[str], plugins: list[object] | None = None) -> int:
     try:
         option = _parse(parser, args)
         config, store = _setup([option.plan])
-        path = Path(option.plan)
-        if not path.is_file():
-            print(f"ERROR: {printable(option.plan)}: no such plan file", file=sys.stderr)
-            return ExitCode.USAGE_ERROR
+        path = one_file(option.plan)
         plan = _load(path, config)
     except ParserExit as exc:
         return exc.status

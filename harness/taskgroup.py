@@ -20,7 +20,9 @@ nothing else), only the durations differ.
 
 Ctrl-C or SIGTERM reach each of them (each ends its steps); one that has not
 ended within a grace is killed, and whatever their steps left behind is
-killed too. A process that dies without an answer makes its task an error.
+killed too. Each process has a temp folder of its own (``tempfile``'s),
+removed once it has been reaped, with whatever a killed one left there. A
+process that dies without an answer makes its task an error.
 """
 
 from __future__ import annotations
@@ -93,11 +95,14 @@ def perform_beside(jobs: Sequence[Job]) -> list[Performed | str]:
     """
     before = process.child_pids()
     started: list[Job] = []
+    temps: list[str] = []  # each process's tempfile folder: whatever one that was killed left there goes with it
     try:
         for job in jobs:
+            temps.append(process.temp_for_child("planrun-task-"))
             read, write = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child; its coverage is not collected
+                process.use_temp(temps[-1])
                 os.close(read)
                 _child(job, write)
             os.close(write)
@@ -117,6 +122,8 @@ def perform_beside(jobs: Sequence[Job]) -> list[Performed | str]:
         for job in started:
             os.close(job.fd)
         process.reap_new_children(before)  # what the tasks' processes left behind, re-parented here
+        for temp in temps:
+            process.remove_temp(temp)
     return [_answer(job) for job in jobs]
 
 

@@ -310,6 +310,7 @@ class Pool:
         self.cursor = 0  # the first plan not yet replayed to its end
         self.stopped = False  # replay reached a stop: later events are dropped
         self.workers: list[_Worker] = []
+        self.temps: list[str] = []
 
     def run(self) -> None:
         if self.n <= 1:  # every plan shares one workdir with another: nothing can run beside anything
@@ -328,15 +329,20 @@ class Pool:
             self._shutdown()
 
     def _start(self) -> None:
+        from planrun import process
+
         sys.stdout.flush()
         sys.stderr.flush()
         for _ in range(self.n):
+            temp = process.temp_for_child("planrun-worker-")
+            self.temps.append(temp)  # its tempfile folder: removed once every worker is reaped, whatever it left
             task_r, task_w = os.pipe()
             event_r, event_w = os.pipe()
             with warnings.catch_warnings():  # Python 3.12 warns about fork with threads alive; ours are idle
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:
+                process.use_temp(temp)
                 os.close(task_w)
                 os.close(event_r)
                 for other in self.workers:
@@ -513,7 +519,10 @@ class Pool:
 
     def _shutdown(self) -> None:
         """Every worker ended and reaped. One still running (the run ends on an error) is asked first (SIGTERM:
-        it kills its steps and removes its temporary workspace and files), and killed only after the grace."""
+        it kills its steps and removes its temporary workspace and files), and killed only after the grace.
+        Then each worker's temp folder goes, with whatever a worker that was killed left in it."""
+        from planrun import process
+
         running = []
         for worker in self.workers:
             for fd in (worker.tasks, worker.reader.fd):  # nothing more is read: a report it writes fails at once
@@ -550,6 +559,8 @@ class Pool:
                     break
                 time.sleep(0.02)
             worker.exited = status
+        for temp in self.temps:  # every worker reaped: what one that died left behind goes too
+            process.remove_temp(temp)
 
 
 def units(session: Session, plans: list[Part]) -> list[list[int]]:

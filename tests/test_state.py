@@ -691,7 +691,15 @@ def test_graph_errors(planrunner: Planrunner) -> None:
     assert result.ret == ExitCode.USAGE_ERROR and "PLAN" in result.errstr
     result = planrunner.run("graph", "nope.plan.yaml")
     assert result.ret == ExitCode.USAGE_ERROR
-    assert result.errstr.strip() == "ERROR: nope.plan.yaml: no such plan file"
+    assert result.errstr.strip() == "ERROR: nope.plan.yaml: no such file"
+    # A folder or a FIFO is not a plan file: the same usage error as review and import give, nothing read.
+    (planrunner.path / "folder").mkdir()
+    os.mkfifo(planrunner.path / "pipe")
+    for arg in ("folder", "pipe"):
+        result = planrunner.run("graph", arg)
+        assert result.ret == ExitCode.USAGE_ERROR, result
+        assert result.errstr.strip() == f"ERROR: {arg}: not a regular file"
+        assert result.outstr == ""
     planrunner.makeplan(
         "bad", "plan: bad\ntasks:\n  - id: a\n    name: A\n    depends_on: [zzz]\n    criteria: [{file_exists: x}]\n"
     )

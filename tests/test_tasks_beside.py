@@ -175,20 +175,28 @@ def test_a_change_outside_the_tasks_files_is_warned_of_on_each_task_beside_it(pl
     )
 
 
-def test_a_task_whose_process_dies_is_an_error_and_the_others_are_reported(planrunner: Planrunner) -> None:
+@pytest.mark.parametrize("signame", ["KILL", "USR1"])
+def test_a_task_whose_process_dies_is_an_error_and_the_others_are_reported(
+    planrunner: Planrunner, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, signame: str
+) -> None:
+    import tempfile
+
+    temp = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where step scripts go, in the tasks' processes too
     _plan(
         planrunner,
-        _task("a", ["a.txt"], run="kill -9 $PPID"),
+        _task("a", ["a.txt"], run=f"kill -{signame} $PPID"),
         _task("b", ["b.txt"]),
         _task("c", ["c.txt"], deps="a"),
     )
     result = planrunner.run("-n", "2", "plans")
     assert result.ret == ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["ERROR *p.plan.yaml::a - the process performing it beside other tasks ended (killed by SIGKILL)*"]
+        [f"ERROR *p.plan.yaml::a - the process performing it beside other tasks ended (killed by SIG{signame})*"]
     )
     result.assert_outcomes(passed=1, errors=1, skipped=1)
     assert result.no_traceback()
+    assert list(temp.iterdir()) == []  # the killed process's step script went with its temp folder
 
 
 @pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM to planrun"])
