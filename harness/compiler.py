@@ -6,13 +6,13 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from planrun.errors import CompileError
-from planrun.planfile import PlanSource, did_you_mean, fields_at, not_a_name, shown
+from planrun.planfile import PlanSource, did_you_mean, fields_at, not_a_name, shown, what_it_is, yaml_reads
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
 
@@ -154,7 +154,7 @@ class Compiler:
                 source, loc = origin
                 key = err.get("input")
                 raise not_a_name(source, (*loc, name, *sub[:-1], key), key, f"{name}: ", CompileError) from None
-            msg = f"{name}: {_message(err)}"
+            msg = f"{name}: {_message(err, kind.args)}"
             if err["type"] == "extra_forbidden":
                 hint = did_you_mean(str(sub[-1]), fields_at(tuple(p for p in sub[:-1] if not _is_tag(p)), kind.args))
                 msg += f"; did you mean {hint!r}?" if hint else ""
@@ -298,25 +298,80 @@ def closest_forms(text: str, forms: list[tuple[str, str, tuple[str, ...]]]) -> l
     return [(form, kind) for score, form, kind in scored[:2] if score >= top - 0.05]
 
 
-def _message(err: Any) -> str:
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    loc = ".".join(str(p) for p in err["loc"] if not _is_tag(p))
-    value = err.get("input")
-    if err["type"] == "string_type" and isinstance(value, bool):
-        msg += " (YAML reads yes/no/true/false as a boolean; quote it)"
-    elif err["type"] in ("float_type", "int_type") and isinstance(value, bool):
-        msg += " (YAML reads yes/no/true/false as a boolean)"
-    if err["type"] == "extra_forbidden":
+#: What a pydantic type error expected, as a plan's author reads it.
+_EXPECTED = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "float_type": "a number",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+}
+
+
+def _message(err: Any, args: type[BaseModel] | None = None) -> str:
+    """One pydantic error of a criterion (of its check's argument model ``args``, or its common keys) as a line.
+
+    Type errors say what was expected and what YAML read (``expected a
+    string, but YAML reads this unquoted value as a number (1.1); quote
+    it``), as the plan's own keys do; never a model's class name.
+    """
+    kind, value = err["type"], err.get("input")
+    loc = _dotted(tuple(p for p in err["loc"] if not _is_tag(p))) if err["loc"] else ""
+    if kind == "extra_forbidden":
         return f"unknown key {shown(err['loc'][-1])}"
-    if err["type"] == "missing" and err["loc"]:
-        owner = ".".join(str(p) for p in err["loc"][:-1] if not _is_tag(p))
+    if kind == "missing" and err["loc"]:
+        owner = _dotted(tuple(p for p in err["loc"][:-1] if not _is_tag(p))) if err["loc"][:-1] else ""
         msg = f"required key {err['loc'][-1]!r} missing"
         return f"{owner}: {msg}" if owner else msg
-    if isinstance(value, float) and not math.isfinite(value):
-        msg = f"{value} is not a finite number"
+    msg = err["msg"].removeprefix("Value error, ")
+    expected = _EXPECTED.get(kind)
+    if expected is not None and not loc and kind in ("model_type", "dict_type") and args is not None:
+        expected = "a string or a mapping" if _takes_text(args) else f"a mapping ({_keys(args)})"
+    read = yaml_reads(value)
+    if expected is None:
+        if isinstance(value, float) and not math.isfinite(value):
+            msg = f"{value} is not a finite number"
+    elif value is None:
+        msg = f"expected {expected}, but the value is empty"
+    elif read is not None and "string" in expected:
+        msg = f"expected {expected}, but {read}; quote it"
+    elif read is not None and isinstance(value, bool) and ("number" in expected or "integer" in expected):
+        msg = f"expected {expected}, but {read}"  # `timeout: no`
+    else:
+        msg = f"expected {expected}, got {what_it_is(value)}"
     return f"{loc}: {msg}" if loc else msg
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """A location inside a criterion as written: ``paths[0]``, ``request.headers``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _keys(args: type[BaseModel], most: int = 6) -> str:
+    """A check's argument keys as written, required ones first: ``keys: path, pattern, text, count, min``."""
+    fields = sorted(args.model_fields.items(), key=lambda nf: not nf[1].is_required())
+    names = [f.alias or n for n, f in fields]
+    return "keys: " + ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
+@cache
+def _takes_text(args: type[BaseModel]) -> bool:
+    """Whether a check kind has a short form that is a string (``file_exists: a.txt``, ``command: make``)."""
+    try:
+        args.model_validate("x")
+    except ValidationError as exc:
+        return not any(e["type"] in ("model_type", "dict_type") and not e["loc"] for e in exc.errors())
+    except Exception:  # a shorthand validator that chokes on a sample: it takes text, just not this one
+        return True
+    return True
 
 
 def _is_tag(part: Any) -> bool:

@@ -188,6 +188,36 @@ def _most_specific(errors: list[Any], source: PlanSource) -> list[Any]:
 _EXPECTED = {"string_type": "a string", "list_type": "a list", "model_type": "a mapping", "dict_type": "a mapping"}
 
 
+def yaml_reads(value: Any) -> str | None:
+    """``YAML reads this unquoted value as a number (1.1)``: for a value YAML 1.1 resolved from a plain scalar
+    (``no``, ``1.10``, ``2024-01-01``), else ``None``. What a plan meant as text reads as something else."""
+    if isinstance(value, bool):
+        what, text = "a boolean", str(value)
+    elif isinstance(value, datetime.date):
+        what, text = "a date", value.isoformat()
+    elif isinstance(value, (int, float)):
+        what, text = "a number", shown(value)
+    else:
+        return None
+    return f"YAML reads this unquoted value as {what} ({text})"
+
+
+def what_it_is(value: Any) -> str:
+    """What a value YAML gave is, for "expected X, got Y": ``a string ('x')``, ``a list``, ``a number (3)``."""
+    if value is None:
+        return "nothing (the value is empty)"
+    if isinstance(value, str):
+        return f"a string ({shown(value)})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    read = yaml_reads(value)
+    if read is not None:
+        return read.removeprefix("YAML reads this unquoted value as ")
+    return f"a {type(value).__name__}"
+
+
 def _translate(err: Any, source: PlanSource) -> PlanError:
     """One pydantic error -> one located, readable PlanError."""
     loc = tuple(err["loc"])
@@ -211,9 +241,8 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
     msg = err["msg"]
     if value is None and kind in _EXPECTED:
         msg = f"expected {_EXPECTED[kind]}, but the value is empty"
-    elif kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
-        kind_name = "boolean" if isinstance(value, bool) else "date" if isinstance(value, datetime.date) else "number"
-        msg = f"expected a string, but YAML reads this unquoted value as a {kind_name} ({value}); quote it"
+    elif kind == "string_type" and yaml_reads(value) is not None:
+        msg = f"expected a string, but {yaml_reads(value)}; quote it"
     elif kind == "string_type" and isinstance(value, dict):
         msg = "expected a string, got a mapping (an unquoted ': ' starts one); quote the string"
     elif kind == "list_type" and isinstance(value, str) and not _holds_mappings(_data_loc(loc, source)):

@@ -580,7 +580,7 @@ def test_model_falls_back_to_model_and_the_criterion_can_name_its_own(
         ("{llm_judge: {evidence: {files: [a]}}}", "7:21: llm_judge: required key 'criterion' missing"),
         (
             "{llm_judge: {criterion: x, evidence: {files: [/etc/passwd]}}}",
-            "7:55: llm_judge: evidence.files.0: absolute path",
+            "7:55: llm_judge: evidence.files[0]: absolute path",
         ),
         ("{llm_judge: {criterion: x, evidence: {files: ['../up']}}}", "escapes the workdir with '..'"),
         ("{llm_judge: {criterion: x, evidence: {commands: ['  ']}}}", "an evidence command is empty"),

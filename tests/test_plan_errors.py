@@ -118,12 +118,12 @@ CASES = [
     (
         "timeout-1e12",
         "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: 1e12}]\n",
-        "6:42: timeout: Input should be a valid number",
+        "6:42: timeout: expected a number, got a string ('1e12')",
     ),
     (
         "timeout-bool",
         "plan: p\n" + T + "    criteria: [{file_exists: x, timeout: no}]\n",
-        "6:42: timeout: Input should be a valid number (YAML reads yes/no/true/false as a boolean)",
+        "6:42: timeout: expected a number, but YAML reads this unquoted value as a boolean (False)",
     ),
     (
         "control-character",
@@ -197,7 +197,7 @@ CASES = [
     (
         "absolute-path",
         "plan: p\n" + T + "    criteria:\n      - file_exists: /etc/passwd\n",
-        "7:22: file_exists: paths.0: absolute path '/etc/passwd'",
+        "7:22: file_exists: paths[0]: absolute path '/etc/passwd'",
     ),
     (
         "dotdot-path",
@@ -207,7 +207,7 @@ CASES = [
     (
         "string-criterion-dotdot",
         "plan: p\n" + T + '    criteria:\n      - "../x exists"\n',
-        "7:9: file_exists: paths.0: path '../x' escapes the workdir",
+        "7:9: file_exists: paths[0]: path '../x' escapes the workdir",
     ),
     (
         "bad-data-type",
@@ -241,6 +241,68 @@ CASES = [
         "arg-key",
         "plan: p\n" + T + '    criteria: [{command: {run: "true", 2.5: x}}]\n',
         "6:40: command: the key '2.5' is a number",
+    ),
+]
+
+# A criterion's argument that YAML 1.1 read as something else than the text it looks like, or of the wrong
+# shape: what was expected and what YAML read, as for the plan's own keys, never a model's class name.
+_C = "plan: p\n" + T + "    criteria:\n      - "
+CASES += [
+    (
+        "shorthand-float",
+        _C + "file_exists: 1.10\n",
+        "7:22: file_exists: expected a string or a mapping, but YAML reads this unquoted value as a number (1.1);"
+        " quote it",
+    ),
+    (
+        "shorthand-bool",
+        _C + "command: yes\n",
+        "7:18: command: expected a string or a mapping, but YAML reads this unquoted value as a boolean (True);"
+        " quote it",
+    ),
+    (
+        "shorthand-date",
+        _C + "python_import: 2024-01-01\n",
+        "7:24: python_import: expected a string or a mapping, but YAML reads this unquoted value as a date"
+        " (2024-01-01); quote it",
+    ),
+    (
+        "shorthand-empty",
+        _C + "file_exists:\n",
+        "7:21: file_exists: expected a string or a mapping, but the value is empty",
+    ),
+    ("shorthand-list", _C + "command: [make]\n", "7:18: command: expected a string or a mapping, got a list"),
+    (
+        "no-shorthand-string",
+        _C + "file_contains: notes.txt\n",
+        "7:24: file_contains: expected a mapping (keys: path, pattern, text, count, min), got a string ('notes.txt')",
+    ),
+    (
+        "no-shorthand-bool",
+        _C + "data: no\n",
+        "7:15: data: expected a mapping (keys: file, path, exists, equals, matches, contains, ...), got a boolean"
+        " (False)",
+    ),
+    (
+        "list-item-float",
+        _C + "file_exists: [a.txt, 3.10]\n",
+        "7:30: file_exists: paths[1]: expected a string, but YAML reads this unquoted value as a number (3.1);"
+        " quote it",
+    ),
+    (
+        "arg-int",
+        _C + "file_contains: {path: a.txt, text: 42}\n",
+        "7:44: file_contains: text: expected a string, but YAML reads this unquoted value as a number (42); quote it",
+    ),
+    (
+        "arg-bool-for-int",
+        _C + "command: {run: 'true', exit_code: no}\n",
+        "7:43: command: exit_code: expected an integer, but YAML reads this unquoted value as a boolean (False)",
+    ),
+    (
+        "arg-string-for-int",
+        _C + "command: {run: 'true', exit_code: one}\n",
+        "7:43: command: exit_code: expected an integer, got a string ('one')",
     ),
 ]
 
