@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from planrun.agenttools.messages import ToolError, _shown, _strerror
 from planrun.atomic import temp_name
-from planrun.types import forget_paths
+from planrun.types import _fd_realpath, forget_paths
+from planrun.types import _resolve as _realpath
 
 
 class Protection(NamedTuple):
@@ -163,33 +164,6 @@ def _parts(path: object, what: str = "path") -> list[str]:
 def _inside(real: str, root: str) -> bool:
     """``real`` is ``root`` or below it, by path components (never a string prefix)."""
     return real == root or os.path.commonpath((root, real)) == root
-
-
-def _realpath(path: str) -> str | None:
-    """``os.path.realpath``, or ``None`` when the path changes while it is resolved."""
-    try:
-        return os.path.realpath(path)
-    except OSError:
-        return None
-
-
-def _fd_realpath(fd: int, path: str) -> str | None:
-    """The real path of what ``fd`` holds (opened as ``path``); ``None`` if it cannot be told for sure."""
-    if _PROC_FD:
-        try:
-            link = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            link = ""
-        if link.startswith("/"):
-            return link.removesuffix(" (deleted)")
-    real = _realpath(path)
-    if real is None:
-        return None
-    try:
-        st, rst = os.fstat(fd), os.stat(real)
-    except OSError:
-        return None
-    return real if (st.st_dev, st.st_ino) == (rst.st_dev, rst.st_ino) else None
 
 
 def _kind(mode: int) -> str:
