@@ -43,14 +43,72 @@ def _preparse_plugins(args: list[str]) -> list[str]:
     return names
 
 
+def _early_paths(args: list[str], plugins: list[object] | None) -> list[str]:
+    """The PATHS of a command line, read before the rootdir is known: an option's value never counts.
+
+    Read with the core options; when the line holds an option the core does
+    not know, again with the options of every plugin that loads wherever the
+    rootdir is (planrun's own, installed ones, ``-p``, plugin objects), so
+    ``--junitxml reports/x.xml`` never makes ``reports/`` choose the rootdir.
+    Options only a plugin of the rootdir adds (its ``conftest.py``, its
+    ``[tool.planrun] plugins``) are checked after the full parse
+    (:func:`_check_paths`).
+    """
+    parser = make_parser()
+    if not _unknown_options(parser, args):
+        return positional_paths(args)
+    pm = PlanrunPluginManager()
+    try:
+        pm.load_plugins(_preparse_plugins(args), plugins)
+        pm.hook.planrun_addoption.call_historic(kwargs=dict(parser=parser, pluginmanager=pm))
+    except (PlanrunError, ArgumentError):  # the real load reports it
+        return positional_paths(args)
+    return positional_paths(args, parser)
+
+
+def _unknown_options(parser: ArgumentParser, args: list[str]) -> bool:
+    """Whether ``args`` holds an option ``parser`` does not have (up to ``--``)."""
+    known = parser._option_string_actions
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg.startswith("-") and arg != "-" and arg.split("=", 1)[0] not in known:
+            if not (arg[:2] in known and not arg.startswith("--")):  # -n2, -pNAME: a short option with its value
+                return True
+    return False
+
+
+def _check_paths(line: _CommandLine, parser: ArgumentParser) -> None:
+    """The rootdir was chosen from the right PATHS: no value of an option that only a plugin of the rootdir
+    adds was taken for one (the rootdir, and with it the workdir, would depend on it)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            known, _ = parser.parse_known_intermixed_args(line.env_args + line.given)
+    except (UsageError, ParserExit):
+        return
+    full = list(known.paths)
+    if full == line.early:
+        return
+    if find_rootdir(full, line.invocation_dir) == (line.rootdir, line.inipath):
+        return
+    taken = next((p for p in line.early if p not in full), line.early[0] if line.early else "")
+    raise UsageError(
+        f"{taken!r} was read as a path to choose the rootdir, but it is the value of an option that a plugin"
+        f" of that rootdir adds: write the option and its value as one argument (--option={taken}),"
+        " or mark the rootdir with a planrun.toml or pyproject.toml"
+    )
+
+
 class _CommandLine:
     """What ``build_config`` reads before any plugin: the rootdir, the config file and the whole command line."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], plugins: list[object] | None = None) -> None:
         self.invocation_dir = Path.cwd()
         self.env_args = split_args(os.environ.get("PLANRUN_ADDOPTS", ""), "PLANRUN_ADDOPTS")
+        self.given = list(args)
         # Only positional paths choose the rootdir (never the value of -k or another option).
-        self.rootdir, self.inipath = find_rootdir(positional_paths(self.env_args + args), self.invocation_dir)
+        self.early = _early_paths(self.env_args + args, plugins)
+        self.rootdir, self.inipath = find_rootdir(self.early, self.invocation_dir)
         self.inicfg = read_inicfg(self.inipath)
         self.source = f"{self.inipath} [tool.planrun]"
         self.ini_addopts = ini_args(self.inicfg, "addopts", self.source)
@@ -67,7 +125,7 @@ class _CommandLine:
 
 def build_config(args: list[str], plugins: list[object] | None = None) -> Config:
     """Rootdir and config file, plugins, then the full command line."""
-    return _build_config(_CommandLine(args), plugins)
+    return _build_config(_CommandLine(args, plugins), plugins)
 
 
 def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
@@ -81,6 +139,7 @@ def _build_config(line: _CommandLine, plugins: list[object] | None) -> Config:
             parser, exc, [(f"{line.source} addopts", line.ini_addopts), ("PLANRUN_ADDOPTS", line.env_args)]
         ) from None
     pm.check_pending_plugins()
+    _check_paths(line, parser)
     return line.config(pm, option)
 
 
@@ -195,7 +254,7 @@ def main(args: list[str] | None = None, plugins: list[object] | None = None) -> 
             return ExitCode.INTERNAL_ERROR
     try:
         try:
-            line = _CommandLine(args)
+            line = _CommandLine(args, plugins)
             config = _version_config(line, plugins) or _build_config(line, plugins)
         except ParserExit as exc:  # argparse after printing --help
             return exc.status

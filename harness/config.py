@@ -232,9 +232,9 @@ KNOWN_INI_KEYS = {
 }
 
 
-def positional_paths(args: list[str]) -> list[str]:
-    """The PATHS of a command line (option values never count), read with the core options only."""
-    parser = make_parser()
+def positional_paths(args: list[str], parser: ArgumentParser | None = None) -> list[str]:
+    """The PATHS of a command line (option values never count), read with ``parser``'s options (the core's)."""
+    parser = make_parser() if parser is None else parser
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # --help
             known, _ = parser.parse_known_intermixed_args(args)

@@ -110,12 +110,67 @@ def test_rootdir_from_node_ids_and_missing_paths(planrunner: Planrunner) -> None
 def test_option_values_are_not_paths(planrunner: Planrunner, option: list[str]) -> None:
     for folder in ("sub", "7"):
         planrunner.makefile(f"{folder}/pyproject.toml", "[tool.planrun]\ntimeout = -1\n")
-    planrunner.makeplan("p", TOUCH.replace("T,", "sub,"))
+    planrunner.makeplan("plans/p", TOUCH.replace("T,", "sub,"))  # alone, its folder is the rootdir
     seen = Seen()
-    result = planrunner.run(*option, "p.plan.yaml", plugins=[seen])
+    result = planrunner.run(*option, "plans/p.plan.yaml", plugins=[seen])
     if option[0] == "--maxfail":
         refused(result, "ERROR: planrun: argument --maxfail: not a whole number: 'sub'")
         return
+    assert result.ret == ExitCode.OK, result
+    assert seen.rootdir == planrunner.path / "plans"
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--junitxml", "sub/x.xml"],
+        ["--json", "sub/x.json"],
+        ["--evidence", "sub/ev.json"],
+        ["--model", "sub"],
+        ["--base-url", "sub"],
+        ["--judge-model", "sub"],
+        ["--agent-cmd", "sub"],
+        ["-n", "2"],
+        ["--numprocesses", "2"],
+        ["--shard", "1/1"],
+    ],
+    ids=lambda o: o[0],
+)
+def test_a_plugin_options_value_that_names_a_file_is_not_a_path(planrunner: Planrunner, option: list[str]) -> None:
+    """planrun's plugins' options are known before the rootdir is chosen: ``--junitxml reports/x.xml`` with
+    that file already there (the second run) must not move the rootdir, and with it where the steps run."""
+    for made in ("sub/x.xml", "sub/x.json", "sub/ev.json", "2/keep", "1/1/keep"):
+        planrunner.makefile(made, "")
+    planrunner.makeplan("plans/p", TOUCH)
+    seen = Seen()
+    result = planrunner.run(*option, "plans/p.plan.yaml", plugins=[seen])
+    assert seen.rootdir == planrunner.path / "plans", result
+    assert result.ret == ExitCode.OK, result
+    assert (planrunner.path / "plans" / "made.txt").exists() and not (planrunner.path / "made.txt").exists()
+
+
+ROOT_OPTION = """
+def planrun_addoption(parser):
+    parser.add_argument("--where")
+"""
+
+
+def test_a_value_only_a_rootdir_plugin_knows_cannot_move_the_rootdir(planrunner: Planrunner) -> None:
+    """An option a conftest of the rootdir adds is unknown when the rootdir is chosen: if its value, taken for
+    a path, chose another rootdir than the paths alone, that is a usage error, never a run somewhere else."""
+    planrunner.makeconftest(ROOT_OPTION)
+    planrunner.makefile("sub/keep", "")
+    planrunner.makeplan("plans/p", TOUCH)
+    refused(
+        planrunner.run("--where", "sub", "plans/p.plan.yaml"),
+        "ERROR: 'sub' was read as a path to choose the rootdir, but it is the value of an option that a plugin"
+        " of that rootdir adds: write the option and its value as one argument (--option=sub),"
+        " or mark the rootdir with a planrun.toml or pyproject.toml",
+    )
+    assert not (planrunner.path / "plans" / "made.txt").exists()
+    planrunner.makefile("planrun.toml", "")  # the rootdir marked: either way it is the same
+    seen = Seen()
+    result = planrunner.run("--where", "sub", "plans/p.plan.yaml", plugins=[seen])
     assert result.ret == ExitCode.OK, result
     assert seen.rootdir == planrunner.path
 
