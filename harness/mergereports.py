@@ -7,6 +7,7 @@ report and the report of one serial run agree byte for byte, times aside.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -406,6 +407,14 @@ def check_report_path(path: Path, label: str) -> None:
     """
     if path.is_dir():
         raise UsageError(f"{label}: is a directory")
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):  # /dev/stdout, a FIFO: written to as it is
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{label}: not writable")
+        return
     parent = path.parent
     while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
         parent = parent.parent
@@ -416,18 +425,52 @@ def check_report_path(path: Path, label: str) -> None:
 
 
 def write_report(path: Path, data: str, label: str) -> None:
-    """Write a report atomically (:func:`planrun.write_atomic`); a failure is a one-line :class:`UsageError`.
+    """Write a report; a failure is a one-line :class:`UsageError`.
 
-    The reason names what is in the way (a folder replaced by a file since
-    the run started) when it can, else the system's reason (a full disk).
+    A file (or a new one) is replaced atomically (:func:`planrun.write_atomic`).
+    What exists and is no regular file (``/dev/stdout``, a terminal, a FIFO
+    such as bash's ``>(jq .)``) is written to as it is, as pytest writes its
+    reports there, never replaced by a file (as root, a rename over
+    ``/dev/null`` would). The reason names what is in the way (a folder
+    replaced by a file since the run started) when it can, else the system's
+    reason (a full disk, a FIFO nobody reads).
     """
     from planrun.atomic import write_atomic
 
     try:
-        write_atomic(path, data)
+        if not _write_in_place(path, data.encode("utf-8")):
+            write_atomic(path, data)
     except OSError as exc:
         check_report_path(path, label)  # raises with the clearer reason when there is one
-        raise UsageError(f"{label}: cannot write: {exc.strerror or exc}") from None
+        reason = "no process reads it" if exc.errno == errno.ENXIO else exc.strerror or exc
+        raise UsageError(f"{label}: cannot write: {reason}") from None
+
+
+def _write_in_place(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` if it exists and is no regular file (nor a folder); False: it is not such.
+
+    Opened without creating or truncating anything, then checked by what was
+    opened: a regular file found there is left alone (False), for the atomic
+    replace. Opened non-blocking, so a FIFO nobody reads is an error
+    (``ENXIO``), not a hang; written blocking.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # a file now: replaced atomically after all
+            return False
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return True
 
 
 def main(args: list[str], plugins: list[object] | None = None) -> int:

@@ -20,13 +20,14 @@ from planrun import (
     EVIDENCE_FORMAT,
     EVIDENCE_VERSION,
     ItemReport,
-    UsageError,
     __version__,
+    check_report_path,
     git_state,
     hookimpl,
+    printable,
     set_recording,
     sha256_of,
-    write_atomic,
+    write_report,
 )
 
 
@@ -49,8 +50,7 @@ def planrun_configure(config: Any) -> None:
     if not value:
         return
     path = Path(os.path.abspath(value))
-    if path.is_dir():
-        raise UsageError(f"--evidence {value}: is a directory")
+    check_report_path(path, f"--evidence {printable(value)}")
     config.pluginmanager.register(EvidenceWriter(config, path), "evidence-writer")
 
 
@@ -107,11 +107,8 @@ class EvidenceWriter:
     @hookimpl
     def planrun_sessionfinish(self, session: Any, exitstatus: int) -> None:
         set_recording(False)
-        try:
-            data = json.dumps(self.document(session, exitstatus), indent=1) + "\n"
-            write_atomic(self.path, data)
-        except OSError as exc:
-            raise UsageError(f"--evidence {self.path}: cannot be written: {exc.strerror or exc}") from None
+        data = json.dumps(self.document(session, exitstatus), indent=1) + "\n"
+        write_report(self.path, data, f"--evidence {printable(str(self.path))}")
 
     def document(self, session: Any, exitstatus: int) -> dict[str, Any]:
         config = self.config
