@@ -191,6 +191,9 @@ def test_console_script_interrupted_during_startup_exits_2(planrunner: Planrunne
 # installed any handler: the earliest a Ctrl-C can land.
 _HOOK = """
 import os, signal, sys
+# Python's own Ctrl-C handler, as in a terminal: a shell that started this run in the background (CI) may
+# have handed it SIGINT ignored, and Python then keeps it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class _Interrupt:
     def find_spec(self, name, path=None, target=None):
         if name == {target!r}:
