@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from planrun.errors import CompileError
-from planrun.planfile import PlanSource, did_you_mean, fields_at, not_a_name, shown, what_it_is, yaml_reads
+from planrun.planfile import (
+    PlanSource,
+    did_you_mean,
+    dotted_path,
+    fields_at,
+    not_a_name,
+    shown,
+    what_it_is,
+    yaml_reads,
+)
 from planrun.registry import CheckRegistry
 from planrun.types import CheckFunction, Location
 
@@ -318,11 +327,13 @@ def _message(err: Any, args: type[BaseModel] | None = None) -> str:
     it``), as the plan's own keys do; never a model's class name.
     """
     kind, value = err["type"], err.get("input")
-    loc = _dotted(tuple(p for p in err["loc"] if not _is_tag(p))) if err["loc"] else ""
+    parts = tuple(p for p in err["loc"] if not _is_tag(p))
+    loc = dotted_path(parts) if parts else ""
     if kind == "extra_forbidden":
         return f"unknown key {shown(err['loc'][-1])}"
     if kind == "missing" and err["loc"]:
-        owner = _dotted(tuple(p for p in err["loc"][:-1] if not _is_tag(p))) if err["loc"][:-1] else ""
+        owner_parts = tuple(p for p in err["loc"][:-1] if not _is_tag(p))
+        owner = dotted_path(owner_parts) if owner_parts else ""
         msg = f"required key {err['loc'][-1]!r} missing"
         return f"{owner}: {msg}" if owner else msg
     msg = err["msg"].removeprefix("Value error, ")
@@ -342,17 +353,6 @@ def _message(err: Any, args: type[BaseModel] | None = None) -> str:
     else:
         msg = f"expected {expected}, got {what_it_is(value)}"
     return f"{loc}: {msg}" if loc else msg
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    """A location inside a criterion as written: ``paths[0]``, ``request.headers``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _keys(args: type[BaseModel], most: int = 6) -> str:

@@ -140,9 +140,10 @@ def _number_errors(node: Any, loc: tuple[Any, ...], source: PlanSource) -> typin
         for i, v in enumerate(node):
             yield from _number_errors(v, (*loc, i), source)
     elif isinstance(node, float) and not math.isfinite(node):
-        yield source.error(loc, f"{_dotted(loc)}: {node} is not a finite number")
+        yield source.error(loc, f"{dotted_path(loc)}: {node} is not a finite number")
     elif isinstance(node, (int, float)) and not isinstance(node, bool) and not -MAX_NUMBER < node < MAX_NUMBER:
-        yield source.error(loc, f"{_dotted(loc)}: {shown(node)} is out of range (-{MAX_NUMBER:,} to {MAX_NUMBER:,})")
+        limits = f"-{MAX_NUMBER:,} to {MAX_NUMBER:,}"
+        yield source.error(loc, f"{dotted_path(loc)}: {shown(node)} is out of range ({limits})")
 
 
 def shown(value: Any) -> str:
@@ -159,7 +160,8 @@ def shown(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
+def dotted_path(loc: tuple[Any, ...]) -> str:
+    """``("tasks", 0, "id")`` as written: ``tasks[0].id`` (``plan`` for none); long or odd keys shown short."""
     out = ""
     for part in loc:
         if isinstance(part, int) and not isinstance(part, bool):
@@ -231,12 +233,12 @@ def _translate(err: Any, source: PlanSource) -> PlanError:
         return source.error(loc, msg, key=True)
     if kind == "invalid_key":  # a key YAML reads as a date, a number, a boolean or null
         key, owner = err.get("input"), _data_loc(loc[:-1], source)
-        where = f"{_dotted(owner)}: " if owner else ""
+        where = f"{dotted_path(owner)}: " if owner else ""
         return not_a_name(source, (*owner, key), key, where)
     if kind == "missing":  # located at the mapping that lacks the key
         owner = _data_loc(loc[:-1], source)
-        return source.error(owner, f"{_dotted(owner)}: required key {shown(loc[-1])} missing")
-    where = _dotted(_data_loc(loc, source))
+        return source.error(owner, f"{dotted_path(owner)}: required key {shown(loc[-1])} missing")
+    where = dotted_path(_data_loc(loc, source))
     value = err.get("input")
     msg = err["msg"]
     if value is None and kind in _EXPECTED:
